@@ -1,0 +1,14 @@
+"""roboforge environments: the task API, built-in tasks and simulator backends.
+
+``import envs`` registers every built-in task as the Gymnasium id ``roboforge/<task>-v0``.
+"""
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering unless the user chose otherwise
+
+from envs.registry import (UnknownTaskError, env_id, get_task, list_tasks, make_env,  # noqa: E402
+                           register_task, task_source_hash)
+from envs import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
+
+__all__ = ["UnknownTaskError", "env_id", "get_task", "list_tasks", "make_env", "register_task",
+           "task_source_hash"]

@@ -1,0 +1,123 @@
+"""Compile a backend-agnostic :class:`~envs.core.scene.Scene` into an MJCF model.
+
+The robot comes from ``assets/panda/panda.xml``; the table, lights and cameras are added here;
+each scene object becomes a body (free-jointed if movable, static if a fixture).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from envs.core.scene import Scene
+
+ASSETS = Path(os.environ.get("ROBOFORGE_ASSETS", Path(__file__).resolve().parents[3] / "assets"))
+PANDA_XML = ASSETS / "panda" / "panda.xml"
+
+TIMESTEP = 0.002      # s: physics step
+CONTROL_HZ = 20       # policy/action rate
+N_SUBSTEPS = round(1.0 / (CONTROL_HZ * TIMESTEP))
+BOWL_WALLS = 12       # wall segments approximating a round bowl
+
+
+@lru_cache(maxsize=1)
+def _robot_tree() -> ET.Element:
+    if not PANDA_XML.exists():
+        raise FileNotFoundError(f"robot model not found at {PANDA_XML}; set ROBOFORGE_ASSETS to the "
+                                f"folder holding panda/panda.xml")
+    return ET.parse(PANDA_XML).getroot()
+
+
+def lookat_xyaxes(pos, target, up=(0.0, 0.0, 1.0)) -> str:
+    """MJCF ``xyaxes`` for a camera at ``pos`` looking at ``target`` (cameras look along -z)."""
+    z = np.asarray(pos, float) - np.asarray(target, float)
+    z /= np.linalg.norm(z)
+    x = np.cross(up, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return " ".join(f"{v:.5f}" for v in (*x, *y))
+
+
+def _fmt(v) -> str:
+    return " ".join(f"{float(x):.6g}" for x in np.atleast_1d(v))
+
+
+def _yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def _add_object(world: ET.Element, obj) -> None:
+    hx, hy, hz = obj.half_size
+    rgba = _fmt(obj.rgba)
+    body = ET.SubElement(world, "body", name=obj.name, pos=_fmt(obj.pos), quat=_fmt(_yaw_quat(obj.yaw)))
+    if obj.kind in ("block", "cylinder"):
+        ET.SubElement(body, "freejoint", name=f"{obj.name}_joint")
+        geom = dict(name=obj.name, rgba=rgba, mass=f"{obj.mass:.6g}", friction="1 0.005 0.0001",
+                    condim="4", solref="0.005 1")
+        if obj.kind == "block":
+            ET.SubElement(body, "geom", type="box", size=_fmt((hx, hy, hz)), **geom)
+        else:
+            ET.SubElement(body, "geom", type="cylinder", size=_fmt((hx, hz)), **geom)
+    elif obj.kind == "zone":
+        ET.SubElement(body, "geom", name=obj.name, type="box", size=_fmt((hx, hy, hz)),
+                      rgba=_fmt((*obj.rgba[:3], 0.7)), contype="0", conaffinity="0")
+    elif obj.kind == "bowl":
+        t = 0.005  # wall / floor thickness
+        ET.SubElement(body, "geom", name=f"{obj.name}_floor", type="cylinder", size=_fmt((hx, t / 2)),
+                      pos=_fmt((0, 0, -hz + t / 2)), rgba=rgba)
+        seg = np.pi * hx / BOWL_WALLS * 1.05
+        for i in range(BOWL_WALLS):
+            a = 2 * np.pi * i / BOWL_WALLS
+            ET.SubElement(body, "geom", name=f"{obj.name}_wall{i}", type="box", size=_fmt((t / 2, seg, hz)),
+                          pos=_fmt((hx * np.cos(a), hx * np.sin(a), 0)), quat=_fmt(_yaw_quat(a)), rgba=rgba)
+    else:
+        raise ValueError(f"the MuJoCo backend has no object kind {obj.kind!r}")
+
+
+def compile_scene(scene: Scene, model_name: str = "roboforge") -> str:
+    """Return MJCF XML text for ``scene`` with the Panda, a table, lights and cameras."""
+    robot = _robot_tree()
+    root = ET.Element("mujoco", model=model_name)
+    ET.SubElement(root, "compiler", angle="radian", autolimits="true")
+    ET.SubElement(root, "option", timestep=str(TIMESTEP), integrator="implicitfast",
+                  cone="elliptic", impratio="10")
+    visual = ET.SubElement(root, "visual")
+    ET.SubElement(visual, "global", offwidth="640", offheight="640")
+    ET.SubElement(visual, "quality", shadowsize="2048")
+    ET.SubElement(visual, "headlight", ambient="0.35 0.35 0.35", diffuse="0.5 0.5 0.5")
+    for tag in ("default",):
+        root.append(copy.deepcopy(robot.find(tag)))
+    asset = ET.SubElement(root, "asset")
+    ET.SubElement(asset, "texture", name="grid", type="2d", builtin="checker", rgb1="0.32 0.34 0.36",
+                  rgb2="0.28 0.3 0.32", width="256", height="256")
+    ET.SubElement(asset, "material", name="floor", texture="grid", texrepeat="8 8")
+    ET.SubElement(asset, "material", name="table", rgba="0.76 0.66 0.52 1")
+
+    world = ET.SubElement(root, "worldbody")
+    ET.SubElement(world, "light", pos="0.5 -0.3 1.5", dir="0 0.2 -1", diffuse="0.6 0.6 0.6", castshadow="true")
+    ET.SubElement(world, "geom", name="floor", type="plane", size="3 3 0.1", pos="0 0 -0.75", material="floor")
+    ET.SubElement(world, "geom", name="table", type="box", size="0.55 0.7 0.375", pos="0.4 0 -0.375",
+                  material="table", friction="1 0.005 0.0001")
+    ET.SubElement(world, "camera", name="front", pos="1.25 0 0.55",
+                  xyaxes=lookat_xyaxes((1.25, 0, 0.55), (0.45, 0, 0.05)), fovy="45")
+    ET.SubElement(world, "camera", name="side", pos="0.5 -0.9 0.5",
+                  xyaxes=lookat_xyaxes((0.5, -0.9, 0.5), (0.5, 0, 0.05)), fovy="45")
+    for child in robot.find("worldbody"):
+        world.append(copy.deepcopy(child))
+    for obj in scene.objects:
+        _add_object(world, obj)
+    for tag in ("contact", "tendon", "equality", "actuator"):
+        section = robot.find(tag)
+        if section is not None:
+            root.append(copy.deepcopy(section))
+    return ET.tostring(root, encoding="unicode")
+
+
+def home_qpos() -> np.ndarray:
+    """Robot joint positions (7 arm + 2 fingers) of the ``home`` keyframe."""
+    key = _robot_tree().find("keyframe/key[@name='home']")
+    return np.array([float(x) for x in key.get("qpos").split()])

@@ -1,0 +1,298 @@
+"""Gymnasium environment running a roboforge task on MuJoCo.
+
+Observation modes
+- ``state``: flat float32 vector; layout (see ``state_layout``): arm qpos (7), arm qvel (7),
+  gripper width (1, m), TCP position (3, m, base frame), TCP quaternion (4, wxyz, w >= 0), then per
+  movable object in the task's build order: position (3), quaternion (4), position minus TCP (3);
+  then per fixture (zones, bowls): position (3).
+- ``rgb``: dict with ``state`` plus ``front_rgb`` / ``wrist_rgb`` (H, W, 3) uint8.
+- ``rgbd``: as ``rgb`` plus ``front_depth`` / ``wrist_depth`` (H, W, 1) float32 metres.
+- ``pointcloud``: dict with ``state`` and ``pointcloud`` (N, 6) float32: xyz (world) + rgb in [0, 1]
+  from the front and wrist depth cameras, table-top region only, a fixed N points.
+Actions are described in :mod:`envs.backends.mujoco.controller`. ``info`` carries ``success``,
+``instruction`` and the named ``conditions`` every step. ``terminated`` = success.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+from gymnasium import spaces  # noqa: E402
+
+from envs.backends.mujoco.compiler import N_SUBSTEPS, CONTROL_HZ, compile_scene, home_qpos  # noqa: E402
+from envs.backends.mujoco.controller import ArmController  # noqa: E402
+from envs.core.scene import Scene  # noqa: E402
+from envs.core.state import ObjectState, SceneState  # noqa: E402
+from envs.core.task import Task  # noqa: E402
+
+OBS_MODES = ("state", "rgb", "rgbd", "pointcloud")
+CONTROL_MODES = ("ee_delta_pose", "joint_pos")
+CAMERAS = ("front", "wrist")
+POINTCLOUD_POINTS = 1024
+INIT_JOINT_NOISE = 0.02  # rad: per-episode perturbation of the home posture
+FEATURES = frozenset({"block", "cylinder", "zone", "bowl"})
+
+
+class RenderError(RuntimeError):
+    """No OpenGL context could be made for rendering."""
+
+
+def _gl_help(err: Exception) -> RenderError:
+    backend = os.environ.get("MUJOCO_GL", "")
+    return RenderError(
+        f"MuJoCo could not create an OpenGL context (MUJOCO_GL={backend!r}): {err}. "
+        "Headless rendering needs EGL: run `apt-get install -y libegl1 libgl1` (as root) and keep "
+        "MUJOCO_GL=egl, or install OSMesa (`apt-get install -y libosmesa6`) and set MUJOCO_GL=osmesa. "
+        "State observations without rendering need neither.")
+
+
+class MujocoTaskEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+
+    def __init__(self, task_cls: type[Task], obs_mode: str = "state", control_mode: str = "ee_delta_pose",
+                 render_mode: str | None = None, image_size: int = 128, render_size: int = 256,
+                 reward_mode: str = "dense", num_envs: int = 1):
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"unknown obs_mode {obs_mode!r}; choose one of {', '.join(OBS_MODES)}")
+        if control_mode not in CONTROL_MODES:
+            raise ValueError(f"unknown control_mode {control_mode!r}; choose one of {', '.join(CONTROL_MODES)}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unknown render_mode {render_mode!r}; the MuJoCo backend supports 'rgb_array'")
+        if reward_mode not in ("dense", "sparse"):
+            raise ValueError(f"unknown reward_mode {reward_mode!r}; choose 'dense' or 'sparse'")
+        if num_envs != 1:
+            raise ValueError("the MuJoCo env is single-instance; for batches use gymnasium.vector "
+                             "(SyncVectorEnv/AsyncVectorEnv) over num_envs copies")
+        missing = set(task_cls.features) - FEATURES
+        if missing:
+            raise ValueError(f"task {task_cls.name!r} needs {sorted(missing)}, which the MuJoCo backend lacks")
+        self.task_cls, self.obs_mode, self.control_mode = task_cls, obs_mode, control_mode
+        self.render_mode, self.reward_mode = render_mode, reward_mode
+        self.image_size, self.render_size = image_size, render_size
+        self._signature = None
+        self._renderers: dict[int, mujoco.Renderer] = {}
+        self._home = home_qpos()
+        self._build(np.random.default_rng(0))  # fixes spaces: a task's object structure is static
+        self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_dim,), np.float32)
+        self.observation_space = self._make_obs_space()
+
+    # -- scene lifecycle -------------------------------------------------------------------
+    def _build(self, rng: np.random.Generator) -> None:
+        self.task = self.task_cls()
+        scene = Scene(rng)
+        self.task.build(scene, rng)
+        self.scene, self.goals = scene, self.task.goals()
+        sig = scene.signature()
+        if self._signature is not None and [s[:2] for s in sig] != [s[:2] for s in self._signature]:
+            raise RuntimeError(f"task {self.task_cls.name!r} built a different set of objects for another "
+                               f"seed; a task's objects (names and kinds) must not depend on the seed")
+        if sig != self._signature:  # sizes/masses changed (or first build): recompile
+            self.model = mujoco.MjModel.from_xml_string(compile_scene(scene, self.task_cls.name))
+            self.data = mujoco.MjData(self.model)
+            self.controller = ArmController(self.model, self.data, self.control_mode, self._home)
+            self._index_model()
+            self._close_renderers()
+            self._signature = sig
+        else:  # same structure: recolour and move in place, no recompile
+            for obj in scene.objects:
+                for g in self._obj_geoms[obj.name]:
+                    self.model.geom_rgba[g] = obj.rgba if obj.kind != "zone" else (*obj.rgba[:3], 0.7)
+        mujoco.mj_resetData(self.model, self.data)
+        for obj in scene.objects:
+            quat = np.array([np.cos(obj.yaw / 2), 0, 0, np.sin(obj.yaw / 2)])
+            if obj.movable:
+                adr = self._obj_qpos[obj.name]
+                self.data.qpos[adr:adr + 3], self.data.qpos[adr + 3:adr + 7] = obj.pos, quat
+            else:
+                b = self.model.body(obj.name).id
+                self.model.body_pos[b], self.model.body_quat[b] = obj.pos, quat
+        q = self._home.copy()
+        q[:7] += rng.normal(0.0, INIT_JOINT_NOISE, 7)
+        self.data.qpos[:9] = q
+        mujoco.mj_forward(self.model, self.data)
+        self.controller.reset()
+
+    def _index_model(self) -> None:
+        m = self.model
+        self._movable = [o for o in self.scene.objects if o.movable]
+        self._fixtures = [o for o in self.scene.objects if not o.movable]
+        self._obj_qpos = {o.name: m.jnt_qposadr[m.joint(f"{o.name}_joint").id] for o in self._movable}
+        self._obj_dof = {o.name: m.jnt_dofadr[m.joint(f"{o.name}_joint").id] for o in self._movable}
+        self._obj_geoms = {o.name: [g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(o.name).id]
+                           for o in self.scene.objects}
+        self._geom_owner = np.full(m.ngeom, -1)
+        for i, o in enumerate(self._movable):
+            self._geom_owner[self._obj_geoms[o.name]] = i
+        self._pads = (m.geom("left_pad").id, m.geom("right_pad").id)
+
+    # -- state -----------------------------------------------------------------------------
+    def scene_state(self) -> SceneState:
+        """Privileged, backend-agnostic snapshot (goals, rewards and oracles read this)."""
+        d = self.data
+        objects = {}
+        for o in self._movable:
+            a, v = self._obj_qpos[o.name], self._obj_dof[o.name]
+            objects[o.name] = ObjectState(d.qpos[a:a + 3].copy(), d.qpos[a + 3:a + 7].copy(),
+                                          d.qvel[v:v + 3].copy(), d.qvel[v + 3:v + 6].copy())
+        zero = np.zeros(3)
+        for o in self._fixtures:
+            b = self.model.body(o.name).id
+            objects[o.name] = ObjectState(d.xpos[b].copy(), d.xquat[b].copy(), zero, zero)
+        touch_l, touch_r = self._finger_contacts()
+        return SceneState(objects=objects, tcp_pos=d.site_xpos[self.controller.tcp].copy(),
+                          tcp_quat=self.controller.tcp_quat(), gripper_width=float(d.qpos[7] + d.qpos[8]),
+                          touching=frozenset(touch_l | touch_r), grasped=frozenset(touch_l & touch_r))
+
+    def _finger_contacts(self) -> tuple[set[str], set[str]]:
+        c = self.data.contact
+        n = self.data.ncon
+        if n == 0:
+            return set(), set()
+        g1, g2 = c.geom1[:n], c.geom2[:n]
+        out = []
+        for pad in self._pads:
+            other = np.concatenate([g2[g1 == pad], g1[g2 == pad]])
+            owners = self._geom_owner[other]
+            out.append({self._movable[i].name for i in owners[owners >= 0]})
+        return out[0], out[1]
+
+    def state_layout(self) -> dict[str, slice]:
+        """Names of the slices of the ``state`` observation vector."""
+        layout, i = {}, 0
+        for key, n in [("qpos", 7), ("qvel", 7), ("gripper_width", 1), ("tcp_pos", 3), ("tcp_quat", 4)]:
+            layout[key], i = slice(i, i + n), i + n
+        for o in self._movable:
+            for key, n in [("pos", 3), ("quat", 4), ("rel_pos", 3)]:
+                layout[f"{o.name}.{key}"], i = slice(i, i + n), i + n
+        for o in self._fixtures:
+            layout[f"{o.name}.pos"], i = slice(i, i + 3), i + 3
+        return layout
+
+    def _state_obs(self, s: SceneState) -> np.ndarray:
+        d = self.data
+        tq = s.tcp_quat if s.tcp_quat[0] >= 0 else -s.tcp_quat
+        parts = [d.qpos[:7], d.qvel[:7], [s.gripper_width], s.tcp_pos, tq]
+        for o in self._movable:
+            st = s.objects[o.name]
+            parts += [st.pos, st.quat, st.pos - s.tcp_pos]
+        parts += [s.objects[o.name].pos for o in self._fixtures]
+        return np.concatenate(parts).astype(np.float32)
+
+    def _make_obs_space(self) -> spaces.Space:
+        n = sum(sl.stop - sl.start for sl in self.state_layout().values())
+        state = spaces.Box(-np.inf, np.inf, (n,), np.float32)
+        if self.obs_mode == "state":
+            return state
+        s = self.image_size
+        d = {"state": state}
+        if self.obs_mode in ("rgb", "rgbd"):
+            for cam in CAMERAS:
+                d[f"{cam}_rgb"] = spaces.Box(0, 255, (s, s, 3), np.uint8)
+                if self.obs_mode == "rgbd":
+                    d[f"{cam}_depth"] = spaces.Box(0.0, np.inf, (s, s, 1), np.float32)
+        else:
+            d["pointcloud"] = spaces.Box(-np.inf, np.inf, (POINTCLOUD_POINTS, 6), np.float32)
+        return spaces.Dict(d)
+
+    def _obs(self, s: SceneState):
+        state = self._state_obs(s)
+        if self.obs_mode == "state":
+            return state
+        obs = {"state": state}
+        if self.obs_mode in ("rgb", "rgbd"):
+            for cam in CAMERAS:
+                obs[f"{cam}_rgb"] = self._render(cam, self.image_size)
+                if self.obs_mode == "rgbd":
+                    obs[f"{cam}_depth"] = self._render(cam, self.image_size, depth=True)[..., None]
+        else:
+            obs["pointcloud"] = self._pointcloud()
+        return obs
+
+    # -- rendering -------------------------------------------------------------------------
+    def _renderer(self, size: int) -> mujoco.Renderer:
+        if size not in self._renderers:
+            try:
+                self._renderers[size] = mujoco.Renderer(self.model, size, size)
+            except Exception as err:  # mujoco raises plain Exceptions for GL failures
+                raise _gl_help(err) from err
+        return self._renderers[size]
+
+    def _render(self, camera: str, size: int, depth: bool = False) -> np.ndarray:
+        r = self._renderer(size)
+        if depth:
+            r.enable_depth_rendering()
+        r.update_scene(self.data, camera=camera)
+        img = r.render()
+        if depth:
+            r.disable_depth_rendering()
+            return img.astype(np.float32)
+        return img
+
+    def _pointcloud(self) -> np.ndarray:
+        pts = []
+        for cam in CAMERAS:
+            rgb = self._render(cam, self.image_size).reshape(-1, 3) / 255.0
+            depth = self._render(cam, self.image_size, depth=True)
+            pts.append(np.concatenate([self._unproject(cam, depth), rgb], axis=1))
+        cloud = np.concatenate(pts).astype(np.float32)
+        keep = cloud[(cloud[:, 2] > -0.01) & (np.abs(cloud[:, 1]) < 0.6) & (cloud[:, 0] < 1.0)]
+        if len(keep) == 0:
+            return np.zeros((POINTCLOUD_POINTS, 6), np.float32)
+        idx = np.linspace(0, len(keep) - 1, POINTCLOUD_POINTS).astype(int)  # deterministic subsample
+        return keep[idx]
+
+    def _unproject(self, camera: str, depth: np.ndarray) -> np.ndarray:
+        """Depth image (m) -> world-frame points using the camera's pose and vertical fov."""
+        cam = self.model.camera(camera).id
+        h, w = depth.shape
+        f = 0.5 * h / np.tan(np.deg2rad(self.model.cam_fovy[cam]) / 2)
+        u, v = np.meshgrid(np.arange(w) + 0.5 - w / 2, np.arange(h) + 0.5 - h / 2)
+        # camera looks along -z, image v grows downward (-y)
+        local = np.stack([u / f * depth, -v / f * depth, -depth], axis=-1).reshape(-1, 3)
+        R = self.data.cam_xmat[cam].reshape(3, 3)
+        return local @ R.T + self.data.cam_xpos[cam]
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            raise ValueError("render() needs render_mode='rgb_array' at gym.make")
+        return self._render("front", self.render_size)
+
+    def _close_renderers(self) -> None:
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()
+
+    def close(self):
+        self._close_renderers()
+
+    # -- gym API ---------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._build(self.np_random)
+        self.instruction = self.task.describe()
+        s = self.scene_state()
+        conds = self.task.evaluate(s, self.goals)
+        return self._obs(s), self._info(conds)
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {action.shape}; {self.control_mode} expects "
+                             f"{self.action_space.shape} in [-1, 1]")
+        self.controller.apply(np.clip(action, -1.0, 1.0))
+        mujoco.mj_step(self.model, self.data, nstep=N_SUBSTEPS)
+        s = self.scene_state()
+        conds = self.task.evaluate(s, self.goals)
+        if self.reward_mode == "dense":
+            reward = self.task.dense_reward(s, self.goals, conds)
+        else:
+            reward = float(conds["success"])
+        return self._obs(s), reward, bool(conds["success"]), False, self._info(conds)
+
+    def _info(self, conds: dict[str, bool]) -> dict:
+        return {"success": bool(conds["success"]), "instruction": self.instruction,
+                "conditions": {k: v for k, v in conds.items() if k != "success"}}

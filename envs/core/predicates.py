@@ -1,0 +1,119 @@
+"""Goal predicates: each checks itself on a :class:`SceneState` and says where the oracle must
+put its object (``target``). Success, dense reward and the oracle plan all derive from these.
+
+Tolerances are in metres. A predicate's ``obj`` is the object that moves; fixtures never do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.core.scene import ObjectSpec
+from envs.core.state import SceneState
+
+
+@dataclass
+class Goal:
+    obj: ObjectSpec
+
+    @property
+    def name(self) -> str:
+        return f"{type(self).__name__.lower()}_{self.obj.name}"
+
+    def check(self, state: SceneState) -> bool:
+        raise NotImplementedError
+
+    def target(self, state: SceneState) -> np.ndarray:
+        """Position (3,) of ``obj``'s centre that satisfies the goal."""
+        raise NotImplementedError
+
+    def distance(self, state: SceneState) -> float:
+        """How far ``obj`` is from satisfying the goal (m); drives the dense reward."""
+        return float(np.linalg.norm(state.pos(self.obj) - self.target(state)))
+
+    # Non-prehensile goals (pushes) override this to tell the oracle to push instead of pick.
+    prehensile = True
+
+
+@dataclass
+class On(Goal):
+    """``obj`` rests on top of ``base``: centred within ``xy_tol`` and touching its top face."""
+
+    base: ObjectSpec = None
+    xy_tol: float | None = None
+    z_tol: float = 0.01
+
+    def target(self, state):
+        b = state.pos(self.base)
+        return np.array([b[0], b[1], b[2] + self.base.half_size[2] + self.obj.half_size[2]])
+
+    def check(self, state):
+        p, t = state.pos(self.obj), self.target(state)
+        tol = self.xy_tol if self.xy_tol is not None else min(self.base.half_size[:2])
+        return bool(np.linalg.norm(p[:2] - t[:2]) <= tol and abs(p[2] - t[2]) <= self.z_tol)
+
+
+@dataclass
+class InZone(Goal):
+    """``obj``'s centre lies inside ``zone``'s footprint (shrunk by ``margin``) on the table,
+    or inside a bowl."""
+
+    zone: ObjectSpec = None
+    margin: float = 0.0
+
+    def target(self, state):
+        z = state.pos(self.zone)
+        floor = z[2] - self.zone.half_size[2] + (0.004 if self.zone.kind == "bowl" else 0.0)
+        return np.array([z[0], z[1], max(floor, 0.0) + self.obj.half_size[2]])
+
+    def check(self, state):
+        p, z = state.pos(self.obj), state.pos(self.zone)
+        hx, hy = self.zone.half_size[0] - self.margin, self.zone.half_size[1] - self.margin
+        if self.zone.kind == "bowl":  # round: inside the rim radius
+            return bool(np.linalg.norm(p[:2] - z[:2]) <= hx and p[2] < z[2] + self.zone.half_size[2] + self.obj.half_size[2])
+        return bool(abs(p[0] - z[0]) <= hx and abs(p[1] - z[1]) <= hy and p[2] < self.obj.half_size[2] + 0.01)
+
+
+@dataclass
+class AtPose(Goal):
+    """``obj``'s centre is within ``tol`` of a fixed table-top position ``xy``."""
+
+    xy: tuple[float, float] = (0.5, 0.0)
+    tol: float = 0.02
+
+    def target(self, state):
+        return np.array([self.xy[0], self.xy[1], self.obj.half_size[2]])
+
+    def check(self, state):
+        return bool(np.linalg.norm(state.pos(self.obj)[:2] - np.asarray(self.xy)) <= self.tol
+                    and state.pos(self.obj)[2] < self.obj.half_size[2] + 0.01)
+
+
+@dataclass
+class Near(Goal):
+    """``obj`` sits on the table beside ``other``, centre-to-centre ``gap`` (m) along ``direction``
+    ("left" = +y, "right" = -y, "front" = -x towards the robot, "behind" = +x), within ``tol``."""
+
+    other: ObjectSpec = None
+    direction: str = "left"
+    gap: float = 0.07
+    tol: float = 0.025
+
+    _DIRS = {"left": (0, 1), "right": (0, -1), "front": (-1, 0), "behind": (1, 0)}
+
+    def target(self, state):
+        o = state.pos(self.other)
+        d = np.asarray(self._DIRS[self.direction], dtype=float)
+        return np.array([o[0] + d[0] * self.gap, o[1] + d[1] * self.gap, self.obj.half_size[2]])
+
+    def check(self, state):
+        p, t = state.pos(self.obj), self.target(state)
+        return bool(np.linalg.norm(p[:2] - t[:2]) <= self.tol and p[2] < self.obj.half_size[2] + 0.01)
+
+
+@dataclass
+class Pushed(InZone):
+    """Like :class:`InZone`, but the oracle must push the object along the table (no grasp)."""
+
+    prehensile = False

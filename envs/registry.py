@@ -1,0 +1,76 @@
+"""Task registry and Gymnasium registration: every task becomes ``roboforge/<name>-v0``."""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+
+import gymnasium as gym
+
+from envs.core.task import Task
+
+_TASKS: dict[str, type[Task]] = {}
+SIMS = ("mujoco", "maniskill")
+
+
+class UnknownTaskError(ValueError):
+    """Raised for a task name that is not registered; the message lists the known ones."""
+
+
+def env_id(name: str) -> str:
+    return f"roboforge/{name}-v0"
+
+
+def register_task(name: str):
+    """Class decorator: ``@register_task("stack_blocks")`` registers the task and its gym id."""
+
+    def deco(cls: type[Task]) -> type[Task]:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise TypeError(f"@register_task({name!r}) must decorate a Task subclass, got {cls!r}")
+        cls.name = name
+        _TASKS[name] = cls
+        gid = env_id(name)
+        if gid in gym.registry:  # re-registration (e.g. a reloaded library) replaces the old one
+            del gym.registry[gid]
+        gym.register(id=gid, entry_point="envs.registry:make_env",
+                     kwargs={"task": name}, max_episode_steps=cls.max_episode_steps)
+        return cls
+
+    return deco
+
+
+def list_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task(name: str) -> type[Task]:
+    try:
+        return _TASKS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _TASKS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownTaskError(
+            f"unknown task {name!r}.{hint} Known tasks: {', '.join(list_tasks())}") from None
+
+
+def task_source_hash(name: str) -> str:
+    """Hash of the task's source file: demo caches keyed on it go stale when the task changes."""
+    cls = get_task(name)
+    try:
+        src = inspect.getsource(inspect.getmodule(cls))
+    except (OSError, TypeError):
+        src = repr(cls.__dict__)
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
+def make_env(task: str, sim: str = "mujoco", **kwargs) -> gym.Env:
+    """Gymnasium entry point: the task on the chosen simulator backend."""
+    task_cls = get_task(task)
+    if sim == "mujoco":
+        from envs.backends.mujoco.env import MujocoTaskEnv
+
+        return MujocoTaskEnv(task_cls, **kwargs)
+    if sim == "maniskill":
+        raise NotImplementedError(
+            "sim='maniskill' is not available yet in this version of roboforge; use sim='mujoco'")
+    raise ValueError(f"unknown sim {sim!r}; choose one of {', '.join(SIMS)}")

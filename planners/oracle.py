@@ -1,0 +1,175 @@
+"""Oracle (expert) planner derived from a task's goals: keyframe pick-and-place over IK.
+
+For each goal that does not hold yet, in the task's order: move above the object, descend, close
+the gripper, lift, carry above the goal's target, lower, open, retreat. Non-prehensile goals
+(``Pushed``) are done by pushing with closed fingers instead. Waypoints are re-read from the
+privileged scene state, so the oracle reacts when objects move. It works on the backend-agnostic
+surface every roboforge env exposes on ``env.unwrapped``: ``scene_state()``, ``goals``, ``task``,
+``control_mode`` and ``controller`` (``target_pos``, ``target_quat``, ``solve_ik``,
+``normalize_joints``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from envs.backends.mujoco.controller import POS_SCALE, ROT_SCALE, quat_error, quat_mul
+from envs.core.predicates import Goal
+
+# TCP pointing down, fingers opening along world x (yaw 0).
+DOWN_QUAT = np.array([0.0, 0.70710678, 0.70710678, 0.0])
+TRAVEL_SPEED = 0.016   # m per control step in free space
+FINE_SPEED = 0.008     # m per control step near contact
+CLEARANCE = 0.08       # m above the tallest thing on the way
+PHASE_TIMEOUT = 60     # control steps before a phase gives up and moves on
+
+
+def yaw_quat(yaw: float) -> np.ndarray:
+    return quat_mul(np.array([np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]), DOWN_QUAT)
+
+
+def grasp_yaw(obj, quat: np.ndarray) -> float:
+    """Gripper yaw that closes the fingers on a pair of block faces, in (-pi/4, pi/4]."""
+    if obj.kind != "block":
+        return 0.0
+    yaw = np.arctan2(2 * (quat[0] * quat[3] + quat[1] * quat[2]), 1 - 2 * (quat[2] ** 2 + quat[3] ** 2))
+    return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+
+
+class PickPlaceOracle:
+    """Scripted expert; ``act(obs)`` returns an action in the env's action space."""
+
+    def __init__(self, env):
+        self.env = env.unwrapped
+        self.mode = self.env.control_mode
+        self._plan = None
+
+    def reset(self) -> None:
+        """Call after ``env.reset()``."""
+        c = self.env.controller
+        self.target_pos = np.array(c.target_pos, dtype=float)
+        self.target_quat = np.array(c.target_quat, dtype=float)
+        self.gripper = 1.0
+        self._plan = self._run()
+
+    def act(self, obs=None) -> np.ndarray:
+        if self._plan is None:
+            raise RuntimeError("call oracle.reset() after env.reset() before oracle.act()")
+        try:
+            next(self._plan)
+        except StopIteration:  # all goals handled: hold still with the gripper open
+            pass
+        return self._action()
+
+    # -- turning the oracle's Cartesian target into an action ------------------------------
+    def _action(self) -> np.ndarray:
+        c = self.env.controller
+        if self.mode == "joint_pos":
+            q = c.solve_ik(self.target_pos, self.target_quat)
+            return np.append(np.clip(c.normalize_joints(q), -1, 1), self.gripper).astype(np.float32)
+        dp = (self.target_pos - np.asarray(c.target_pos)) / POS_SCALE
+        dr = quat_error(self.target_quat, np.asarray(c.target_quat)) / ROT_SCALE
+        return np.clip(np.concatenate([dp, dr, [self.gripper]]), -1, 1).astype(np.float32)
+
+    def _state(self):
+        return self.env.scene_state()
+
+    # -- motion primitives (generators: one yield per control step) ------------------------
+    def _move(self, waypoint, quat=None, speed=TRAVEL_SPEED, tol=0.01):
+        """Slide the target toward ``waypoint`` (a callable re-evaluated each step) until the real
+        TCP is within ``tol`` m of it."""
+        for _ in range(PHASE_TIMEOUT):
+            wp = waypoint()
+            step = wp - self.target_pos
+            n = np.linalg.norm(step)
+            self.target_pos = wp.copy() if n <= speed else self.target_pos + step * (speed / n)
+            if quat is not None:
+                err = quat_error(quat, self.target_quat)
+                ang = np.linalg.norm(err)
+                lim = 0.5 * ROT_SCALE
+                rot = err if ang <= lim else err * (lim / ang)
+                if ang > 1e-6:
+                    self.target_quat = quat_mul(np.array([np.cos(np.linalg.norm(rot) / 2),
+                                                          *(np.sin(np.linalg.norm(rot) / 2) * rot / np.linalg.norm(rot))]),
+                                                self.target_quat)
+            yield
+            s = self._state()
+            rot_ok = quat is None or np.linalg.norm(quat_error(quat, s.tcp_quat)) < 0.05
+            if np.linalg.norm(wp - s.tcp_pos) < tol and rot_ok:
+                return
+
+    def _gripper(self, value: float, steps: int = 6):
+        self.gripper = value
+        for _ in range(steps):
+            yield
+
+    def _run(self):
+        for goal in self.env.goals:
+            s = self._state()
+            if goal.check(s) and goal.obj.name not in s.touching:
+                continue
+            if goal.prehensile:
+                yield from self._pick_place(goal)
+            else:
+                yield from self._push(goal)
+
+    def _pick_place(self, goal: Goal):
+        obj, hz = goal.obj, goal.obj.half_size[2]
+        s = self._state()
+        q = yaw_quat(grasp_yaw(obj, s.objects[obj.name].quat))
+        pos = lambda: self._state().objects[obj.name].pos  # noqa: E731
+        grasp_dz = -min(0.5 * hz, hz - 0.008)  # fingertips low on the object, clear of the table
+        # clear everything else, and carry the held object's underside over it
+        travel_z = lambda: max(self._tallest(exclude=obj) + CLEARANCE + 2 * hz, 0.12)  # noqa: E731
+
+        yield from self._gripper(1.0, 0)
+        yield from self._move(lambda: np.array([*pos()[:2], travel_z()]), q, tol=0.02)
+        yield from self._move(lambda: pos() + [0, 0, grasp_dz], q, FINE_SPEED, tol=0.006)
+        yield from self._gripper(-1.0, 8)
+        s = self._state()
+        offset = s.tcp_pos - s.objects[obj.name].pos  # keep the grasp offset when placing
+        yield from self._move(lambda: np.array([*self._state().tcp_pos[:2], travel_z()]), q, tol=0.02)
+        target = lambda: goal.target(self._state()) + offset  # noqa: E731
+        yield from self._move(lambda: np.array([*target()[:2], travel_z()]), q, tol=0.01)
+        yield from self._move(lambda: target() + [0, 0, 0.006], q, FINE_SPEED, tol=0.005)
+        yield from self._gripper(1.0, 6)
+        up = self._state().tcp_pos + [0, 0, 0.06]
+        yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)
+
+    def _push(self, goal: Goal):
+        obj = goal.obj
+        r = obj.footprint_radius
+        q = yaw_quat(0.0)
+        s = self._state()
+        pos = lambda: self._state().objects[obj.name].pos  # noqa: E731
+        direction = goal.target(s)[:2] - pos()[:2]
+        direction /= np.linalg.norm(direction) + 1e-9
+        push_z = 0.012
+        behind = lambda: np.array([*(pos()[:2] - direction * (r + 0.035)), push_z])  # noqa: E731
+        yield from self._gripper(-1.0, 4)
+        yield from self._move(lambda: np.array([*behind()[:2], 0.1]), q, tol=0.02)
+        yield from self._move(behind, q, FINE_SPEED, tol=0.008)
+        for _ in range(3 * PHASE_TIMEOUT):
+            s = self._state()
+            if goal.check(s):
+                break
+            to_go = goal.target(s)[:2] - s.objects[obj.name].pos[:2]
+            d = to_go / (np.linalg.norm(to_go) + 1e-9)
+            # stay behind the object along the line to its target, pushing forward
+            aim = s.objects[obj.name].pos[:2] - d * (r + 0.012) + d * min(np.linalg.norm(to_go), 0.02)
+            step = np.array([*aim, push_z]) - self.target_pos
+            n = np.linalg.norm(step)
+            self.target_pos = self.target_pos + (step if n <= FINE_SPEED else step * FINE_SPEED / n)
+            yield
+        up = self._state().tcp_pos + [0, 0, 0.08]
+        yield from self._move(lambda: up, q, tol=0.02)
+
+    def _tallest(self, exclude=None) -> float:
+        """Height (m) of the highest top face among the scene's objects, ``exclude`` aside."""
+        s = self._state()
+        return max((s.objects[o.name].pos[2] + o.half_size[2] for o in self.env.scene.objects
+                    if o is not exclude), default=0.0)
+
+
+def make_oracle(env) -> PickPlaceOracle:
+    """The expert for any registered task on any backend."""
+    return PickPlaceOracle(env)
