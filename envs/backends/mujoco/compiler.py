@@ -98,12 +98,13 @@ def compile_scene(scene: Scene, model_name: str = "roboforge") -> str:
     ET.SubElement(asset, "material", name="table", rgba="0.76 0.66 0.52 1")
 
     world = ET.SubElement(root, "worldbody")
-    ET.SubElement(world, "light", pos="0.5 -0.3 1.5", dir="0 0.2 -1", diffuse="0.6 0.6 0.6", castshadow="true")
+    ET.SubElement(world, "light", pos="0.6 -0.4 1.6", dir="0 0.25 -1", diffuse="0.55 0.55 0.55", castshadow="true")
+    ET.SubElement(world, "light", pos="1.5 0.5 1.2", dir="-1 -0.3 -0.8", diffuse="0.3 0.3 0.3", castshadow="false")
     ET.SubElement(world, "geom", name="floor", type="plane", size="3 3 0.1", pos="0 0 -0.75", material="floor")
     ET.SubElement(world, "geom", name="table", type="box", size="0.55 0.7 0.375", pos="0.4 0 -0.375",
                   material="table", friction="1 0.005 0.0001")
-    ET.SubElement(world, "camera", name="front", pos="1.25 0 0.55",
-                  xyaxes=lookat_xyaxes((1.25, 0, 0.55), (0.45, 0, 0.05)), fovy="45")
+    ET.SubElement(world, "camera", name="front", pos="1.05 0.42 0.5",
+                  xyaxes=lookat_xyaxes((1.05, 0.42, 0.5), (0.48, 0, 0.06)), fovy="45")
     ET.SubElement(world, "camera", name="side", pos="0.5 -0.9 0.5",
                   xyaxes=lookat_xyaxes((0.5, -0.9, 0.5), (0.5, 0, 0.05)), fovy="45")
     for child in robot.find("worldbody"):

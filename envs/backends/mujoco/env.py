@@ -14,7 +14,9 @@ Actions are described in :mod:`envs.backends.mujoco.controller`. ``info`` carrie
 """
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -50,6 +52,17 @@ def _gl_help(err: Exception) -> RenderError:
         "State observations without rendering need neither.")
 
 
+_LIVE_ENVS: "weakref.WeakSet[MujocoTaskEnv]" = weakref.WeakSet()
+_EXIT_HOOK = []
+
+
+def _close_all() -> None:
+    # GL contexts must be freed before mujoco's own exit hook terminates the EGL display, or their
+    # finalizers fail noisily. Registered after the first context exists, so it runs first (LIFO).
+    for env in list(_LIVE_ENVS):
+        env.close()
+
+
 class MujocoTaskEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
 
@@ -76,6 +89,7 @@ class MujocoTaskEnv(gym.Env):
         self._signature = None
         self._renderers: dict[int, mujoco.Renderer] = {}
         self._home = home_qpos()
+        _LIVE_ENVS.add(self)
         self._build(np.random.default_rng(0))  # fixes spaces: a task's object structure is static
         self.action_space = spaces.Box(-1.0, 1.0, (self.controller.action_dim,), np.float32)
         self.observation_space = self._make_obs_space()
@@ -219,6 +233,8 @@ class MujocoTaskEnv(gym.Env):
                 self._renderers[size] = mujoco.Renderer(self.model, size, size)
             except Exception as err:  # mujoco raises plain Exceptions for GL failures
                 raise _gl_help(err) from err
+            if not _EXIT_HOOK:
+                _EXIT_HOOK.append(atexit.register(_close_all))
         return self._renderers[size]
 
     def _render(self, camera: str, size: int, depth: bool = False) -> np.ndarray:

@@ -1,0 +1,120 @@
+"""The MuJoCo backend as a user meets it through gym.make."""
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+
+ID = "roboforge/stack_blocks-v0"
+
+
+@pytest.mark.parametrize("control_mode", ["ee_delta_pose", "joint_pos"])
+@pytest.mark.parametrize("obs_mode", ["state", "rgb", "rgbd", "pointcloud"])
+def test_check_env_all_modes(obs_mode, control_mode):
+    env = gym.make(ID, obs_mode=obs_mode, control_mode=control_mode, render_mode="rgb_array")
+    check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+@pytest.mark.parametrize("obs_mode,keys", [
+    ("rgb", {"state": ((42,), np.float32), "front_rgb": ((128, 128, 3), np.uint8), "wrist_rgb": ((128, 128, 3), np.uint8)}),
+    ("rgbd", {"front_depth": ((128, 128, 1), np.float32), "wrist_depth": ((128, 128, 1), np.float32)}),
+    ("pointcloud", {"pointcloud": ((1024, 6), np.float32)}),
+])
+def test_observation_shapes_and_dtypes(obs_mode, keys):
+    env = gym.make(ID, obs_mode=obs_mode)
+    obs, _ = env.reset(seed=0)
+    for k, (shape, dtype) in keys.items():
+        assert obs[k].shape == shape and obs[k].dtype == dtype, k
+    if obs_mode == "rgbd":
+        d = obs["front_depth"]
+        assert 0.3 < d.min() < 2.0  # the table/objects are within metres of the camera
+    if obs_mode == "pointcloud":
+        xyz = obs["pointcloud"][:, :3]
+        assert xyz[:, 2].min() > -0.02 and xyz[:, 0].max() < 1.0  # table-top region only
+    env.close()
+
+
+def test_state_layout_and_info():
+    env = gym.make(ID)
+    obs, info = env.reset(seed=1)
+    u = env.unwrapped
+    lay = u.state_layout()
+    assert obs.shape == (42,) and obs.dtype == np.float32
+    s = u.scene_state()
+    assert np.allclose(obs[lay["top.pos"]], s.objects["top"].pos, atol=1e-6)
+    assert np.allclose(obs[lay["top.rel_pos"]], s.objects["top"].pos - s.tcp_pos, atol=1e-6)
+    assert obs[lay["gripper_width"]][0] == pytest.approx(0.08, abs=1e-3)
+    assert info["success"] is False and "stack the" in info["instruction"]
+    _, r, term, trunc, info = env.step(env.action_space.sample())
+    assert set(info) >= {"success", "instruction", "conditions"} and 0 <= r <= 1
+
+
+def test_same_seed_same_initial_state_and_colors():
+    a, b = gym.make(ID), gym.make(ID)
+    oa, ia = a.reset(seed=42)
+    ob, ib = b.reset(seed=42)
+    assert np.array_equal(oa, ob) and ia["instruction"] == ib["instruction"]
+    oc, _ = a.reset(seed=43)
+    assert not np.array_equal(oa, oc)
+
+
+def test_ee_delta_pose_moves_the_tcp_in_the_commanded_direction():
+    env = gym.make(ID)
+    env.reset(seed=0)
+    u = env.unwrapped
+    start = u.scene_state().tcp_pos
+    for _ in range(10):
+        env.step(np.array([0, 0.5, 0, 0, 0, 0, 1], np.float32))  # +y at 1 cm/step
+    for _ in range(10):
+        env.step(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))   # settle
+    moved = u.scene_state().tcp_pos - start
+    assert moved[1] == pytest.approx(0.10, abs=0.01)
+    assert abs(moved[0]) < 0.01 and abs(moved[2]) < 0.01
+
+
+def test_joint_pos_tracks_joint_targets_and_gripper_closes():
+    env = gym.make(ID, control_mode="joint_pos")
+    env.reset(seed=0)
+    u = env.unwrapped
+    target = u.controller.normalize_joints(u.data.qpos[:7] + 0.1)
+    for _ in range(30):
+        env.step(np.append(target, -1.0).astype(np.float32))
+    assert np.allclose(u.controller.normalize_joints(u.data.qpos[:7]), target, atol=0.01)
+    assert u.scene_state().gripper_width < 0.005
+
+
+def test_bad_arguments_name_the_allowed_values():
+    with pytest.raises(ValueError, match="obs_mode 'depth'.*state, rgb, rgbd, pointcloud"):
+        gym.make(ID, obs_mode="depth")
+    with pytest.raises(ValueError, match="control_mode.*ee_delta_pose, joint_pos"):
+        gym.make(ID, control_mode="torque")
+    with pytest.raises(ValueError, match="unknown sim 'bullet'"):
+        gym.make(ID, sim="bullet")
+    env = gym.make(ID)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"expects \(7,\)"):
+        env.unwrapped.step(np.zeros(3))
+
+
+def test_render_rgb_array_and_missing_gl_message(monkeypatch):
+    env = gym.make(ID, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8 and frame.std() > 10
+    env.close()
+    from envs.backends.mujoco import env as menv
+
+    def no_gl(*a, **k):
+        raise Exception("Cannot initialize a EGL device display")
+    monkeypatch.setattr(menv.mujoco, "Renderer", no_gl)
+    e2 = gym.make(ID, render_mode="rgb_array")
+    e2.reset(seed=0)
+    with pytest.raises(menv.RenderError, match="apt-get install -y libegl1 libgl1"):
+        e2.render()
+
+
+def test_list_tasks_and_registration():
+    assert "stack_blocks" in envs.list_tasks()
+    assert gym.spec(ID).max_episode_steps == envs.get_task("stack_blocks").max_episode_steps
