@@ -2,7 +2,8 @@
 
 For each goal that does not hold yet, in the task's order: move above the object, descend, close
 the gripper, lift, carry above the goal's target, lower, open, retreat. Non-prehensile goals
-(``Pushed``) are done by pushing with closed fingers instead. Waypoints are re-read from the
+(``Pushed``) are done by pushing with closed fingers instead, and ``Reached`` by moving the TCP.
+A task may give the oracle intermediate sub-goals through ``Task.oracle_goals()``. Waypoints are re-read from the
 privileged scene state, so the oracle reacts when objects move. It works on the backend-agnostic
 surface every roboforge env exposes on ``env.unwrapped``: ``scene_state()``, ``goals``, ``task``,
 ``control_mode`` and ``controller`` (``target_pos``, ``target_quat``, ``solve_ik``,
@@ -103,14 +104,18 @@ class PickPlaceOracle:
             yield
 
     def _run(self):
-        for goal in self.env.goals:
+        skills = {"pick_place": self._pick_place, "push": self._push, "reach": self._reach}
+        for goal in self.env.task.oracle_goals():
             s = self._state()
             if goal.check(s) and goal.obj.name not in s.touching:
                 continue
-            if goal.prehensile:
-                yield from self._pick_place(goal)
-            else:
-                yield from self._push(goal)
+            yield from skills[goal.skill](goal)
+
+    def _reach(self, goal: Goal):
+        q = yaw_quat(0.0)
+        yield from self._move(lambda: goal.target(self._state()), q, tol=0.008)
+        for _ in range(PHASE_TIMEOUT):  # hold there
+            yield
 
     def _pick_place(self, goal: Goal):
         obj, hz = goal.obj, goal.obj.half_size[2]
@@ -136,32 +141,35 @@ class PickPlaceOracle:
         yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)
 
     def _push(self, goal: Goal):
-        obj = goal.obj
-        r = obj.footprint_radius
-        q = yaw_quat(0.0)
-        s = self._state()
-        pos = lambda: self._state().objects[obj.name].pos  # noqa: E731
-        direction = goal.target(s)[:2] - pos()[:2]
-        direction /= np.linalg.norm(direction) + 1e-9
-        push_z = 0.012
-        behind = lambda: np.array([*(pos()[:2] - direction * (r + 0.035)), push_z])  # noqa: E731
+        """Push in straight strokes along the object->target line with the fingers closed and
+        their wide face forward; re-approach from behind when the object drifts off the line."""
+        obj, r, push_z = goal.obj, goal.obj.footprint_radius, 0.012
         yield from self._gripper(-1.0, 4)
-        yield from self._move(lambda: np.array([*behind()[:2], 0.1]), q, tol=0.02)
-        yield from self._move(behind, q, FINE_SPEED, tol=0.008)
-        for _ in range(3 * PHASE_TIMEOUT):
+        for _ in range(4):  # strokes
             s = self._state()
             if goal.check(s):
                 break
-            to_go = goal.target(s)[:2] - s.objects[obj.name].pos[:2]
-            d = to_go / (np.linalg.norm(to_go) + 1e-9)
-            # stay behind the object along the line to its target, pushing forward
-            aim = s.objects[obj.name].pos[:2] - d * (r + 0.012) + d * min(np.linalg.norm(to_go), 0.02)
-            step = np.array([*aim, push_z]) - self.target_pos
-            n = np.linalg.norm(step)
-            self.target_pos = self.target_pos + (step if n <= FINE_SPEED else step * FINE_SPEED / n)
-            yield
+            p, t = s.objects[obj.name].pos[:2], goal.target(s)[:2]
+            d = (t - p) / (np.linalg.norm(t - p) + 1e-9)
+            q = yaw_quat(float((np.arctan2(d[1], d[0]) + np.pi / 2) % np.pi - np.pi / 2))
+            start = np.array([*(p - d * (r + 0.035)), push_z])
+            yield from self._move(lambda: np.array([*start[:2], max(self._tallest() + 0.05, 0.08)]), q, tol=0.02)
+            yield from self._move(lambda: start, q, FINE_SPEED, tol=0.008)
+            for _ in range(2 * PHASE_TIMEOUT):
+                s = self._state()
+                p = s.objects[obj.name].pos[:2]
+                ahead = float((t - p) @ d)   # distance still to go along the stroke
+                off = t - p - ahead * d      # sideways drift off the line
+                if goal.check(s) or ahead < 0.003 or np.linalg.norm(off) > 0.02:
+                    break
+                contact = p - d * (r + 0.01)  # where the fingers should be: right behind the object
+                side = (contact - self.target_pos[:2]) - ((contact - self.target_pos[:2]) @ d) * d
+                self.target_pos = np.array([*(self.target_pos[:2] + d * FINE_SPEED * 0.75 + 0.3 * side), push_z])
+                yield
+            back = np.array([*(self._state().tcp_pos[:2] - d * 0.03), push_z])
+            yield from self._move(lambda: back, q, FINE_SPEED, tol=0.01)
         up = self._state().tcp_pos + [0, 0, 0.08]
-        yield from self._move(lambda: up, q, tol=0.02)
+        yield from self._move(lambda: up, None, tol=0.02)
 
     def _tallest(self, exclude=None) -> float:
         """Height (m) of the highest top face among the scene's objects, ``exclude`` aside."""

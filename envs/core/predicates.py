@@ -32,8 +32,9 @@ class Goal:
         """How far ``obj`` is from satisfying the goal (m); drives the dense reward."""
         return float(np.linalg.norm(state.pos(self.obj) - self.target(state)))
 
-    # Non-prehensile goals (pushes) override this to tell the oracle to push instead of pick.
-    prehensile = True
+    # How the oracle achieves the goal: "pick_place" (grasp and carry), "push" (non-prehensile,
+    # fingers closed) or "reach" (move the TCP; nothing is carried).
+    skill = "pick_place"
 
 
 @dataclass
@@ -61,11 +62,12 @@ class InZone(Goal):
 
     zone: ObjectSpec = None
     margin: float = 0.0
+    offset: tuple[float, float] = (0.0, 0.0)  # where in the zone the oracle puts obj (room for several)
 
     def target(self, state):
         z = state.pos(self.zone)
-        floor = z[2] - self.zone.half_size[2] + (0.004 if self.zone.kind == "bowl" else 0.0)
-        return np.array([z[0], z[1], max(floor, 0.0) + self.obj.half_size[2]])
+        floor = z[2] - self.zone.half_size[2] + (0.005 if self.zone.kind == "bowl" else 0.0)
+        return np.array([z[0] + self.offset[0], z[1] + self.offset[1], max(floor, 0.0) + self.obj.half_size[2]])
 
     def check(self, state):
         p, z = state.pos(self.obj), state.pos(self.zone)
@@ -113,7 +115,43 @@ class Near(Goal):
 
 
 @dataclass
+class Bridge(Goal):
+    """``obj`` rests across the tops of ``left`` and ``right`` (the apex of a pyramid)."""
+
+    left: ObjectSpec = None
+    right: ObjectSpec = None
+    xy_tol: float = 0.02
+    z_tol: float = 0.012
+
+    def target(self, state):
+        a, b = state.pos(self.left), state.pos(self.right)
+        top = max(a[2] + self.left.half_size[2], b[2] + self.right.half_size[2])
+        return np.array([(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, top + self.obj.half_size[2]])
+
+    def check(self, state):
+        p, t = state.pos(self.obj), self.target(state)
+        return bool(np.linalg.norm(p[:2] - t[:2]) <= self.xy_tol and abs(p[2] - t[2]) <= self.z_tol)
+
+
+@dataclass
 class Pushed(InZone):
     """Like :class:`InZone`, but the oracle must push the object along the table (no grasp)."""
 
-    prehensile = False
+    skill = "push"
+
+
+@dataclass
+class Reached(Goal):
+    """The tool centre point is within ``tol`` of the marker ``obj`` (a reaching task)."""
+
+    tol: float = 0.02
+    skill = "reach"
+
+    def target(self, state):
+        return state.pos(self.obj).copy()
+
+    def check(self, state):
+        return bool(np.linalg.norm(state.tcp_pos - state.pos(self.obj)) <= self.tol)
+
+    def distance(self, state):
+        return float(np.linalg.norm(state.tcp_pos - state.pos(self.obj)))

@@ -44,7 +44,7 @@ class ObjectSpec:
     """One object or fixture. ``half_size`` is (x, y, z) half extents of its bounding box."""
 
     name: str
-    kind: str  # "block" | "cylinder" | "zone" | "bowl"
+    kind: str  # "block" | "cylinder" | "zone" | "bowl" | "marker"
     color: str
     half_size: tuple[float, float, float]
     mass: float = 0.05
@@ -107,6 +107,15 @@ class Scene:
                  name: str | None = None) -> ObjectSpec:
         """A fixed open container (floor + walls); objects placed in it must land inside."""
         return self._add("bowl", color, (radius, radius, height / 2), name, movable=False, mass=0.0)
+
+    def add_marker(self, color: str = "green", radius: float = 0.015, name: str | None = None) -> ObjectSpec:
+        """A floating visual sphere (no collision): a point for the gripper to reach."""
+        return self._add("marker", color, (radius, radius, radius), name, movable=False, mass=0.0)
+
+    def place_in_air(self, obj: ObjectSpec, region: str = "table", z_range=(0.05, 0.25)) -> None:
+        """Put a marker at a random reachable point above ``region``."""
+        (x0, x1), (y0, y1) = REGIONS[region]
+        obj.pos = np.array([self.rng.uniform(x0, x1), self.rng.uniform(y0, y1), self.rng.uniform(*z_range)])
 
     def distinct_colors(self, n: int, exclude: tuple[str, ...] = ()) -> list[str]:
         """``n`` different colour names, drawn with the scene's rng."""

@@ -65,6 +65,9 @@ def _add_object(world: ET.Element, obj) -> None:
     elif obj.kind == "zone":
         ET.SubElement(body, "geom", name=obj.name, type="box", size=_fmt((hx, hy, hz)),
                       rgba=_fmt((*obj.rgba[:3], 0.7)), contype="0", conaffinity="0")
+    elif obj.kind == "marker":
+        ET.SubElement(body, "geom", name=obj.name, type="sphere", size=_fmt(hx), rgba=_fmt((*obj.rgba[:3], 0.7)),
+                      contype="0", conaffinity="0")
     elif obj.kind == "bowl":
         t = 0.005  # wall / floor thickness
         ET.SubElement(body, "geom", name=f"{obj.name}_floor", type="cylinder", size=_fmt((hx, t / 2)),

@@ -36,7 +36,7 @@ CONTROL_MODES = ("ee_delta_pose", "joint_pos")
 CAMERAS = ("front", "wrist")
 POINTCLOUD_POINTS = 1024
 INIT_JOINT_NOISE = 0.02  # rad: per-episode perturbation of the home posture
-FEATURES = frozenset({"block", "cylinder", "zone", "bowl"})
+FEATURES = frozenset({"block", "cylinder", "zone", "bowl", "marker"})
 
 
 class RenderError(RuntimeError):
@@ -114,7 +114,7 @@ class MujocoTaskEnv(gym.Env):
         else:  # same structure: recolour and move in place, no recompile
             for obj in scene.objects:
                 for g in self._obj_geoms[obj.name]:
-                    self.model.geom_rgba[g] = obj.rgba if obj.kind != "zone" else (*obj.rgba[:3], 0.7)
+                    self.model.geom_rgba[g] = obj.rgba if obj.kind not in ("zone", "marker") else (*obj.rgba[:3], 0.7)
         mujoco.mj_resetData(self.model, self.data)
         for obj in scene.objects:
             quat = np.array([np.cos(obj.yaw / 2), 0, 0, np.sin(obj.yaw / 2)])
