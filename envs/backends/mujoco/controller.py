@@ -60,6 +60,8 @@ class ArmController:
         self.jacr = np.zeros((3, model.nv))
         self.target_pos = np.zeros(3)
         self.target_quat = np.array([1.0, 0, 0, 0])
+        self._damp = IK_DAMPING**2 * np.eye(6)
+        self._eye7 = np.eye(7)
 
     @property
     def action_dim(self) -> int:
@@ -102,10 +104,9 @@ class ArmController:
         mujoco.mj_jacSite(m, d, self.jacp, self.jacr, self.tcp)
         J = np.vstack([self.jacp[:, :7], self.jacr[:, :7]])
         err = np.concatenate([pos - d.site_xpos[self.tcp], quat_error(quat, self.tcp_quat())])
-        JJt = J @ J.T + IK_DAMPING**2 * np.eye(6)
-        J_pinv = J.T @ np.linalg.solve(JJt, np.eye(6))
+        J_pinv = np.linalg.solve(J @ J.T + self._damp, J).T  # (J J^T + l^2 I) is symmetric
         q = d.qpos[:7]
-        dq = J_pinv @ err + (np.eye(7) - J_pinv @ J) @ (NULLSPACE_GAIN * (self.home - q))
+        dq = J_pinv @ err + (self._eye7 - J_pinv @ J) @ (NULLSPACE_GAIN * (self.home - q))
         return np.clip(q + dq, self.low, self.high)
 
     def solve_ik(self, pos: np.ndarray, quat: np.ndarray, iters: int = 50) -> np.ndarray:
