@@ -4,12 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.roboforge-installed
 SYSDEPS := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri
+VULKAN_SYSDEPS := mesa-vulkan-drivers libvulkan1
+BACKPORTS_LIST := /etc/apt/sources.list.d/bookworm-backports.list
 export MUJOCO_GL ?= egl
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup sysdeps demo test test-slow bench clean-cache
+.PHONY: setup sysdeps sysdeps-maniskill demo test test-slow bench clean-cache
 
-setup: sysdeps $(STAMP)
+setup: sysdeps sysdeps-maniskill $(STAMP)
 
 # Headless rendering needs EGL (glvnd + Mesa's software driver). Installed when missing and we
 # are root; otherwise the exact command is printed.
@@ -23,12 +25,38 @@ sysdeps:
 	  echo "!! headless rendering needs: sudo apt-get install -y $(SYSDEPS)"; \
 	fi
 
+# The ManiSkill backend (SAPIEN) needs a Vulkan device even for state-only simulation. Without a GPU
+# that is Mesa's lavapipe >= 24.3: on Debian bookworm it comes from bookworm-backports (bookworm's
+# own Mesa 22.3 does not work). Installed when missing and we are root; otherwise the exact commands
+# are printed. An NVIDIA Vulkan ICD counts as a device too.
+sysdeps-maniskill:
+	@mesa=$$(dpkg-query -W -f='$${Version}' mesa-vulkan-drivers 2>/dev/null | sed 's/^[0-9]*://'); \
+	if [ -n "$$mesa" ] && dpkg --compare-versions "$$mesa" ge 24.3 && ldconfig -p | grep -q 'libvulkan.so.1'; then :; \
+	elif ls /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "!! the ManiSkill backend needs a Vulkan driver: install Mesa >= 24.3 (lavapipe) and the Vulkan loader"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo ">> installing Mesa's Vulkan driver (lavapipe) for the ManiSkill backend"; \
+	  if grep -qs 'VERSION_CODENAME=bookworm' /etc/os-release; then \
+	    echo 'deb http://deb.debian.org/debian bookworm-backports main' > $(BACKPORTS_LIST); \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports $(VULKAN_SYSDEPS); \
+	  else \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(VULKAN_SYSDEPS); \
+	  fi; \
+	else \
+	  echo "!! the ManiSkill backend needs Mesa's Vulkan driver >= 24.3; on Debian bookworm run as root:"; \
+	  echo "   echo 'deb http://deb.debian.org/debian bookworm-backports main' > $(BACKPORTS_LIST)"; \
+	  echo "   apt-get update && apt-get install -y -t bookworm-backports $(VULKAN_SYSDEPS)"; \
+	fi
+
 # torch is installed first and alone with an exact pin: a local CPU wheel (find-links) satisfies it
 # on CPU machines; on GPU machines it resolves to PyPI's CUDA build.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q "torch==$$(sed -n 's/.*"torch==\([^"]*\)".*/\1/p' pyproject.toml)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,maniskill]"
 	@touch $@
 
 demo: setup

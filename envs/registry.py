@@ -71,6 +71,7 @@ def make_env(task: str, sim: str = "mujoco", **kwargs) -> gym.Env:
 
         return MujocoTaskEnv(task_cls, **kwargs)
     if sim == "maniskill":
-        raise NotImplementedError(
-            "sim='maniskill' is not available yet in this version of roboforge; use sim='mujoco'")
+        from envs.backends.maniskill import make_env as make_maniskill_env
+
+        return make_maniskill_env(task_cls, **kwargs)
     raise ValueError(f"unknown sim {sim!r}; choose one of {', '.join(SIMS)}")

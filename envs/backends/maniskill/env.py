@@ -1,0 +1,599 @@
+"""roboforge tasks on ManiSkill3 (SAPIEN/PhysX): a scene spec compiled into a ManiSkill ``BaseEnv``.
+
+:class:`ManiSkillBatchEnv` is the ManiSkill-native environment: ``num_envs`` parallel episodes,
+torch tensors in and out with a leading batch dimension, on the simulation device (CUDA with
+``physx_cuda``), partial resets through ``reset(options={"env_idx": ...})``. It follows ManiSkill's
+named hooks: ``_load_scene`` builds actors from the scene spec, ``_initialize_episode`` places them
+for the environments being reset, ``evaluate`` returns the task's named goal conditions and
+``compute_dense_reward`` the task's staged reward, both batched (:mod:`.goals`).
+
+:class:`ManiSkillTaskEnv` is what ``gym.make(..., sim="maniskill")`` returns for one environment:
+the same Gymnasium surface as the MuJoCo backend (numpy, unbatched; same spaces, observation
+layout, ``info`` and action semantics), plus ``scene_state()``, ``goals``, ``task``, ``scene``,
+``control_mode`` and ``controller`` for the oracle.
+
+Episodes are sampled exactly as on MuJoCo: environment ``i`` draws from
+``gymnasium.utils.seeding.np_random(seed + i)`` -- the task's ``build`` first, then the arm's
+initial joint noise -- so one seed gives the same objects, colours, poses and instruction on both
+backends.
+"""
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+
+import gymnasium as gym
+import numpy as np
+import sapien
+import torch
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector.utils import batch_space
+from mani_skill import PACKAGE_ASSET_DIR
+from mani_skill.envs.sapien_env import BaseEnv
+from mani_skill.sensors.camera import CameraConfig
+from mani_skill.utils import common, sapien_utils
+from mani_skill.utils.building.ground import build_ground
+from mani_skill.utils.structs import Actor, Pose
+from mani_skill.utils.structs.types import SimConfig
+
+from envs.backends.maniskill.controller import ArmController, SingleArmView
+from envs.backends.maniskill.goals import BatchedGoals, Snapshot
+from envs.backends.maniskill.kinematics import SerialChain
+from envs.backends.mujoco.compiler import BOWL_WALLS, CONTROL_HZ, home_qpos
+from envs.backends.mujoco.env import CAMERAS, CONTROL_MODES, INIT_JOINT_NOISE, OBS_MODES, POINTCLOUD_POINTS
+from envs.core.scene import Scene
+from envs.core.task import Task
+
+
+FEATURES = frozenset({"block", "cylinder", "zone", "bowl", "marker"})
+PANDA_URDF = f"{PACKAGE_ASSET_DIR}/robots/panda/panda_v2.urdf"
+TCP_LINK = "panda_hand_tcp"
+CONTACT_FORCE = 0.05       # N: a finger "touches" an object above this contact force
+OBJECT_FRICTION = 1.0      # same as the MuJoCo scene (ManiSkill's default is 0.3)
+ZONE_ALPHA = 0.7
+# what each roboforge obs mode asks ManiSkill's cameras for (raw float textures are read, see _camera_obs)
+_MS_OBS_MODE = {"state": "state_dict", "rgb": "rgb", "rgbd": "rgb+depth", "pointcloud": "rgb+depth"}
+# cameras as in the MuJoCo scene: (eye, target, vertical fov in degrees)
+FRONT_CAMERA = ((1.05, 0.42, 0.5), (0.48, 0.0, 0.06), 45.0)
+# wrist camera on panda_hand at (0.07, 0, 0.02), looking along the hand's +z, image-up = hand -x
+WRIST_CAMERA_POSE = sapien.Pose(p=[0.07, 0.0, 0.02], q=[0.70710678, 0.0, -0.70710678, 0.0])
+WRIST_FOV = 70.0
+CAMERA_FAR = 10.0          # m: far clip of the observation cameras; depth of pixels that hit nothing
+
+
+def _yaw_quat(yaw: np.ndarray) -> np.ndarray:
+    yaw = np.asarray(yaw, dtype=np.float64)
+    return np.stack([np.cos(yaw / 2), np.zeros_like(yaw), np.zeros_like(yaw), np.sin(yaw / 2)], -1)
+
+
+class _Episode:
+    """One environment's current episode: the task instance, its scene spec and goals."""
+
+    def __init__(self, task_cls: type[Task], rng: np.random.Generator):
+        self.rng = rng
+        self.task = task_cls()
+        self.scene = Scene(rng)
+        self.task.build(self.scene, rng)
+        self.goals = self.task.goals()
+        self.joint_noise = rng.normal(0.0, INIT_JOINT_NOISE, 7)
+        self.instruction = self.task.describe()
+
+
+class ManiSkillBatchEnv(BaseEnv):
+    """A roboforge task as a batched ManiSkill3 environment (see the module docstring)."""
+
+    SUPPORTED_ROBOTS = ["panda"]
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+
+    def __init__(self, task_cls: type[Task], num_envs: int = 1, obs_mode: str = "state",
+                 control_mode: str = "ee_delta_pose", render_mode: str | None = None, reward_mode: str = "dense",
+                 image_size: int = 128, render_size: int = 256, sim_backend: str = "auto",
+                 render_backend: str | None = None, sim_config: dict | None = None, **kwargs):
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"unknown obs_mode {obs_mode!r}; choose one of {', '.join(OBS_MODES)}")
+        if control_mode not in CONTROL_MODES:
+            raise ValueError(f"unknown control_mode {control_mode!r}; choose one of {', '.join(CONTROL_MODES)}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unknown render_mode {render_mode!r}; the ManiSkill backend supports 'rgb_array'")
+        if reward_mode not in ("dense", "sparse"):
+            raise ValueError(f"unknown reward_mode {reward_mode!r}; choose 'dense' or 'sparse'")
+        check_features(task_cls)
+        self.metadata = dict(self.metadata)  # vector wrappers update it: keep the class's own intact
+        self.task_cls = task_cls
+        self.roboforge_obs_mode, self.roboforge_control_mode = obs_mode, control_mode
+        self.image_size, self.render_size = image_size, render_size
+        self._episodes: list[_Episode | None] = [None] * num_envs
+        self._rngs: list[np.random.Generator | None] = [None] * num_envs
+        self._loaded_sizes = None
+        self._home = home_qpos()
+        if render_backend is None:  # SAPIEN renders on the CUDA device when there is one, else lavapipe
+            render_backend = "gpu" if torch.cuda.is_available() else "cpu"
+        super().__init__(num_envs=num_envs, obs_mode=_MS_OBS_MODE[obs_mode], reward_mode=reward_mode,
+                         control_mode="pd_joint_pos", render_mode=render_mode, robot_uids="panda",
+                         sim_backend=sim_backend, render_backend=render_backend,
+                         sim_config=sim_config or {}, **kwargs)
+        self.single_action_space = spaces.Box(-1.0, 1.0, (self.arm.action_dim,), np.float32)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        _keep_render_context(self._render_device)
+
+    # -- ManiSkill hooks: configuration ----------------------------------------------------
+    @property
+    def _default_sim_config(self):
+        return SimConfig(sim_freq=100, control_freq=CONTROL_HZ)
+
+    @property
+    def _default_sensor_configs(self):
+        if self.roboforge_obs_mode == "state":
+            return []
+        s, (eye, target, fov) = self.image_size, FRONT_CAMERA
+        return [CameraConfig("front", sapien_utils.look_at(eye, target), s, s, np.deg2rad(fov), 0.01, CAMERA_FAR,
+                             shader_pack="default"),
+                CameraConfig("wrist", WRIST_CAMERA_POSE, s, s, np.deg2rad(WRIST_FOV), 0.01, CAMERA_FAR,
+                             mount=self.agent.robot.links_map["panda_hand"], shader_pack="default")]
+
+    @property
+    def _default_human_render_camera_configs(self):
+        eye, target, fov = FRONT_CAMERA
+        return CameraConfig("render_front", sapien_utils.look_at(eye, target), self.render_size, self.render_size,
+                            np.deg2rad(fov), 0.01, 10, shader_pack="default")
+
+    def _load_agent(self, options: dict):
+        super()._load_agent(options, sapien.Pose(p=[0.0, 0.0, 0.0]))  # robot base = world origin
+
+    def _load_scene(self, options: dict):
+        scene = self.scene
+        mat = sapien.physx.PhysxMaterial(OBJECT_FRICTION, OBJECT_FRICTION, 0.0)
+        b = scene.create_actor_builder()
+        b.add_box_collision(sapien.Pose(p=[0.4, 0, -0.375]), half_size=[0.55, 0.7, 0.375], material=mat)
+        b.add_box_visual(sapien.Pose(p=[0.4, 0, -0.375]), half_size=[0.55, 0.7, 0.375],
+                         material=sapien.render.RenderMaterial(base_color=[0.76, 0.66, 0.52, 1]))
+        b.set_initial_pose(sapien.Pose())
+        b.build_static(name="table")
+        build_ground(scene, floor_width=6, altitude=-0.75)
+
+        specs = [ep.scene.objects for ep in self._episodes]
+        self.object_names = [o.name for o in specs[0]]
+        self.object_kinds = [o.kind for o in specs[0]]
+        self._views = [self._build_object([s[k] for s in specs]) for k in range(len(self.object_names))]
+        self._movable = [k for k, o in enumerate(specs[0]) if o.movable]
+        self._fixtures = [k for k, o in enumerate(specs[0]) if not o.movable]
+        self._movable_t = torch.as_tensor(self._movable, device=self.device, dtype=torch.long)
+        self._movable_view = (Actor.merge([self._views[k] for k in self._movable], name="roboforge_movables")
+                              if self._movable else None)
+        self._loaded_sizes = [[(o.half_size, o.mass) for o in s] for s in specs]
+        self._colors = [[None] * len(self.object_names) for _ in range(self.num_envs)]
+        self._contact_query = None
+
+    def _build_object(self, objs: list) -> Actor:
+        """One scene-spec object in every parallel environment (built per environment, so sizes
+        and colours may differ between them), merged into one view."""
+        actors = []
+        for i, obj in enumerate(objs):
+            b = self.scene.create_actor_builder()
+            _add_shapes(b, obj)
+            b.set_scene_idxs([i])
+            b.set_initial_pose(sapien.Pose(p=np.asarray(obj.pos, float), q=_yaw_quat(obj.yaw)))
+            name = obj.name if len(objs) == 1 else f"{obj.name}-{i}"
+            actors.append(b.build(name=name) if obj.movable else b.build_kinematic(name=name))
+        return actors[0] if len(actors) == 1 else Actor.merge(actors, name=objs[0].name)
+
+    def _after_reconfigure(self, options):
+        robot = self.agent.robot
+        self._fingers = (robot.links_map["panda_leftfinger"], robot.links_map["panda_rightfinger"])
+        limits = robot.get_qlimits()[0, :7].cpu().numpy()
+        chain = SerialChain(PANDA_URDF, TCP_LINK, device=self.device)
+        self.arm = ArmController(self.roboforge_control_mode, chain, limits[:, 0], limits[:, 1], self._home[:7],
+                                 self.num_envs, self.device)
+        self.goals = BatchedGoals(self.object_names, self.num_envs, self.device)
+        m = len(self.object_names)
+        self._fixture_pos = torch.zeros(self.num_envs, m, 3, device=self.device)
+        self._fixture_quat = torch.zeros(self.num_envs, m, 4, device=self.device)
+        if self.scene.gpu_sim_enabled or self.num_envs > 1:
+            return
+        # CPU: contacts are read once per step and matched to (finger, object) by entity id
+        self._finger_ids = {f._objs[0].entity.per_scene_id: j for j, f in enumerate(self._fingers)}
+        self._object_ids = {self._views[k]._objs[0].per_scene_id: k for k in self._movable}
+
+    # -- episodes --------------------------------------------------------------------------
+    def reset(self, seed=None, options=None):
+        options = dict(options or {})
+        if "env_idx" in options:
+            idx = np.sort(common.to_numpy(options["env_idx"]).reshape(-1).astype(int))
+            options["env_idx"] = torch.as_tensor(idx, device=self.device)
+        else:
+            idx = np.arange(self.num_envs)
+        seeds = self._episode_seeds(seed, idx)
+        for j, i in enumerate(idx):
+            if seeds[j] is not None or self._rngs[i] is None:
+                self._rngs[i] = seeding.np_random(seeds[j])[0]
+            self._episodes[i] = _Episode(self.task_cls, self._rngs[i])
+        self._check_structure(idx, options)
+        obs, info = super().reset(seed=seed, options=options)
+        return obs, info
+
+    def _episode_seeds(self, seed, idx) -> list:
+        if seed is None:
+            return [None] * len(idx)
+        if np.iterable(seed):
+            seed = list(seed)
+            if len(seed) == self.num_envs and len(idx) != self.num_envs:
+                seed = [seed[i] for i in idx]
+            if len(seed) != len(idx):
+                raise ValueError(f"got {len(seed)} seeds for {len(idx)} environments being reset")
+            return [int(s) for s in seed]
+        return [int(seed) + int(i) for i in idx]
+
+    def _check_structure(self, idx, options) -> None:
+        ref = self._episodes[idx[0]].scene.objects if self._loaded_sizes is None else None
+        names = [o.name for o in ref] if ref is not None else self.object_names
+        kinds = [o.kind for o in ref] if ref is not None else self.object_kinds
+        for i in idx:
+            objs = self._episodes[i].scene.objects
+            if [o.name for o in objs] != names or [o.kind for o in objs] != kinds:
+                raise RuntimeError(f"task {self.task_cls.name!r} built a different set of objects for another "
+                                   f"seed; a task's objects (names and kinds) must not depend on the seed")
+        if self._loaded_sizes is None or options.get("reconfigure"):
+            return
+        changed = [i for i in idx
+                   if [(o.half_size, o.mass) for o in self._episodes[i].scene.objects] != self._loaded_sizes[i]]
+        if not changed:
+            return
+        if len(idx) != self.num_envs:
+            raise RuntimeError(f"task {self.task_cls.name!r} changed object sizes in a partial reset; ManiSkill "
+                               f"cannot rebuild one parallel environment: reset all environments together")
+        options["reconfigure"] = True  # sizes changed: rebuild the scene (as MuJoCo recompiles)
+
+    def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
+        idx = np.sort(common.to_numpy(env_idx).reshape(-1).astype(int))
+        eps = [self._episodes[i] for i in idx]
+        dev = self.device
+        for k, view in enumerate(self._views):
+            objs = [ep.scene.objects[k] for ep in eps]
+            p = torch.as_tensor(np.stack([o.pos for o in objs]), device=dev, dtype=torch.float32)
+            q = torch.as_tensor(_yaw_quat([o.yaw for o in objs]), device=dev, dtype=torch.float32)
+            view.set_pose(Pose.create_from_pq(p, q))
+            if not objs[0].movable:
+                self._fixture_pos[idx, k], self._fixture_quat[idx, k] = p, q
+            for i, o in zip(idx, objs):
+                if self._colors[i][k] != o.color:
+                    _set_color(view, i if len(view._objs) > 1 else 0, o)
+                    self._colors[i][k] = o.color
+        qpos = np.tile(self._home, (len(idx), 1))
+        qpos[:, :7] += np.stack([ep.joint_noise for ep in eps])
+        qpos = torch.as_tensor(qpos, device=dev, dtype=torch.float32)
+        self.agent.reset(qpos)
+        ids = torch.as_tensor(idx, device=dev)
+        self.arm.reset(ids, torch.zeros(self.num_envs, 9, device=dev).index_copy(0, ids, qpos))
+        half = np.array([[o.half_size for o in ep.scene.objects] for ep in eps])
+        self.goals.set(idx, [ep.goals for ep in eps], half)
+
+    @property
+    def instructions(self) -> list[str]:
+        """The language instruction of each environment's current episode."""
+        return [ep.instruction for ep in self._episodes]
+
+    def episode(self, i: int = 0) -> _Episode:
+        return self._episodes[i]
+
+    # -- stepping --------------------------------------------------------------------------
+    def _step_action(self, action):
+        if action is None:
+            return super()._step_action(None)
+        a = common.to_tensor(action, device=self.device).to(torch.float32)
+        if a.ndim == 1:
+            a = a[None]
+        if a.shape != (self.num_envs, self.arm.action_dim):
+            raise ValueError(f"action has shape {tuple(a.shape)}; {self.roboforge_control_mode} expects "
+                             f"({self.num_envs}, {self.arm.action_dim}) in [-1, 1]")
+        with warnings.catch_warnings():  # ManiSkill calls np.isnan on a torch tensor (numpy 2 deprecation)
+            warnings.filterwarnings("ignore", "__array_wrap__", DeprecationWarning)
+            super()._step_action(self.arm.command(a, self.agent.robot.get_qpos()))
+        return a
+
+    # -- state, goals, reward --------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The batched world state the goals, rewards and observations are computed from."""
+        n, m, dev = self.num_envs, len(self.object_names), self.device
+        pos, quat = self._fixture_pos.clone(), self._fixture_quat.clone()
+        linvel, angvel = torch.zeros(n, m, 3, device=dev), torch.zeros(n, m, 3, device=dev)
+        robot, mv, k = self.agent.robot, self._movable_view, len(self._movable)
+        if self.scene.gpu_sim_enabled:
+            if k:
+                data = mv._body_data[mv._body_data_index].reshape(k, n, 13).transpose(0, 1)
+                pos[:, self._movable_t], quat[:, self._movable_t] = data[..., :3], data[..., 3:7]
+                linvel[:, self._movable_t], angvel[:, self._movable_t] = data[..., 7:10], data[..., 10:13]
+            tcp = self.agent.tcp.pose
+            tcp_pos, tcp_quat, qpos, qvel = tcp.p, tcp.q, robot.get_qpos(), robot.get_qvel()
+        else:  # one scene: read SAPIEN directly (ManiSkill's CPU views assume one body per view)
+            if k:
+                data = np.array([[*b.entity.pose.p, *b.entity.pose.q, *b.linear_velocity, *b.angular_velocity]
+                                 for b in mv._bodies], dtype=np.float32)
+                data = torch.from_numpy(data)[None]
+                pos[:, self._movable], quat[:, self._movable] = data[..., :3], data[..., 3:7]
+                linvel[:, self._movable], angvel[:, self._movable] = data[..., 7:10], data[..., 10:13]
+            tcp = self.agent.tcp._objs[0].entity_pose
+            art = robot._objs[0]
+            tcp_pos = torch.from_numpy(np.asarray(tcp.p, dtype=np.float32))[None]
+            tcp_quat = torch.from_numpy(np.asarray(tcp.q, dtype=np.float32))[None]
+            qpos = torch.from_numpy(art.qpos.astype(np.float32))[None]
+            qvel = torch.from_numpy(art.qvel.astype(np.float32))[None]
+        touching, grasped = self._finger_contacts()
+        return Snapshot(pos, quat, linvel, angvel, tcp_pos, tcp_quat, qpos, qvel, touching, grasped)
+
+    def _finger_contacts(self):
+        """(touching, grasped), each (N, M) bool: contact force above ``CONTACT_FORCE`` between an
+        object and one finger / both fingers."""
+        n, m = self.num_envs, len(self.object_names)
+        force = torch.zeros(2, n, m, device=self.device)
+        if not self._movable:
+            pass
+        elif self.scene.gpu_sim_enabled:
+            px = self.scene.px
+            if self._contact_query is None:
+                pairs = [(f._bodies[i], self._views[k]._bodies[i])
+                         for f in self._fingers for k in self._movable for i in range(n)]
+                self._contact_query = px.gpu_create_contact_pair_impulse_query(pairs)
+            px.gpu_query_contact_pair_impulses(self._contact_query)
+            imp = self._contact_query.cuda_impulses.torch().reshape(2, len(self._movable), n, 3)
+            force[:, :, self._movable_t] = (torch.linalg.norm(imp, dim=-1) / px.timestep).transpose(1, 2)
+        else:
+            imp = np.zeros((2, m, 3))
+            fingers, objects = self._finger_ids, self._object_ids
+            for c in self.scene.px.get_contacts():
+                a, b = c.bodies[0].entity.per_scene_id, c.bodies[1].entity.per_scene_id
+                if a in fingers and b in objects:
+                    f, k, sign = fingers[a], objects[b], 1.0
+                elif b in fingers and a in objects:
+                    f, k, sign = fingers[b], objects[a], -1.0
+                else:
+                    continue
+                for pt in c.points:
+                    imp[f, k] += sign * np.asarray(pt.impulse)
+            force[:, 0] = torch.as_tensor(np.linalg.norm(imp, axis=-1) / self.scene.px.timestep, dtype=torch.float32)
+        touch = force > CONTACT_FORCE
+        return touch[0] | touch[1], touch[0] & touch[1]
+
+    def evaluate(self) -> dict:
+        self._snap = self.snapshot()
+        conds, self._evals = self.goals.evaluate(self._snap)
+        return conds
+
+    def compute_dense_reward(self, obs, action, info):
+        return self.goals.dense_reward(self._snap, info, self._evals)
+
+    def compute_normalized_dense_reward(self, obs, action, info):
+        return self.compute_dense_reward(obs, action, info)  # already in [0, 1]
+
+    def compute_sparse_reward(self, obs, action, info):
+        return info["success"].to(torch.float32)
+
+    def scene_state(self, i: int = 0):
+        """Environment ``i``'s privileged state as a numpy :class:`SceneState` (oracles read this)."""
+        return self._snap.scene_state(i, self.object_names)
+
+    # -- observations ----------------------------------------------------------------------
+    def state_layout(self) -> dict[str, slice]:
+        """Names of the slices of the ``state`` observation vector (same as the MuJoCo backend)."""
+        layout, i = {}, 0
+        for key, n in [("qpos", 7), ("qvel", 7), ("gripper_width", 1), ("tcp_pos", 3), ("tcp_quat", 4)]:
+            layout[key], i = slice(i, i + n), i + n
+        for k in self._movable:
+            for key, n in [("pos", 3), ("quat", 4), ("rel_pos", 3)]:
+                layout[f"{self.object_names[k]}.{key}"], i = slice(i, i + n), i + n
+        for k in self._fixtures:
+            layout[f"{self.object_names[k]}.pos"], i = slice(i, i + 3), i + 3
+        return layout
+
+    def _state_obs(self, s: Snapshot) -> torch.Tensor:
+        tq = torch.where(s.tcp_quat[:, :1] < 0, -s.tcp_quat, s.tcp_quat)
+        parts = [s.qpos[:, :7], s.qvel[:, :7], s.qpos[:, 7:9].sum(1, keepdim=True), s.tcp_pos, tq]
+        for k in self._movable:
+            parts += [s.pos[:, k], s.quat[:, k], s.pos[:, k] - s.tcp_pos]
+        parts += [s.pos[:, k] for k in self._fixtures]
+        return torch.cat(parts, 1).to(torch.float32)
+
+    def get_obs(self, info: dict | None = None, unflattened: bool = False):
+        if info is None:
+            info = self.get_info()
+        state = self._state_obs(self._snap)
+        if self.roboforge_obs_mode == "state":
+            return state
+        return {"state": state, **self._camera_obs()}
+
+    def _camera_obs(self) -> dict[str, torch.Tensor]:
+        data = self._get_obs_sensor_data(apply_texture_transforms=False)
+        out, clouds = {}, []
+        for cam in CAMERAS:
+            color = data[cam]["Color"][..., :3]
+            if self.roboforge_obs_mode in ("rgb", "rgbd"):
+                out[f"{cam}_rgb"] = (color * 255).round().clamp(0, 255).to(torch.uint8)
+            if self.roboforge_obs_mode == "rgbd":
+                z = data[cam]["Position"][..., 2:3]  # < 0 in front of the camera, 0 where nothing was hit
+                out[f"{cam}_depth"] = torch.where(z < 0, -z, CAMERA_FAR).to(torch.float32)
+            if self.roboforge_obs_mode == "pointcloud":
+                xyz = data[cam]["Position"][..., :3]                               # OpenGL camera frame
+                T = self._sensors[cam].camera.get_model_matrix().to(xyz.device)       # cam -> world, (N, 4, 4)
+                n = xyz.shape[0]
+                xyz = xyz.reshape(n, -1, 3)
+                world = xyz @ T[:, :3, :3].transpose(1, 2) + T[:, None, :3, 3]
+                valid = xyz[..., 2] < 0                                               # pixels that hit geometry
+                clouds.append((torch.cat([world, color.reshape(n, -1, 3).to(world.dtype)], -1), valid))
+        if clouds:
+            out["pointcloud"] = _subsample_cloud(torch.cat([c for c, _ in clouds], 1),
+                                                 torch.cat([v for _, v in clouds], 1))
+        return out
+
+    @cached_property
+    def single_observation_space(self) -> spaces.Space:
+        n = sum(sl.stop - sl.start for sl in self.state_layout().values())
+        state = spaces.Box(-np.inf, np.inf, (n,), np.float32)
+        if self.roboforge_obs_mode == "state":
+            return state
+        s, d = self.image_size, {"state": state}
+        if self.roboforge_obs_mode in ("rgb", "rgbd"):
+            for cam in CAMERAS:
+                d[f"{cam}_rgb"] = spaces.Box(0, 255, (s, s, 3), np.uint8)
+                if self.roboforge_obs_mode == "rgbd":
+                    d[f"{cam}_depth"] = spaces.Box(0.0, np.inf, (s, s, 1), np.float32)
+        else:
+            d["pointcloud"] = spaces.Box(-np.inf, np.inf, (POINTCLOUD_POINTS, 6), np.float32)
+        return spaces.Dict(d)
+
+    @cached_property
+    def observation_space(self) -> spaces.Space:
+        return batch_space(self.single_observation_space, n=self.num_envs)
+
+
+_RENDER_CONTEXTS: dict[str, object] = {}
+
+
+def _keep_render_context(device) -> None:
+    """Hold one SAPIEN render system per render device for the life of the process. When the last
+    one is freed SAPIEN drops its Vulkan context, and the next environment recompiles every shader
+    (about 15 s on lavapipe); with this, only the first environment with cameras in a process pays."""
+    if device is None or str(device) in _RENDER_CONTEXTS:
+        return
+    try:
+        _RENDER_CONTEXTS[str(device)] = sapien.render.RenderSystem(device)
+    except RuntimeError:  # no renderer on this device: nothing to keep
+        _RENDER_CONTEXTS[str(device)] = None
+
+
+def _subsample_cloud(cloud: torch.Tensor, valid: torch.Tensor, n_points: int = POINTCLOUD_POINTS) -> torch.Tensor:
+    """Table-top points only (as on MuJoCo), ``n_points`` per environment, evenly spaced in pixel
+    order (deterministic)."""
+    x, y, z = cloud[..., 0], cloud[..., 1], cloud[..., 2]
+    keep = valid & (z > -0.01) & (y.abs() < 0.6) & (x < 1.0)
+    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices       # kept points first
+    count = keep.sum(1, keepdim=True)
+    ranks = (torch.linspace(0, 1, n_points, device=cloud.device)[None] * (count - 1).clamp_min(0)).long()
+    picked = cloud.gather(1, order.gather(1, ranks)[..., None].expand(-1, -1, cloud.shape[-1]))
+    return torch.where(count[..., None] > 0, picked, torch.zeros_like(picked)).to(torch.float32)
+
+
+def _add_shapes(b, obj) -> None:
+    """Collision and visual shapes of one scene-spec object (same geometry as the MJCF compiler)."""
+    hx, hy, hz = obj.half_size
+    rgba = list(obj.rgba) if obj.kind not in ("zone", "marker") else [*obj.rgba[:3], ZONE_ALPHA]
+    visual = sapien.render.RenderMaterial(base_color=rgba)
+    mat = sapien.physx.PhysxMaterial(OBJECT_FRICTION, OBJECT_FRICTION, 0.0)
+    if obj.kind == "block":
+        b.add_box_collision(half_size=[hx, hy, hz], material=mat, density=obj.mass / (8 * hx * hy * hz))
+        b.add_box_visual(half_size=[hx, hy, hz], material=visual)
+    elif obj.kind == "cylinder":  # SAPIEN cylinders lie along x: stand them up
+        up = sapien.Pose(q=[0.70710678, 0.0, 0.70710678, 0.0])
+        b.add_cylinder_collision(up, radius=hx, half_length=hz, material=mat,
+                                 density=obj.mass / (np.pi * hx * hx * 2 * hz))
+        b.add_cylinder_visual(up, radius=hx, half_length=hz, material=visual)
+    elif obj.kind == "zone":
+        b.add_box_visual(half_size=[hx, hy, hz], material=visual)
+    elif obj.kind == "marker":
+        b.add_sphere_visual(radius=hx, material=visual)
+    elif obj.kind == "bowl":
+        t = 0.005  # wall / floor thickness
+        up = sapien.Pose(p=[0, 0, -hz + t / 2], q=[0.70710678, 0.0, 0.70710678, 0.0])
+        b.add_cylinder_collision(up, radius=hx, half_length=t / 2, material=mat)
+        b.add_cylinder_visual(up, radius=hx, half_length=t / 2, material=visual)
+        seg = np.pi * hx / BOWL_WALLS * 1.05
+        for i in range(BOWL_WALLS):
+            a = 2 * np.pi * i / BOWL_WALLS
+            wall = sapien.Pose(p=[hx * np.cos(a), hx * np.sin(a), 0], q=_yaw_quat(a))
+            b.add_box_collision(wall, half_size=[t / 2, seg, hz], material=mat)
+            b.add_box_visual(wall, half_size=[t / 2, seg, hz], material=visual)
+    else:
+        raise ValueError(f"the ManiSkill backend has no object kind {obj.kind!r}")
+
+
+def _set_color(view: Actor, i: int, obj) -> None:
+    """Recolour environment ``i``'s copy of an object (colours are drawn per episode)."""
+    rgba = list(obj.rgba) if obj.kind not in ("zone", "marker") else [*obj.rgba[:3], ZONE_ALPHA]
+    rb = view._objs[i].find_component_by_type(sapien.render.RenderBodyComponent)
+    if rb is None:  # rendering disabled
+        return
+    for shape in rb.render_shapes:
+        for part in getattr(shape, "parts", None) or [shape]:
+            part.material.set_base_color(rgba)
+
+
+def check_features(task_cls: type[Task]) -> None:
+    """Reject at load a task that needs something this backend lacks, naming it."""
+    missing = set(task_cls.features) - FEATURES
+    if missing:
+        raise ValueError(f"task {task_cls.name!r} needs {sorted(missing)}, which the ManiSkill backend lacks")
+
+
+class ManiSkillTaskEnv(gym.Env):
+    """One roboforge episode on ManiSkill with the MuJoCo backend's Gymnasium surface (numpy)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+
+    def __init__(self, task_cls: type[Task], obs_mode: str = "state", control_mode: str = "ee_delta_pose",
+                 render_mode: str | None = None, image_size: int = 128, render_size: int = 256,
+                 reward_mode: str = "dense", num_envs: int = 1, sim_backend: str = "physx_cpu", **kwargs):
+        if num_envs != 1:
+            raise ValueError("ManiSkillTaskEnv runs one environment; use make_vec_env for batches")
+        self.base = ManiSkillBatchEnv(task_cls, num_envs=1, obs_mode=obs_mode, control_mode=control_mode,
+                                      render_mode=render_mode, reward_mode=reward_mode, image_size=image_size,
+                                      render_size=render_size, sim_backend=sim_backend, **kwargs)
+        self.task_cls, self.obs_mode, self.control_mode = task_cls, obs_mode, control_mode
+        self.render_mode, self.reward_mode = render_mode, reward_mode
+        self.observation_space = self.base.single_observation_space
+        self.action_space = self.base.single_action_space
+        self.controller = SingleArmView(self.base)
+
+    # the oracle's surface ------------------------------------------------------------------
+    @property
+    def task(self) -> Task:
+        return self.base.episode(0).task
+
+    @property
+    def scene(self) -> Scene:
+        return self.base.episode(0).scene
+
+    @property
+    def goals(self):
+        return self.base.episode(0).goals
+
+    @property
+    def instruction(self) -> str:
+        return self.base.episode(0).instruction
+
+    def scene_state(self):
+        return self.base.scene_state(0)
+
+    def state_layout(self) -> dict[str, slice]:
+        return self.base.state_layout()
+
+    # gym API -------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        obs, info = self.base.reset(seed=seed, options=options)
+        return self._obs(obs), self._info(info)
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float32).reshape(-1)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {action.shape}; {self.control_mode} expects "
+                             f"{self.action_space.shape} in [-1, 1]")
+        obs, reward, terminated, _, info = self.base.step(action[None])
+        return self._obs(obs), float(reward[0]), bool(terminated[0]), False, self._info(info)
+
+    def _obs(self, obs):
+        if isinstance(obs, dict):
+            return {k: v[0].cpu().numpy() for k, v in obs.items()}
+        return obs[0].cpu().numpy()
+
+    def _info(self, info: dict) -> dict:
+        names = [g.name for g in self.goals] + ["released", "at_rest"]
+        keys = self.base.goals.slot_names + ["released", "at_rest"]
+        return {"success": bool(info["success"][0]), "instruction": self.instruction,
+                "conditions": {n: bool(info[k][0]) for n, k in zip(names, keys)}}
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            raise ValueError("render() needs render_mode='rgb_array' at gym.make")
+        return self.base.render()[0].cpu().numpy()
+
+    def close(self):
+        self.base.close()

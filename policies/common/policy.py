@@ -1,0 +1,142 @@
+"""The one policy surface: ``act(obs)``, ``reset()``, ``save(dir)``, ``Policy.load(dir)``.
+
+A saved policy is a directory, like LeRobot's ``save_pretrained``:
+
+- ``config.json``: ``policy_type``, ``format_version`` and every field of the policy's config;
+- ``model.safetensors``: the weights, normalizer stats included (they are buffers).
+
+``Policy.load(dir)`` reads ``policy_type``, finds the class registered under that name with
+``@register_policy(name)``, builds it from the config and loads the weights.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+_POLICIES: dict[str, type["Policy"]] = {}
+# Built-in policy types and the module that registers each, so ``Policy.load`` works without the
+# caller importing the right subpackage first.
+_BUILTIN_MODULES = {"diffusion": "policies.diffusion", "rl_mlp": "policies.rl.mlp_policy"}
+
+
+def register_policy(name: str):
+    """Class decorator: ``@register_policy("diffusion")`` makes ``Policy.load`` able to build the
+    class from a ``config.json`` whose ``policy_type`` is ``name``."""
+    def deco(cls: type["Policy"]) -> type["Policy"]:
+        old = _POLICIES.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"policy type {name!r} is already registered to {old.__module__}.{old.__qualname__}")
+        cls.policy_type = name
+        _POLICIES[name] = cls
+        return cls
+    return deco
+
+
+def _policy_class(kind: str, where: Path) -> type["Policy"]:
+    if kind not in _POLICIES and kind in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[kind])
+    if kind not in _POLICIES:
+        known = sorted(set(_POLICIES) | set(_BUILTIN_MODULES))
+        raise ValueError(f"{where}: unknown policy_type {kind!r}; known: {', '.join(known)}")
+    return _POLICIES[kind]
+
+
+class Policy(nn.Module):
+    """Base of every policy. Subclasses set ``config_class`` (a dataclass with ``to_dict()`` /
+    ``from_dict()``), are decorated with ``@register_policy(name)``, and implement ``act`` and
+    ``reset``. Stateful policies (observation history, action queue) keep that state here, so the
+    caller just steps the environment with ``policy.act(obs)``."""
+
+    policy_type: str = ""
+    config_class: type | None = None
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    # -- acting ----------------------------------------------------------------------------
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """One raw observation (obs_dim,) -> one action (action_dim,) float32, to apply now."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement act()")
+
+    def reset(self) -> None:
+        """Start of an episode: forget the observation history and any queued actions."""
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the weights (and of the normalizer buffers)."""
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``path/config.json`` and ``path/model.safetensors`` (directory created if needed)."""
+        if not self.policy_type:
+            raise TypeError(f"{type(self).__name__} is not registered; decorate it with @register_policy(name)")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"policy_type": self.policy_type, "format_version": FORMAT_VERSION, **self.config.to_dict()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(path / WEIGHTS_FILE), metadata={"policy_type": self.policy_type,
+                                                              "format_version": str(FORMAT_VERSION)})
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Policy":
+        """Build the policy saved in directory ``path`` (by ``save()``), on ``device``, in eval mode.
+        Called on a subclass, also checks that the saved policy is of that class."""
+        path = Path(path)
+        config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path} is not a directory; a saved policy is a directory holding "
+                                    f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save()")
+        if not config_file.exists():
+            raise FileNotFoundError(f"{path} has no {CONFIG_FILE}; a saved policy is a directory holding "
+                                    f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save()")
+        if not weights_file.exists():
+            raise FileNotFoundError(f"{path} has no {WEIGHTS_FILE} (the weights); was it saved with policy.save()?")
+        config = json.loads(config_file.read_text())
+        kind = config.pop("policy_type", None)
+        version = config.pop("format_version", None)
+        if kind is None:
+            raise ValueError(f"{config_file} has no 'policy_type'; was it saved with policy.save()?")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ValueError(f"{config_file}: format_version {version!r} is not supported by this roboforge "
+                             f"(it reads versions <= {FORMAT_VERSION})")
+        sub = _policy_class(kind, config_file)
+        if not issubclass(sub, cls):
+            raise TypeError(f"{path} holds a {kind!r} policy ({sub.__name__}), not a {cls.__name__}")
+        policy = sub(sub.config_class.from_dict(config))
+
+        state = load_file(str(weights_file))
+        expected = policy.state_dict()
+        stats = [k for k in expected if k.endswith(".fitted")]  # one per Normalizer
+        if any(k not in state or not bool(state[k]) for k in stats):
+            raise ValueError(f"checkpoint {path} has no normalizer stats; was it saved with policy.save() "
+                             f"after fit_normalizer()?")
+        missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+        if missing or unexpected:
+            raise ValueError(f"checkpoint {path} does not match its {CONFIG_FILE}: missing weights "
+                             f"{sorted(missing)[:5]}, unexpected weights {sorted(unexpected)[:5]}")
+        policy.load_state_dict(state)
+        return policy.to(device).eval()
+
+
+def load_policy(path: str | os.PathLike, device: str | torch.device = "cpu") -> Policy:
+    """Load any registered policy type from a directory written by ``policy.save()``."""
+    return Policy.load(path, device)

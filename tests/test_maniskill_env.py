@@ -1,0 +1,299 @@
+"""The ManiSkill backend as a user meets it through gym.make(..., sim="maniskill").
+
+Skipped (with the reason, which is also the fix) only where ManiSkill or a Vulkan device is missing.
+"""
+import logging
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.backends import maniskill
+from envs.core import Task
+from envs.core.predicates import Goal
+
+_PROBLEM = maniskill.problem()
+needs_maniskill = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
+ID = "roboforge/stack_blocks-v0"
+
+
+def ms_make(task="stack_blocks", **kw):
+    return gym.make(envs.env_id(task), sim="maniskill", **kw)
+
+
+@needs_maniskill
+@pytest.mark.parametrize("control_mode", ["ee_delta_pose", "joint_pos"])
+def test_check_env_state(control_mode):
+    env = ms_make(control_mode=control_mode)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@needs_maniskill
+@pytest.mark.parametrize("obs_mode,keys", [
+    ("rgb", {"state": ((42,), np.float32), "front_rgb": ((128, 128, 3), np.uint8), "wrist_rgb": ((128, 128, 3), np.uint8)}),
+    ("rgbd", {"front_depth": ((128, 128, 1), np.float32), "wrist_depth": ((128, 128, 1), np.float32)}),
+    ("pointcloud", {"pointcloud": ((1024, 6), np.float32)}),
+])
+def test_camera_observations_and_render(obs_mode, keys):
+    env = ms_make(obs_mode=obs_mode, render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    for k, (shape, dtype) in keys.items():
+        assert obs[k].shape == shape and obs[k].dtype == dtype, k
+    if obs_mode == "rgb":
+        assert obs["front_rgb"].std() > 10  # a picture, not a blank
+    obs, *_ = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs)
+    if obs_mode == "rgbd":
+        d = obs["wrist_depth"]
+        assert 0.03 < d.min() < d.max() < 1.0  # the wrist camera looks down at the table from ~0.2 m
+    if obs_mode == "pointcloud":
+        xyz = obs["pointcloud"][:, :3]
+        assert xyz[:, 2].min() > -0.02 and xyz[:, 0].max() < 1.0  # table-top region only
+        assert np.abs(obs["pointcloud"]).sum() > 0
+    img = env.render()
+    assert img.shape == (256, 256, 3) and img.dtype == np.uint8
+    env.close()
+
+
+@needs_maniskill
+def test_state_layout_info_and_oracle_surface():
+    env = ms_make()
+    obs, info = env.reset(seed=1)
+    u = env.unwrapped
+    lay = u.state_layout()
+    assert obs.shape == (42,) and obs.dtype == np.float32
+    s = u.scene_state()
+    assert np.allclose(obs[lay["top.pos"]], s.objects["top"].pos, atol=1e-6)
+    assert np.allclose(obs[lay["top.rel_pos"]], s.objects["top"].pos - s.tcp_pos, atol=1e-6)
+    assert obs[lay["gripper_width"]][0] == pytest.approx(0.08, abs=1e-3)
+    assert np.allclose(u.controller.target_pos, s.tcp_pos, atol=1e-4)
+    assert info["success"] is False and "stack the" in info["instruction"]
+    assert set(info["conditions"]) == {"on_top", "released", "at_rest"}
+    # 10 steps of +y at full scale move the TCP target 0.2 m (20 Hz, POS_SCALE 0.02 m); the arm follows
+    start = u.controller.target_pos.copy()
+    for _ in range(10):
+        _, r, term, trunc, info = env.step(np.array([0, 1, 0, 0, 0, 0, 1], np.float32))
+    assert u.controller.target_pos[1] - start[1] == pytest.approx(0.2, abs=1e-3)
+    assert u.scene_state().tcp_pos[1] - start[1] > 0.15
+    assert isinstance(r, float) and 0.0 <= r <= 1.0
+    with pytest.raises(ValueError, match="ee_delta_pose expects"):
+        env.step(np.zeros(3))
+    env.close()
+
+
+@needs_maniskill
+def test_joint_pos_action_maps_onto_joint_limits():
+    env = ms_make(control_mode="joint_pos")
+    env.reset(seed=0)
+    u = env.unwrapped
+    q_target = u.controller.solve_ik(np.array([0.5, 0.1, 0.15]), np.array([0.0, 0.70710678, 0.70710678, 0.0]))
+    a = np.append(u.controller.normalize_joints(q_target), -1.0).astype(np.float32)
+    for _ in range(30):
+        env.step(a)
+    s = u.scene_state()
+    assert np.linalg.norm(s.tcp_pos - [0.5, 0.1, 0.15]) < 0.01
+    assert s.gripper_width < 0.005  # -1 closes the gripper
+    env.close()
+
+
+@pytest.mark.parametrize("task", envs.list_tasks())
+def test_batched_goals_equal_the_task_definition(task):
+    """The tensor twins of the predicates give Task.evaluate / Task.dense_reward exactly, on
+    random states around the goal targets, for 8 parallel environments with different episodes."""
+    from envs.backends.maniskill.goals import BatchedGoals, Snapshot  # torch only: runs without ManiSkill
+    from envs.core.scene import Scene
+
+    n, rng = 8, np.random.default_rng(7)
+    tasks, scenes = [], []
+    for i in range(n):
+        r = np.random.default_rng(100 + i)
+        t, sc = envs.get_task(task)(), Scene(r)
+        t.build(sc, r)
+        tasks.append(t), scenes.append(sc)
+    names = [o.name for o in scenes[0].objects]
+    bg = BatchedGoals(names, n, "cpu")
+    bg.set(range(n), [t.goals() for t in tasks], np.array([[o.half_size for o in sc.objects] for sc in scenes]))
+    for trial in range(6):
+        m = len(names)
+        pos = np.array([[o.pos for o in sc.objects] for sc in scenes])
+        snap = Snapshot(torch.tensor(pos, dtype=torch.float32), torch.zeros(n, m, 4), torch.zeros(n, m, 3),
+                        torch.zeros(n, m, 3), torch.zeros(n, 3), torch.tensor([[1.0, 0, 0, 0]] * n),
+                        torch.zeros(n, 9), torch.zeros(n, 9), torch.zeros(n, m, dtype=torch.bool),
+                        torch.zeros(n, m, dtype=torch.bool))
+        # move goal objects onto / near their targets so both outcomes of every check occur
+        for i, t in enumerate(tasks):
+            st = snap.scene_state(i, names)
+            for g in t.goals():
+                k = names.index(g.obj.name)
+                jitter = rng.normal(0, [0.01, 0.01, 0.004]) * (trial % 3)
+                snap.pos[i, k] = torch.tensor(g.target(st) + jitter, dtype=torch.float32)
+                st = snap.scene_state(i, names)
+            snap.tcp_pos[i] = snap.pos[i, names.index(t.goals()[0].obj.name)] + torch.tensor(rng.normal(0, 0.03, 3), dtype=torch.float32)
+            snap.linvel[i] = torch.tensor(rng.normal(0, 0.03, (m, 3)), dtype=torch.float32)
+            snap.touching[i] = torch.tensor(rng.random(m) < 0.3)
+            snap.grasped[i] = snap.touching[i] & torch.tensor(rng.random(m) < 0.5)
+        conds, evals = bg.evaluate(snap)
+        reward = bg.dense_reward(snap, conds, evals)
+        for i, t in enumerate(tasks):
+            st = snap.scene_state(i, names)
+            want = t.evaluate(st)
+            got = {k: bool(v[i]) for k, v in conds.items()}
+            assert got == want, (task, trial, i)
+            assert float(reward[i]) == pytest.approx(t.dense_reward(st), abs=1e-5), (task, trial, i)
+
+
+@needs_maniskill
+def test_task_needing_an_unknown_feature_is_rejected_at_load():
+    class ClothTask(Task):
+        name = "cloth_fold"
+        features = frozenset({"cloth"})
+
+    with pytest.raises(ValueError, match=r"cloth_fold.*\['cloth'\].*ManiSkill backend lacks"):
+        maniskill.make_env(ClothTask)
+
+
+@needs_maniskill
+def test_goal_without_batched_twin_runs_on_the_host():
+    class Lifted(Goal):  # a predicate only a generated task knows
+        def check(self, state):
+            return bool(state.pos(self.obj)[2] > 0.1)
+
+        def target(self, state):
+            return np.array([*state.pos(self.obj)[:2], 0.12])
+
+    class Lift(Task):
+        name = "lift_test"
+        instruction = "lift the {block.color} block"
+
+        def build(self, scene, rng):
+            self.block = scene.add_block("red")
+            scene.place_randomly([self.block])
+
+        def goals(self):
+            return [Lifted(self.block)]
+
+    env = maniskill.make_env(Lift)
+    _, info = env.reset(seed=0)
+    assert info["conditions"]["lifted_block_0"] is False
+    env.close()
+
+
+def test_missing_maniskill_gives_one_message_with_the_fix(monkeypatch):
+    from envs.backends.maniskill import availability
+
+    availability.problem.cache_clear()
+    monkeypatch.setitem(sys.modules, "mani_skill", None)  # import fails as if not installed
+    try:
+        with pytest.raises(maniskill.ManiSkillUnavailable, match=r"pip install -e '\.\[maniskill\]'"):
+            ms_make()
+    finally:
+        availability.problem.cache_clear()
+
+
+@needs_maniskill
+def test_no_vulkan_device_gives_one_message_with_the_fix(monkeypatch):
+    import sapien.render
+
+    from envs.backends.maniskill import availability
+
+    def no_device():
+        raise RuntimeError("failed to find a rendering device")
+
+    availability.problem.cache_clear()
+    monkeypatch.setattr(sapien.render, "get_device_summary", no_device)
+    try:
+        with pytest.raises(maniskill.ManiSkillUnavailable) as err:
+            ms_make()
+        msg = str(err.value)
+        assert "Vulkan" in msg and "bookworm-backports" in msg and "mesa-vulkan-drivers libvulkan1" in msg
+    finally:
+        availability.problem.cache_clear()
+
+
+@needs_maniskill
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_num_envs_on_cpu_falls_back_to_async_workers(caplog):
+    with caplog.at_level(logging.WARNING, logger="roboforge.maniskill"):
+        env = ms_make(num_envs=2)
+    assert "falling back to gymnasium AsyncVectorEnv" in caplog.text
+    try:
+        obs, info = env.reset(seed=3)
+        assert obs.shape == (2, 42) and isinstance(obs, np.ndarray)
+        obs, r, term, trunc, info = env.step(np.zeros((2, 7), np.float32))
+        assert r.shape == (2,) and term.shape == (2,)
+        obs2, _ = env.reset(options={"env_idx": [1]})  # partial reset
+        assert np.array_equal(obs2[0], obs[0]) and not np.array_equal(obs2[1], obs[1])
+    finally:
+        env.close()
+
+
+# -- GPU: batched tensors on the CUDA device ------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("num_envs", [16, 1024])
+def test_gpu_batched_reset_and_step_stay_on_device(num_envs):
+    import warnings
+
+    env = ms_make(num_envs=num_envs)
+    u = env.unwrapped
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (num_envs, 42) and obs.device.type == "cuda"
+    assert len(set(u.instructions)) > 1  # parallel episodes differ
+    actions = torch.zeros(num_envs, 7, device="cuda")
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(5):
+                obs, r, term, trunc, info = env.step(actions)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    ours = [w for w in caught if "backends/maniskill" in str(w.filename) and "synchroniz" in str(w.message)]
+    assert not ours, [f"{w.filename}:{w.lineno}" for w in ours]
+    assert obs.device.type == r.device.type == info["success"].device.type == "cuda"
+    assert r.shape == (num_envs,) and not info["success"].any()
+    before = obs.clone()
+    obs, _ = env.reset(options={"env_idx": torch.tensor([0, 3], device="cuda")})  # partial reset
+    assert torch.equal(obs[1], before[1]) and not torch.equal(obs[0], before[0])
+    env.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_vector_env_auto_resets():
+    vec = maniskill.make_vec_env("reach_target", num_envs=16)
+    obs, _ = vec.reset(seed=0)
+    for _ in range(envs.get_task("reach_target").max_episode_steps + 1):
+        obs, r, term, trunc, info = vec.step(torch.zeros(16, 7, device="cuda"))
+    assert "final_obs" in info and obs.device.type == "cuda"
+    vec.close()
+
+
+@needs_maniskill
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_vector_env_and_sb3_adapter_on_cpu():
+    vec = maniskill.make_vec_env("reach_target", num_envs=2)
+    obs, _ = vec.reset(seed=0)
+    assert obs.shape == (2, vec.single_observation_space.shape[0])
+    for _ in range(envs.get_task("reach_target").max_episode_steps):
+        obs, r, term, trunc, info = vec.step(np.zeros((2, 7), np.float32))
+    assert trunc.all() and "final_obs" in info  # same-step auto-reset at the time limit
+    vec.close()
+    pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from envs.backends.maniskill.vector import make_sb3_vec_env
+
+    sb3 = make_sb3_vec_env("reach_target", num_envs=2)
+    assert isinstance(sb3, VecEnv)
+    obs = sb3.reset()
+    obs, r, done, infos = sb3.step(np.zeros((2, 7), np.float32))
+    assert obs.shape == (2, 25) and r.shape == (2,)  # reach_target: 22 robot values + the marker position
+    sb3.close()

@@ -1,0 +1,117 @@
+"""train.py as a user runs it: tiny end-to-end runs, resume after a kill, clear errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from policies.diffusion import DiffusionConfig, DiffusionPolicy
+from train.datasets.demo_store import Episode
+from train.datasets.sequence import SequenceDataset
+from train.imitation import TrainingDiverged, checkpoint_dir, train_imitation
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_POLICY = ["policy.down_dims=[16,32]", "policy.horizon=8", "policy.n_action_steps=4", "policy.n_groups=4",
+               "policy.diffusion_step_embed_dim=16"]
+
+
+def run_cli(*args, cwd=ROOT, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "train.py", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def tiny_args(tmp_path, run="run", steps=20, **extra):
+    args = ["env=stack_blocks", "data.num_demos=2", f"train.steps={steps}", "train.checkpoint_every=10",
+            "train.log_every=5", "eval.episodes=2", "eval.num_videos=1", f"data.store_root={tmp_path}/demos",
+            f"hydra.run.dir={tmp_path}/{run}", "progress=false", "train.num_threads=1", *TINY_POLICY]
+    return args + [f"{k}={v}" for k, v in extra.items()]
+
+
+def test_cli_end_to_end_writes_every_output(tmp_path):
+    res = run_cli(*tiny_args(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["success_rate"] <= 1.0 and metrics["num_episodes"] == 2
+    assert all(e["seed"] >= 100_000 for e in metrics["episodes"])  # unseen seeds
+    assert (run / "config.yaml").read_text().count("env: stack_blocks") == 1
+    ckpt = run / "checkpoints" / "last"
+    assert {"config.json", "model.safetensors", "trainer_state.pt"} <= {p.name for p in ckpt.iterdir()}
+    assert "obs_normalizer.low" in json.dumps(list(__import__("safetensors.torch").torch.load_file(ckpt / "model.safetensors")))
+    videos = list((run / "videos").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("success_rate=") and "unseen seeds" in last and str(run) in last
+
+
+def test_resume_after_kill_continues_from_checkpoint(tmp_path):
+    args = tiny_args(tmp_path, steps=300)
+    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    state = tmp_path / "run" / "checkpoints" / "last" / "trainer_state.pt"
+    deadline = time.time() + 240
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "no checkpoint was written before the kill"
+    killed_at = torch.load(state, weights_only=False)["step"]
+    res = run_cli(f"resume={tmp_path}/run", "train.steps=30")  # overrides are ignored on resume: saved config wins
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train"]["start_step"] >= killed_at >= 10
+    assert torch.load(state, weights_only=False)["step"] == 300
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("env=stack_blokcs", "unknown task 'stack_blokcs'. Did you mean 'stack_blocks'? Known tasks:"),
+    ("train.steps=-3", "train.steps=-3 is invalid; allowed: an integer >= 1"),
+    ("obs_mode=depth", "obs_mode='depth' is invalid; allowed: state, rgb, rgbd, pointcloud"),
+    ("policy.horizon=7", "DiffusionConfig.horizon=7 is invalid; allowed: a multiple of 2"),
+    ("eval.seed_start=1", "eval.seed_start=1 is invalid; allowed: a seed range disjoint from the demo seeds"),
+])
+def test_bad_overrides_name_key_and_allowed_values(tmp_path, override, expected):
+    res = run_cli(*tiny_args(tmp_path), override)
+    assert res.returncode == 2 and expected in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+
+
+def test_unknown_sim_lists_options(tmp_path):
+    res = run_cli("sim=bogus", f"hydra.run.dir={tmp_path}/r")
+    assert res.returncode != 0 and "maniskill" in res.stderr and "mujoco" in res.stderr
+
+
+def _tiny_setup():
+    rng = np.random.default_rng(0)
+    eps = [Episode(rng.normal(size=(20, 5)).astype(np.float32), rng.uniform(-1, 1, (20, 2)).astype(np.float32),
+                   np.zeros(20, np.float32), seed=i, success=True) for i in range(3)]
+    policy = DiffusionPolicy(DiffusionConfig(obs_dim=5, action_dim=2, down_dims=(16, 32), horizon=8,
+                                             n_action_steps=4, n_groups=4, diffusion_step_embed_dim=16))
+    ds = SequenceDataset(eps, 2, 8)
+    policy.fit_normalizer(*ds.stacked())
+    return policy, ds
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    policy, ds = _tiny_setup()
+    real = policy.compute_loss
+    calls = {"n": 0}
+
+    def flaky(batch):
+        calls["n"] += 1
+        loss = real(batch)
+        return loss * float("nan") if calls["n"] > 12 else loss
+
+    monkeypatch.setattr(policy, "compute_loss", flaky)
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 12; last good checkpoint kept"):
+        train_imitation(policy, ds, tmp_path, steps=50, batch_size=8, checkpoint_every=10, progress=False)
+    state = torch.load(checkpoint_dir(tmp_path) / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 10 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

@@ -1,0 +1,62 @@
+"""Evaluation on unseen seeds: all episodes step in lockstep so the policy is queried in batches."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from train.video import write_mp4
+
+
+def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int = 0,
+             batch_size: int = 50, progress: bool = True) -> dict:
+    """Roll ``policy`` out once per seed. ``policy.act`` must accept a batch (B, obs_dim).
+
+    Success = ``info["success"]`` at any step. The first ``num_videos`` seeds are rendered to
+    ``video_dir/eval_seed<seed>_<success|fail>.mp4``.
+    """
+    seeds = list(seeds)
+    results, videos = [], []
+    bar = tqdm(total=len(seeds), desc="eval", unit="ep", disable=not progress)
+    for start in range(0, len(seeds), batch_size):
+        chunk = seeds[start:start + batch_size]
+        render = [start + i < num_videos and video_dir is not None for i in range(len(chunk))]
+        envs_ = [make_env(render_mode="rgb_array" if r else None) for r in render]
+        obs = np.stack([e.reset(seed=s)[0] for e, s in zip(envs_, chunk)])
+        frames = [[e.render()] if r else None for e, r in zip(envs_, render)]
+        done = np.zeros(len(chunk), bool)
+        success, ret, length = np.zeros(len(chunk), bool), np.zeros(len(chunk)), np.zeros(len(chunk), int)
+        final_success = np.zeros(len(chunk), bool)
+        policy.reset()
+        while not done.all():
+            actions = policy.act(obs)
+            for i, e in enumerate(envs_):
+                if done[i]:
+                    continue
+                o, r, term, trunc, info = e.step(actions[i])
+                obs[i], ret[i], length[i] = o, ret[i] + r, length[i] + 1
+                success[i] |= info["success"]
+                final_success[i] = info["success"]
+                if frames[i] is not None:
+                    frames[i].append(e.render())
+                if term or trunc:
+                    done[i] = True
+                    bar.update(1)
+                    bar.set_postfix(success=f"{(sum(x['success'] for x in results) + success[:i + 1][done[:i + 1]].sum())}")
+        for i, s in enumerate(chunk):
+            results.append({"seed": int(s), "success": bool(success[i]), "final_success": bool(final_success[i]),
+                            "return": float(ret[i]), "length": int(length[i])})
+            if frames[i] is not None:
+                name = f"eval_seed{s}_{'success' if success[i] else 'fail'}.mp4"
+                videos.append(str(write_mp4(frames[i], Path(video_dir) / name)))
+        for e in envs_:
+            e.close()
+    bar.close()
+    return {"success_rate": float(np.mean([r["success"] for r in results])),
+            "num_episodes": len(results),
+            "num_successes": int(sum(r["success"] for r in results)),
+            "mean_return": float(np.mean([r["return"] for r in results])),
+            "mean_length": float(np.mean([r["length"] for r in results])),
+            "episodes": results, "videos": videos}

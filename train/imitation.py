@@ -1,0 +1,110 @@
+"""Imitation trainer: a loop that reads top to bottom (AdamW, cosine LR, EMA, checkpoints).
+
+Checkpoints go to ``run_dir/checkpoints/last/``: the EMA policy (``model.safetensors`` +
+``config.json``, loadable with ``load_policy``) and ``trainer_state.pt`` (optimizer, LR schedule,
+EMA, step, RNG) so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import torch
+from diffusers.optimization import get_scheduler
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from policies.common.ema import EMAModel
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+def checkpoint_dir(run_dir) -> Path:
+    return Path(run_dir) / "checkpoints" / "last"
+
+
+def _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step) -> None:
+    final = checkpoint_dir(run_dir)
+    tmp, old = final.with_name("last.tmp"), final.with_name("last.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ema.averaged_model.save(tmp)
+    torch.save({"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
+                "lr_scheduler": lr_sched.state_dict(), "ema": ema.state_dict(), "step": step,
+                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)  # the swap: a kill leaves either `last` or `last.old` complete
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _infinite(loader):
+    while True:
+        yield from loader
+
+
+def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, lr: float = 1e-4,
+                    weight_decay: float = 1e-6, warmup_steps: int = 500, checkpoint_every: int = 1000,
+                    log_every: int = 50, seed: int = 0, progress: bool = True) -> dict:
+    """Train ``policy`` (normalizer already fitted) for ``steps`` optimizer steps in total,
+    resuming from ``run_dir``'s checkpoint when there is one. Returns loss statistics."""
+    run_dir = Path(run_dir)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, betas=(0.95, 0.999), weight_decay=weight_decay)
+    lr_sched = get_scheduler("cosine", optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps)
+    ema = EMAModel(policy)
+    start = 0
+    state_file = checkpoint_dir(run_dir) / "trainer_state.pt"
+    if not state_file.exists() and checkpoint_dir(run_dir).with_name("last.old").exists():
+        state_file = checkpoint_dir(run_dir).with_name("last.old") / "trainer_state.pt"  # killed mid-swap
+    if state_file.exists():
+        state = torch.load(state_file, weights_only=False)
+        policy.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        lr_sched.load_state_dict(state["lr_scheduler"])
+        ema.load_state_dict(state["ema"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["step"]
+        log.info("resuming from step %d (%s)", start, state_file.parent)
+    else:
+        torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + start)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size, generator=g)
+    batches = _infinite(loader)
+    writer = SummaryWriter(str(run_dir / "tb"))
+    policy.train()
+    losses, first_losses = [], []
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="train", unit="step", disable=not progress)
+    for step in bar:
+        batch = next(batches)
+        loss = policy.compute_loss(batch)
+        if not math.isfinite(loss.item()):
+            writer.close()
+            raise TrainingDiverged(f"loss became {loss.item()} at step {step}; last good checkpoint kept at "
+                                   f"{checkpoint_dir(run_dir)} (lower train.lr or check the demos)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        lr_sched.step()
+        ema.step(policy)
+        losses.append(loss.item())
+        if len(first_losses) < 50:
+            first_losses.append(loss.item())
+        if (step + 1) % log_every == 0:
+            avg = sum(losses[-log_every:]) / len(losses[-log_every:])
+            writer.add_scalar("train/loss", avg, step + 1)
+            writer.add_scalar("train/lr", lr_sched.get_last_lr()[0], step + 1)
+            bar.set_postfix(loss=f"{avg:.4f}")
+        if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+            _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step + 1)
+    writer.close()
+    if start >= steps and not checkpoint_dir(run_dir).exists():
+        _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, steps)
+    tail = losses[-min(len(losses), 200):]
+    return {"start_step": start, "steps": steps, "first_loss": (sum(first_losses) / len(first_losses)) if first_losses else None,
+            "final_loss": (sum(tail) / len(tail)) if tail else None}
