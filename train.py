@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
 log = logging.getLogger("roboforge")
+logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no accelerate module" chatter
 
 OBS_MODES = ("state", "rgb", "rgbd", "pointcloud")
 CONTROL_MODES = ("ee_delta_pose", "joint_pos")

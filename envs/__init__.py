@@ -10,5 +10,15 @@ from envs.registry import (UnknownTaskError, env_id, get_task, list_tasks, make_
                            register_task, task_source_hash)
 from envs import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
 
-__all__ = ["UnknownTaskError", "env_id", "get_task", "list_tasks", "make_env", "register_task",
+
+
+def load_library(path) -> list[str]:
+    """Register every task of a generated-task library directory (see docs/generation.md) as
+    ``roboforge/<name>-v0``; return their names."""
+    from envs.generation.library import load_library as _load
+
+    return _load(path)
+
+
+__all__ = ["UnknownTaskError", "env_id", "get_task", "list_tasks", "load_library", "make_env", "register_task",
            "task_source_hash"]

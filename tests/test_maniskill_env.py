@@ -35,7 +35,7 @@ def test_check_env_state(control_mode):
 
 @needs_maniskill
 @pytest.mark.parametrize("obs_mode,keys", [
-    ("rgb", {"state": ((42,), np.float32), "front_rgb": ((128, 128, 3), np.uint8), "wrist_rgb": ((128, 128, 3), np.uint8)}),
+    ("rgb", {"state": ((45,), np.float32), "front_rgb": ((128, 128, 3), np.uint8), "wrist_rgb": ((128, 128, 3), np.uint8)}),
     ("rgbd", {"front_depth": ((128, 128, 1), np.float32), "wrist_depth": ((128, 128, 1), np.float32)}),
     ("pointcloud", {"pointcloud": ((1024, 6), np.float32)}),
 ])
@@ -67,7 +67,7 @@ def test_state_layout_info_and_oracle_surface():
     obs, info = env.reset(seed=1)
     u = env.unwrapped
     lay = u.state_layout()
-    assert obs.shape == (42,) and obs.dtype == np.float32
+    assert obs.shape == (45,) and obs.dtype == np.float32
     s = u.scene_state()
     assert np.allclose(obs[lay["top.pos"]], s.objects["top"].pos, atol=1e-6)
     assert np.allclose(obs[lay["top.rel_pos"]], s.objects["top"].pos - s.tcp_pos, atol=1e-6)
@@ -224,7 +224,7 @@ def test_num_envs_on_cpu_falls_back_to_async_workers(caplog):
     assert "falling back to gymnasium AsyncVectorEnv" in caplog.text
     try:
         obs, info = env.reset(seed=3)
-        assert obs.shape == (2, 42) and isinstance(obs, np.ndarray)
+        assert obs.shape == (2, 45) and isinstance(obs, np.ndarray)
         obs, r, term, trunc, info = env.step(np.zeros((2, 7), np.float32))
         assert r.shape == (2,) and term.shape == (2,)
         obs2, _ = env.reset(options={"env_idx": [1]})  # partial reset
@@ -243,7 +243,7 @@ def test_gpu_batched_reset_and_step_stay_on_device(num_envs):
     env = ms_make(num_envs=num_envs)
     u = env.unwrapped
     obs, info = env.reset(seed=0)
-    assert obs.shape == (num_envs, 42) and obs.device.type == "cuda"
+    assert obs.shape == (num_envs, 45) and obs.device.type == "cuda"
     assert len(set(u.instructions)) > 1  # parallel episodes differ
     actions = torch.zeros(num_envs, 7, device="cuda")
     torch.cuda.set_sync_debug_mode("warn")

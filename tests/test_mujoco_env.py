@@ -18,7 +18,7 @@ def test_check_env_all_modes(obs_mode, control_mode):
 
 
 @pytest.mark.parametrize("obs_mode,keys", [
-    ("rgb", {"state": ((42,), np.float32), "front_rgb": ((128, 128, 3), np.uint8), "wrist_rgb": ((128, 128, 3), np.uint8)}),
+    ("rgb", {"state": ((45,), np.float32), "front_rgb": ((128, 128, 3), np.uint8), "wrist_rgb": ((128, 128, 3), np.uint8)}),
     ("rgbd", {"front_depth": ((128, 128, 1), np.float32), "wrist_depth": ((128, 128, 1), np.float32)}),
     ("pointcloud", {"pointcloud": ((1024, 6), np.float32)}),
 ])
@@ -41,7 +41,8 @@ def test_state_layout_and_info():
     obs, info = env.reset(seed=1)
     u = env.unwrapped
     lay = u.state_layout()
-    assert obs.shape == (42,) and obs.dtype == np.float32
+    assert obs.shape == (45,) and obs.dtype == np.float32
+    assert np.allclose(obs[lay["goal_0.delta"]], u.goals[0].target(u.scene_state()) - u.scene_state().objects["top"].pos, atol=1e-6)
     s = u.scene_state()
     assert np.allclose(obs[lay["top.pos"]], s.objects["top"].pos, atol=1e-6)
     assert np.allclose(obs[lay["top.rel_pos"]], s.objects["top"].pos - s.tcp_pos, atol=1e-6)

@@ -155,3 +155,10 @@ class Reached(Goal):
 
     def distance(self, state):
         return float(np.linalg.norm(state.tcp_pos - state.pos(self.obj)))
+
+
+def goal_delta(goal: Goal, state: SceneState) -> np.ndarray:
+    """Target minus the position of what the goal moves (the TCP for reach goals): the
+    goal-relative feature of the state observation."""
+    mover = state.tcp_pos if goal.skill == "reach" else state.pos(goal.obj)
+    return goal.target(state) - mover

@@ -383,6 +383,8 @@ class ManiSkillBatchEnv(BaseEnv):
                 layout[f"{self.object_names[k]}.{key}"], i = slice(i, i + n), i + n
         for k in self._fixtures:
             layout[f"{self.object_names[k]}.pos"], i = slice(i, i + 3), i + 3
+        for k in range(len(self.goals._slots)):
+            layout[f"goal_{k}.delta"], i = slice(i, i + 3), i + 3
         return layout
 
     def _state_obs(self, s: Snapshot) -> torch.Tensor:
@@ -391,6 +393,7 @@ class ManiSkillBatchEnv(BaseEnv):
         for k in self._movable:
             parts += [s.pos[:, k], s.quat[:, k], s.pos[:, k] - s.tcp_pos]
         parts += [s.pos[:, k] for k in self._fixtures]
+        parts += self.goals.deltas(s, self._evals)
         return torch.cat(parts, 1).to(torch.float32)
 
     def get_obs(self, info: dict | None = None, unflattened: bool = False):

@@ -130,20 +130,20 @@ class BatchedGoals:
 
     # -- evaluate ------------------------------------------------------------------------
     def _slot_eval(self, k: int, s: Snapshot):
-        """(check (N,) bool, distance (N,), object position (N, 3)) of goal slot ``k``."""
+        """(check (N,) bool, distance (N,), object position (N, 3), target (N, 3)) of goal slot ``k``."""
         slot = self._slots[k]
         ar = torch.arange(self.num_envs, device=self.device)
         P, H = s.pos, self.half_size
         o = slot["obj"]
         p, hz = P[ar, o], H[ar, o, 2]
         if not slot["batched"]:
-            return self._host_eval(k, s) + (p,)
+            return self._host_eval(k, s) + (p, self._host_target(k, s))
         kind = type(self.goals[0][k])
         a, b, v = slot["a"], slot["b"], slot["v"]
         on_table = p[:, 2] < hz + 0.01
         if kind is Reached:
             d = torch.linalg.norm(s.tcp_pos - p, dim=-1)
-            return d <= a, d, p
+            return d <= a, d, p, p
         if kind is On:
             base = slot["ref0"]
             bp = P[ar, base]
@@ -173,7 +173,18 @@ class BatchedGoals:
             ok = (torch.linalg.norm(p[:, :2] - t[:, :2], dim=-1) <= a) & ((p[:, 2] - t[:, 2]).abs() <= b)
         else:  # pragma: no cover - guarded by _PARAMS
             raise AssertionError(kind)
-        return ok, torch.linalg.norm(p - t, dim=-1), p
+        return ok, torch.linalg.norm(p - t, dim=-1), p, t
+
+    def _host_target(self, k: int, s: Snapshot) -> torch.Tensor:
+        return torch.as_tensor(np.stack([self.goals[i][k].target(s.scene_state(i, self.names))
+                                         for i in range(self.num_envs)]), device=self.device, dtype=torch.float32)
+
+    def deltas(self, s: Snapshot, evals: list) -> list[torch.Tensor]:
+        """Per goal slot: target minus what it moves (the TCP for reach goals), (N, 3) each; the
+        same goal-relative feature as :func:`envs.core.predicates.goal_delta`."""
+        reach = SKILLS.index("reach")
+        return [t - torch.where((slot["skill"] == reach)[:, None], s.tcp_pos, p)
+                for slot, (_, _, p, t) in zip(self._slots, evals)]
 
     def _host_eval(self, k: int, s: Snapshot):
         ok, dist = [], []
@@ -205,7 +216,7 @@ class BatchedGoals:
         ar = torch.arange(self.num_envs, device=self.device)
         sat = torch.stack([e[0] for e in evals], 1)                                   # (N, G)
         partial = []
-        for slot, (_, dist, p) in zip(self._slots, evals):
+        for slot, (_, dist, p, _) in zip(self._slots, evals):
             reach = 1.0 - torch.tanh(5.0 * torch.linalg.norm(s.tcp_pos - p, dim=-1))
             place = 1.0 - torch.tanh(5.0 * dist)
             grasped = s.grasped[ar, slot["obj"]]

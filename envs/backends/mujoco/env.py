@@ -4,7 +4,8 @@ Observation modes
 - ``state``: flat float32 vector; layout (see ``state_layout``): arm qpos (7), arm qvel (7),
   gripper width (1, m), TCP position (3, m, base frame), TCP quaternion (4, wxyz, w >= 0), then per
   movable object in the task's build order: position (3), quaternion (4), position minus TCP (3);
-  then per fixture (zones, bowls): position (3).
+  then per fixture (zones, bowls): position (3); then per goal: the goal's target minus the
+  position of what it moves (3; the TCP for reach goals), like ManiSkill's obj_to_goal_pos.
 - ``rgb``: dict with ``state`` plus ``front_rgb`` / ``wrist_rgb`` (H, W, 3) uint8.
 - ``rgbd``: as ``rgb`` plus ``front_depth`` / ``wrist_depth`` (H, W, 1) float32 metres.
 - ``pointcloud``: dict with ``state`` and ``pointcloud`` (N, 6) float32: xyz (world) + rgb in [0, 1]
@@ -27,6 +28,7 @@ from gymnasium import spaces  # noqa: E402
 
 from envs.backends.mujoco.compiler import N_SUBSTEPS, CONTROL_HZ, compile_scene, home_qpos  # noqa: E402
 from envs.backends.mujoco.controller import ArmController  # noqa: E402
+from envs.core.predicates import goal_delta  # noqa: E402
 from envs.core.scene import Scene  # noqa: E402
 from envs.core.state import ObjectState, SceneState  # noqa: E402
 from envs.core.task import Task  # noqa: E402
@@ -184,6 +186,8 @@ class MujocoTaskEnv(gym.Env):
                 layout[f"{o.name}.{key}"], i = slice(i, i + n), i + n
         for o in self._fixtures:
             layout[f"{o.name}.pos"], i = slice(i, i + 3), i + 3
+        for k in range(len(self.goals)):
+            layout[f"goal_{k}.delta"], i = slice(i, i + 3), i + 3
         return layout
 
     def _state_obs(self, s: SceneState) -> np.ndarray:
@@ -194,6 +198,7 @@ class MujocoTaskEnv(gym.Env):
             st = s.objects[o.name]
             parts += [st.pos, st.quat, st.pos - s.tcp_pos]
         parts += [s.objects[o.name].pos for o in self._fixtures]
+        parts += [goal_delta(g, s) for g in self.goals]
         return np.concatenate(parts).astype(np.float32)
 
     def _make_obs_space(self) -> spaces.Space:

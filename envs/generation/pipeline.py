@@ -1,0 +1,288 @@
+"""propose -> write code -> validate -> admit, for either generator, with progress and a journal.
+
+``generate(...)`` makes ``count`` attempts. Each attempt is one task program (or one failed try
+at getting one from the LLM); it runs through the gates and is admitted or recorded in the
+library's journal, rejections also in the error book that later LLM prompts read.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from envs.generation import codegen_llm
+from envs.generation.embedding import MODEL_ID, NoveltyIndex, canonical_text, embed
+from envs.generation.gates import GateConfig, Verdict, validate
+from envs.generation.library import Library, load_library, now_iso, sha256
+from envs.generation.proposal import (Proposal, curriculum, draft_from_task, explore, procedural_space,
+                                      spec_hash)
+
+
+@dataclass
+class Candidate:
+    """One attempt's program. ``source`` is None when no program could be had (then ``error``
+    says why and ``error_gate`` is "static" for an unusable answer, "llm" for a failed call)."""
+
+    proposal: Proposal
+    source: str | None
+    prompt_hash: str = ""
+    tokens: dict = field(default_factory=dict)
+    error: str = ""
+    error_gate: str = "static"
+
+
+@dataclass
+class RunSummary:
+    generator: str
+    mode: str
+    attempted: int = 0
+    admitted: list[str] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)
+    tokens: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+    wall_s: float = 0.0
+    plan: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"generator": self.generator, "mode": self.mode, "attempted": self.attempted,
+                "admitted": self.admitted, "n_admitted": len(self.admitted), "rejected": self.rejected,
+                "tokens": self.tokens, "wall_s": round(self.wall_s, 1), "plan": self.plan}
+
+
+def build_index(library: Library) -> NoveltyIndex:
+    """Built-ins + every library task; stored embeddings are reused when the model matches."""
+    index = NoveltyIndex.with_builtins()
+    for name in library.names():
+        meta, source = library.meta(name), library.source(name)
+        vec = meta.get("embedding")
+        if vec is None or meta.get("embedding_model") != MODEL_ID:
+            vec = embed([canonical_text(source, meta.get("instruction", ""))])[0]
+        index.add(name, np.asarray(vec, np.float32), source)
+    return index
+
+
+def taken_names(index: NoveltyIndex) -> set[str]:
+    """Names a new task may not use: everything compared against plus everything registered."""
+    from envs.registry import list_tasks
+
+    return set(index.names) | set(list_tasks())
+
+
+# -- generators: each yields Candidates ------------------------------------------------------------
+
+def procedural_candidates(library: Library, index: NoveltyIndex, mode: str, target: str | None,
+                          rng: np.random.Generator, plan: list[str]) -> Iterator[Candidate]:
+    tried = {r.get("task") for r in library.journal("attempts") if r.get("generator") == "procedural"}
+    if mode == "exploratory":
+        for p in explore(procedural_space(), taken_names(index) | tried, index, rng):
+            yield Candidate(p, p.source(), prompt_hash=spec_hash(p.draft))
+        return
+    space = {d.name: d for d in procedural_space()}
+    if target in space:
+        steps = curriculum(space[target])
+    else:
+        draft = draft_from_task(target)  # a registered task: its stepping stones (it exists already)
+        steps = curriculum(draft)[:-1]
+    plan.extend(p.name for p in steps)
+    for p in steps:
+        yield Candidate(p, p.source(), prompt_hash=spec_hash(p.draft))
+
+
+class LLMCandidates:
+    """GenSim's two LLM stages: propose (or plan a curriculum), then write the code."""
+
+    def __init__(self, client, library: Library, index: NoveltyIndex, temperature: float = 0.7):
+        self.client, self.library, self.index, self.temperature = client, library, index, temperature
+
+    def _instructions(self) -> dict[str, str]:
+        from envs.registry import get_task, list_tasks
+
+        out = {}
+        for name in self.index.names:
+            out[name] = get_task(name).instruction if name in list_tasks() else self.library.meta(name).get("instruction", "")
+        return out
+
+    def _errors(self) -> str:
+        return codegen_llm.error_book_text(self.library.journal("error_book"))
+
+    def _ask(self, messages: list[dict]):
+        return self.client.chat(messages, temperature=self.temperature)
+
+    def _write(self, proposal: Proposal, tokens: dict) -> Candidate:
+        examples = self._retrieve(f"{proposal.description}\n{proposal.instruction}")
+        messages = codegen_llm.code_messages(proposal, examples, self._errors())
+        ph = codegen_llm.prompt_hash(messages)
+        try:
+            resp = self._ask(messages)
+        except Exception as err:  # noqa: BLE001  (the attempt fails; the run goes on)
+            return Candidate(proposal, None, ph, tokens, f"LLM call failed: {err}", "llm")
+        tokens = _add_tokens(tokens, resp.usage.as_dict())
+        try:
+            return Candidate(proposal, codegen_llm.extract_code(resp.text), ph, tokens)
+        except codegen_llm.NoCodeBlock as err:
+            return Candidate(proposal, None, ph, tokens, str(err), "static")
+
+    def _retrieve(self, query: str, k: int = 3) -> dict[str, str]:
+        """The ``k`` library tasks nearest to the proposal, as in-context examples."""
+        vec = embed([query])[0]
+        return {n: self.index.sources[n] for n, _ in self.index.nearest(vec, k)}
+
+    def candidates(self, mode: str, target: str | None, count: int, plan: list[str]) -> Iterator[Candidate]:
+        if mode == "goal":
+            yield from self._goal(target, count, plan)
+            return
+        while True:
+            tokens: dict = {}
+            messages = codegen_llm.propose_messages(self._instructions(), self._errors())
+            try:
+                resp = self._ask(messages)
+            except Exception as err:  # noqa: BLE001
+                yield Candidate(Proposal("llm_proposal", "", origin="llm"), None, codegen_llm.prompt_hash(messages),
+                                tokens, f"LLM call failed: {err}", "llm")
+                continue
+            tokens = resp.usage.as_dict()
+            proposal = codegen_llm.proposal_from_json(codegen_llm.parse_json_object(resp.text))
+            if proposal is not None:
+                proposal.name = _free_name(proposal.name, taken_names(self.index))
+            if proposal is None:
+                yield Candidate(Proposal("llm_proposal", "", origin="llm"), None, codegen_llm.prompt_hash(messages),
+                                tokens, f"the proposal answer is not the requested JSON: {resp.text[:200]!r}", "static")
+                continue
+            yield self._write(proposal, tokens)
+
+    def _goal(self, target: str, count: int, plan: list[str]) -> Iterator[Candidate]:
+        from envs.registry import get_task, list_tasks
+
+        described = target
+        if target in list_tasks():
+            described = f"{target}: {get_task(target).instruction}"
+        messages = codegen_llm.curriculum_messages(described, self._instructions(), count)
+        try:
+            resp = self._ask(messages)
+        except Exception as err:  # noqa: BLE001
+            yield Candidate(Proposal("llm_curriculum", described, origin="llm"), None,
+                            codegen_llm.prompt_hash(messages), {}, f"LLM call failed: {err}", "llm")
+            return
+        tokens = resp.usage.as_dict()
+        data = codegen_llm.parse_json_object(resp.text)
+        steps = [codegen_llm.proposal_from_json(t, "llm-curriculum") for t in (data or {}).get("tasks", [])
+                 if isinstance(t, dict)]
+        steps = [s for s in steps if s is not None]
+        taken = taken_names(self.index)
+        for s in steps:
+            s.name = _free_name(s.name, taken)
+            taken.add(s.name)
+        if not steps:
+            yield Candidate(Proposal("llm_curriculum", described, origin="llm"), None, codegen_llm.prompt_hash(messages),
+                            tokens, f"the curriculum answer is not the requested JSON: {resp.text[:200]!r}", "static")
+            return
+        plan.extend(s.name for s in steps)
+        for i, step in enumerate(steps):
+            yield self._write(step, tokens if i == 0 else {})  # the plan's tokens count once
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when taken (LLMs like to re-propose library names)."""
+    if name not in taken:
+        return name
+    i = 2
+    while f"{name[:44]}_{i}" in taken:
+        i += 1
+    return f"{name[:44]}_{i}"
+
+
+def _add_tokens(a: dict, b: dict) -> dict:
+    return {k: int(a.get(k, 0)) + int(b.get(k, 0)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+
+def generate(library: Library, generator: str = "procedural", count: int = 10, mode: str = "exploratory",
+             target: str | None = None, config: GateConfig | None = None, client=None, seed: int = 0,
+             progress: bool = True) -> RunSummary:
+    """Make ``count`` attempts with ``generator`` ("procedural" | "llm") into ``library``."""
+    from tqdm import tqdm
+
+    if mode == "goal" and not target:
+        raise ValueError("--mode goal needs --target TASK")
+    config = config or GateConfig()
+    if library.names():
+        load_library(library.root)  # a goal target or a retrieval example may be a library task
+    index = build_index(library)
+    summary = RunSummary(generator, mode)
+    run_id = uuid.uuid4().hex[:8]
+    rng = np.random.default_rng(seed)
+    if generator == "procedural":
+        source = procedural_candidates(library, index, mode, target, rng, summary.plan)
+    elif generator == "llm":
+        source = LLMCandidates(client, library, index).candidates(mode, target, count, summary.plan)
+    else:
+        raise ValueError(f"unknown generator {generator!r}; choose procedural or llm")
+    t_start = time.monotonic()
+    bar = tqdm(total=count, desc=f"generate[{generator}]", unit="task", disable=not progress, dynamic_ncols=True)
+    try:
+        for cand in source:
+            if summary.attempted >= count:
+                break
+            summary.attempted += 1
+            bar.set_postfix_str(f"{cand.proposal.name[:30]} admitted={len(summary.admitted)}")
+            verdict = _attempt(cand, library, index, config, client, bar)
+            summary.tokens = _add_tokens(summary.tokens, cand.tokens)
+            if verdict.admitted:
+                summary.admitted.append(verdict.task_name)
+            else:
+                summary.rejected[verdict.gate] = summary.rejected.get(verdict.gate, 0) + 1
+            _journal(library, run_id, generator, mode, cand, verdict)
+            bar.update(1)
+    finally:
+        bar.close()
+    summary.wall_s = time.monotonic() - t_start
+    return summary
+
+
+def _attempt(cand: Candidate, library: Library, index: NoveltyIndex, config: GateConfig, client, bar) -> Verdict:
+    if cand.source is None:
+        return Verdict(False, cand.error_gate, cand.error, cand.proposal.name)
+    t0 = time.monotonic()
+    verdict = validate(cand.source, taken_names=taken_names(index), novelty=index, config=config, critic_client=client,
+                       on_gate=lambda g: bar.set_postfix_str(f"{cand.proposal.name[:30]} [{g}]"))
+    if verdict.admitted:
+        meta = admission_meta(verdict, cand.source, cand.proposal.origin, cand.prompt_hash, cand.tokens,
+                              time.monotonic() - t0, description=cand.proposal.description,
+                              extra=cand.proposal.meta)
+        library.admit(verdict.task_name, cand.source, meta)
+        index.add(verdict.task_name, verdict.embedding, cand.source)
+    return verdict
+
+
+def admission_meta(verdict: Verdict, source: str, generator: str, prompt_hash: str, tokens: dict,
+                   validate_s: float, description: str = "", extra: dict | None = None) -> dict:
+    """The metadata record stored next to an admitted task."""
+    oracle = verdict.outcome("oracle")
+    runtime = verdict.outcome("runtime")
+    return {
+        "name": verdict.task_name, "instruction": verdict.instruction, "description": description,
+        "generator": generator, "prompt_hash": prompt_hash, "source_sha256": sha256(source),
+        "admitted_at": now_iso(), "validate_s": round(validate_s, 2),
+        "oracle_success": oracle.details["success_rate"], "oracle_seeds": oracle.details["seeds"],
+        "runtime_seeds": runtime.details["seeds"], "llm_tokens": tokens,
+        "gates": {o.gate: {"passed": o.passed, "reason": o.reason, "wall_s": round(o.wall_s, 2),
+                           **{k: v for k, v in o.details.items() if k not in ("episodes", "log_tail")}}
+                  for o in verdict.outcomes},
+        "oracle_episodes": oracle.details["episodes"],
+        "embedding_model": MODEL_ID, "embedding": [round(float(x), 6) for x in verdict.embedding],
+        "proposal": extra or {},
+    }
+
+
+def _journal(library: Library, run_id: str, generator: str, mode: str, cand: Candidate, verdict: Verdict) -> None:
+    record = {"ts": now_iso(), "run": run_id, "generator": generator, "mode": mode,
+              "task": verdict.task_name or cand.proposal.name, "outcome": verdict.gate,
+              "reason": verdict.reason, "passed": [o.gate for o in verdict.outcomes if o.passed],
+              "tokens": cand.tokens, "prompt_hash": cand.prompt_hash}
+    library.journal_append("attempts", record)
+    if not verdict.admitted:
+        library.journal_append("error_book", {"ts": record["ts"], "generator": generator, "task": record["task"],
+                                              "gate": verdict.gate, "reason": verdict.reason})
