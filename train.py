@@ -44,6 +44,11 @@ class ConfigError(ValueError):
 def validate(cfg: DictConfig) -> None:
     import envs
 
+    if cfg.get("library"):
+        if not Path(cfg.library).is_dir():
+            raise ConfigError(f"library={cfg.library!r} is invalid; allowed: a task library directory "
+                              f"(python -m envs.generation generate --library DIR)")
+        envs.load_library(cfg.library)
     envs.get_task(cfg.env)  # UnknownTaskError lists the known tasks
 
     def need(ok: bool, key: str, allowed: str):

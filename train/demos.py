@@ -5,6 +5,8 @@ minute; fanning out over a cluster (Ray) is for the large generated-task librari
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import gymnasium as gym
@@ -44,18 +46,25 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     """
     if obs_mode != "state":
         raise ValueError(f"demo collection stores flat vectors; obs_mode={obs_mode!r} is not supported yet, use 'state'")
-    code_hash = envs.task_source_hash(task)
+    env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode)
+    # The key covers the task's code and the backend's observation/action layout, so a change to
+    # either (not just to the task file) invalidates the cache.
+    layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape)])
+    code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds_key = range(seed_start, seed_start + num_demos)
     path = DemoStore.cache_path(store_root, task, sim, obs_mode, control_mode, seeds_key, code_hash)
     if path.exists():
         try:
             store = DemoStore.open(path)
+            if store.obs_dim != env.observation_space.shape[0] or store.action_dim != env.action_space.shape[0]:
+                raise CorruptDemoStoreError(f"{path}: obs/action dims {store.obs_dim}/{store.action_dim} do not match "
+                                            f"the env's {env.observation_space.shape[0]}/{env.action_space.shape[0]}")
             log.info("reusing %d cached demos from %s", len(store), path)
+            env.close()
             return store
         except CorruptDemoStoreError as err:
             log.warning("demo cache is corrupt and will be regenerated: %s", err)
             path.unlink()
-    env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode)
     episodes, attempts = [], int(np.ceil(num_demos * max_attempts_factor))
     bar = tqdm(total=num_demos, desc=f"demos {task}", unit="demo", disable=not progress)
     seed = seed_start
