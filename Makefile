@@ -69,7 +69,7 @@ test-slow: setup
 	$(PY) -m pytest -m slow
 
 bench: setup
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean-cache:
 	rm -rf $${ROBOFORGE_CACHE:-$$HOME/.cache/roboforge}

@@ -31,7 +31,7 @@ def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int 
         final_success = np.zeros(len(chunk), bool)
         policy.reset()
         while not done.all():
-            actions = policy.act(obs)
+            actions = policy.act(obs.copy())  # the policy may keep references in its history
             for i, e in enumerate(envs_):
                 if done[i]:
                     continue

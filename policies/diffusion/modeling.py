@@ -148,7 +148,7 @@ class DiffusionPolicy(Policy):
         """
         if isinstance(obs, dict):
             obs = obs["state"]
-        obs = np.asarray(obs, dtype=np.float32)
+        obs = np.array(obs, dtype=np.float32)  # a copy: callers may reuse their buffer in place
         single = obs.ndim == 1
         batch = obs[None] if single else obs
         if batch.ndim != 2 or batch.shape[1] != self.config.obs_dim:
