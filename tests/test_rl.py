@@ -1,0 +1,164 @@
+"""RL with stable-baselines3: every task is a valid SB3 env; tiny PPO / SAC runs go end to end
+through ``train.rl.run_rl`` (metrics, checkpoints, video, resume); the exported policy acts like
+the SB3 actor and survives a save/load; unsupported set-ups fail with a clear message.
+
+Long learning runs are benchmarks (bench/rl_learning.py), not tests.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+import envs
+from policies.common.policy import Policy
+from policies.rl import MLPActorPolicy, UnsupportedRLSetup, check_supported
+from policies.rl.sb3 import export_policy, make_env
+from train.rl import run_rl
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def tiny_config(algo: str, task: str = "reach_target", **policy) -> OmegaConf:
+    """A run config as train.py hands it over: the policy group file plus a few overrides."""
+    base = OmegaConf.load(CONFIGS / "policy" / f"{algo}.yaml")
+    small = {"ppo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
+             "sac": {"learning_starts": 64, "batch_size": 64, "buffer_size": 2000}}[algo]
+    over = {"total_timesteps": 256, "num_envs": 2, "vec_env": "dummy", "checkpoint_every": 128,
+            "net_arch": [32, 32], "sb3": small, **policy}
+    return OmegaConf.create({"env": task, "sim": {"name": "mujoco"}, "obs_mode": "state",
+                             "control_mode": "ee_delta_pose", "seed": 0, "progress": False, "policy": OmegaConf.merge(base, over),
+                             "eval": {"episodes": 2, "seed_start": 100_000, "num_videos": 1}})
+
+
+@pytest.fixture(scope="module")
+def sac_run(tmp_path_factory):
+    """A tiny SAC run with oracle demos in its replay buffer."""
+    run_dir = tmp_path_factory.mktemp("sac_run")
+    cfg = tiny_config("sac", demos=2)
+    return cfg, run_dir, run_rl(cfg, run_dir)
+
+
+def test_every_task_passes_sb3_check_env():
+    from stable_baselines3.common.env_checker import check_env
+
+    for task in envs.list_tasks():
+        env = make_env(task)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_env(env, warn=True)
+        sb3_warnings = [str(w.message) for w in caught if "stable_baselines3" in w.filename]
+        assert not sb3_warnings, f"{task}: {sb3_warnings}"
+        env.close()
+
+
+def test_ppo_end_to_end_in_subprocesses(tmp_path):
+    cfg = tiny_config("ppo", vec_env="subproc")
+    metrics = run_rl(cfg, tmp_path)
+    assert 0.0 <= metrics["success_rate"] <= 1.0 and metrics["env_steps"] >= 256
+    assert json.loads((tmp_path / "metrics.json").read_text())["success_rate"] == metrics["success_rate"]
+    for f in ["checkpoints/config.json", "checkpoints/model.safetensors", "checkpoints/sb3/model.zip",
+              "checkpoints/sb3/vecnormalize.pkl"]:
+        assert (tmp_path / f).is_file(), f
+    assert list((tmp_path / "videos").glob("*.mp4"))
+    assert list((tmp_path / "tensorboard").rglob("events.out.tfevents*"))
+    assert metrics["collect_steps_per_s"] > 0
+
+
+def test_sac_with_demos_writes_outputs(sac_run):
+    _, run_dir, metrics = sac_run
+    assert metrics["algorithm"] == "sac" and metrics["demo_episodes"] == 2 and metrics["demo_steps"] > 0
+    assert metrics["env_steps"] >= 256
+    assert (run_dir / "checkpoints/sb3/replay_buffer.npz").is_file()
+    assert list((run_dir / "videos").glob("*.mp4"))
+
+
+def test_rerun_resumes_the_step_count(sac_run):
+    cfg, run_dir, first = sac_run
+    cfg = OmegaConf.merge(cfg, {"policy": {"total_timesteps": 384}})
+    again = run_rl(cfg, run_dir)
+    assert again["resumed_from_step"] == first["env_steps"]
+    assert again["env_steps"] >= 384 and again["train_steps_this_run"] < 384
+    # the replay buffer came back with the demos and the first run's transitions in it
+    with np.load(run_dir / "checkpoints/sb3/replay_buffer.npz") as z:
+        assert len(z["observations"]) * 2 >= first["env_steps"] + first["demo_steps"]
+
+
+def test_exported_policy_matches_sb3_and_round_trips(sac_run, tmp_path):
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    _, run_dir, _ = sac_run
+    state = run_dir / "checkpoints" / "sb3"
+    norm = VecNormalize.load(str(state / "vecnormalize.pkl"), DummyVecEnv([lambda: make_env("reach_target")]))
+    norm.training = False
+    model = SAC.load(state / "model.zip", device="cpu")
+
+    env = make_env("reach_target")
+    obs, _ = env.reset(seed=123)
+    batch = np.stack([env.step(env.action_space.sample())[0] for _ in range(16)])
+    expected, _ = model.predict(norm.normalize_obs(batch), deterministic=True)
+
+    policy = export_policy(model, norm, task="reach_target")
+    np.testing.assert_allclose(policy.act(batch), expected, atol=1e-5)
+
+    policy.save(tmp_path / "policy")
+    loaded = Policy.load(tmp_path / "policy")  # through the common registry
+    assert isinstance(loaded, MLPActorPolicy)
+    loaded.reset()
+    for o in batch:
+        np.testing.assert_array_equal(loaded.act(o), policy.act(o))
+    # and what run_rl left in checkpoints/ loads the same way
+    assert Policy.load(run_dir / "checkpoints").act(batch[0]).shape == env.action_space.shape
+
+
+@pytest.mark.parametrize("algo, kwargs, needle", [
+    ("a2c", {}, "unknown RL algorithm 'a2c'"),
+    ("sac", {"obs_mode": "rgb"}, "obs_mode='rgb' is not supported"),
+    ("sac", {"action_space": gym.spaces.Discrete(4)}, "continuous 1-D Box action"),
+    ("sac", {"observation_space": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)}, "flat float Box"),
+    ("ppo", {"demos": 5}, "replay buffer"),
+    ("ppo", {"sim": "maniskill"}, "sim='maniskill'"),
+])
+def test_unsupported_combinations_name_the_supported_ones(algo, kwargs, needle):
+    with pytest.raises(UnsupportedRLSetup, match="supported: policy=ppo or policy=sac") as err:
+        check_supported(algo, **kwargs)
+    assert needle in str(err.value)
+
+
+def test_run_rl_rejects_image_observations_before_training(tmp_path):
+    cfg = tiny_config("sac")
+    cfg.obs_mode = "rgb"
+    with pytest.raises(UnsupportedRLSetup, match="obs_mode='rgb'"):
+        run_rl(cfg, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_replay_buffer_checkpoint_keeps_transitions_across_num_envs(tmp_path):
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    from policies.rl.sb3 import load_replay_buffer, save_replay_buffer
+
+    obs_space, act_space = gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Box(-1, 1, (2,), np.float32)
+    two = ReplayBuffer(100, obs_space, act_space, n_envs=2)
+    for i in range(5):  # 10 transitions; observation = its index
+        o = np.array([[2 * i] * 3, [2 * i + 1] * 3], np.float32)
+        two.add(o, o + 0.5, np.zeros((2, 2), np.float32), np.ones(2, np.float32), np.zeros(2), [{}, {}])
+    save_replay_buffer(two, tmp_path / "rb.npz")
+    assert np.load(tmp_path / "rb.npz")["observations"].shape == (5, 2, 3)  # filled rows only
+
+    same = ReplayBuffer(100, obs_space, act_space, n_envs=2)
+    load_replay_buffer(same, tmp_path / "rb.npz")
+    assert same.pos == 5 and np.array_equal(same.observations[:5], two.observations[:5])
+
+    three = ReplayBuffer(99, obs_space, act_space, n_envs=3)
+    load_replay_buffer(three, tmp_path / "rb.npz")
+    assert three.pos == 3  # 10 transitions -> 3 rows of 3 (one left over)
+    got = sorted(three.observations[:3, :, 0].ravel().tolist())
+    assert got == list(range(9))
+    np.testing.assert_array_equal(three.next_observations[:3], three.observations[:3] + 0.5)
