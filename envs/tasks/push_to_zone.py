@@ -11,7 +11,7 @@ class PushToZone(Task):
         cb, cz = scene.distinct_colors(2)
         self.block = scene.add_block(cb, size=0.04)
         self.zone = scene.add_zone(cz, size=0.1)
-        scene.place_randomly([self.block, self.zone], min_gap=0.05)
+        scene.place_randomly([self.zone, self.block], min_gap=0.04)  # largest first: it needs the most room
 
     def goals(self):
         return [Pushed(self.block, self.zone, margin=0.02)]

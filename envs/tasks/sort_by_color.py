@@ -16,7 +16,7 @@ class SortByColor(Task):
             zone.pos[:] = (0.6, y, 0.0005)  # fixed slots at the far edge; which colour goes where varies
         self.blocks = [scene.add_block(c, size=0.035, name=f"block_{i}")
                        for i, c in enumerate([self.c0, self.c0, self.c1, self.c1])]
-        scene.place_randomly(self.blocks, region="near", min_gap=0.02)
+        scene.place_randomly(self.blocks, region="near", min_gap=0.015)
 
     def goals(self):
         slots = [(0, 0.035), (0, -0.035)]  # two blocks side by side in each zone

@@ -12,7 +12,7 @@ class Unstack(Task):
         self.base = scene.add_block(cb, size=0.045, name="base")
         self.top = scene.add_block(ct, size=0.04, name="top")
         self.zone = scene.add_zone(cz, size=0.1)
-        scene.place_randomly([self.base, self.zone], min_gap=0.05)
+        scene.place_randomly([self.zone, self.base], min_gap=0.04)  # largest first: it needs the most room
         scene.place_on(self.top, self.base)
 
     def goals(self):
