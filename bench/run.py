@@ -1,6 +1,6 @@
 """roboforge against the tools you would pick instead, on this machine, in one run, as ratios.
 
-    python -m bench.run [--quick] [--only throughput,scaling,demos,diffusion,learning] [--no-install]
+    python -m bench.run [--quick] [--only throughput,scaling,demos,diffusion,learning,export] [--no-install]
 
 ``make bench`` runs this. Each benchmark runs its workers as subprocesses, ours with the project's
 interpreter and each peer with the interpreter of its own virtual environment under
@@ -38,7 +38,7 @@ BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 PEERS = BENCH / "peers"
 DOC = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ("throughput", "scaling", "demos", "diffusion", "learning")
+BENCHMARKS = ("throughput", "scaling", "demos", "diffusion", "learning", "export")
 TABLE_START, TABLE_END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 
 # name -> pip install steps, in order (each step one `pip install` call)
@@ -220,9 +220,27 @@ def bench_diffusion(a, peers) -> dict:
         "latency_speedup_as_installed_cpu_time": ratio(g(le, "chunk_latency_cpu_ms"), g(o, "chunk_latency_cpu_ms"))}}
 
 
-def bench_learning(a, peers) -> dict:
+def latest_demo_run() -> Path | None:
+    """The newest `make demo`-style run (diffusion policy, metrics written), or None."""
     runs = sorted(ROOT.glob("outputs/*/*/metrics.json"), key=lambda p: p.stat().st_mtime)
     runs = [p for p in runs if json.loads(p.read_text()).get("policy", "diffusion") == "diffusion"]
+    return runs[-1].parent if runs else None
+
+
+def bench_export(a, peers) -> dict:
+    """Exported policy latency vs torch eager (same process, alternating calls) and the exported
+    `make demo` policy's success next to the torch one's on the same unseen seeds."""
+    args = ["--calls", "10" if a.quick else "40", "--rounds", "1" if a.quick else "3"]
+    run = latest_demo_run()
+    if run is not None and (run / "checkpoints" / "last").exists():
+        args += ["--checkpoint", str(run / "checkpoints" / "last"), "--episodes", "10" if a.quick else "50"]
+    o = run_worker(sys.executable, "bench.export", args, 1800)  # rounds alternate inside the worker
+    return {"roboforge": o, "run_dir": str(run.relative_to(ROOT)) if run else None}
+
+
+def bench_learning(a, peers) -> dict:
+    run = latest_demo_run()
+    runs = [run / "metrics.json"] if run else []
     if not runs:
         return {"roboforge": {"error": "no outputs/*/*/metrics.json from `make demo` yet: run `make demo`, then "
                                        "`python -m bench.run --only learning`"}}
@@ -237,7 +255,7 @@ def bench_learning(a, peers) -> dict:
 
 
 RUNNERS = {"throughput": bench_throughput, "scaling": bench_scaling, "demos": bench_demos,
-           "diffusion": bench_diffusion, "learning": bench_learning}
+           "diffusion": bench_diffusion, "learning": bench_learning, "export": bench_export}
 PEERS_NEEDED = {"throughput": ("maniskill", "robosuite"), "demos": ("maniskill",), "diffusion": ("lerobot",)}
 
 
@@ -335,6 +353,33 @@ def rows_from(results: dict[str, dict]) -> list[dict]:
                 f"wall {o['wall_time_s'] / 60:.1f} min" if "error" not in o else o["error"])
         add("Learning: `make demo` (diffusion on stack_blocks, 100 oracle demos)", ours, "—", "—", lg, "",
             f"run {o.get('run_dir', '')}".strip() if "error" not in o else "")
+    ex = results.get("export")
+    if ex:
+        o = ex["roboforge"]
+        if "error" in o:
+            add("Export: exported policy latency", f"failed: {o['error']}", "—", "—", ex, "")
+        else:
+            vers = _v(o, "onnxruntime", "torch", "onnxscript")
+            cfg = o["config"]
+            shape = f"U-Net {'-'.join(map(str, cfg['down_dims']))}, DDIM-{cfg['num_inference_steps']}, {o['threads']} thread"
+            for b, who in ((1, "a robot"), (50, "lockstep sim evaluation")):
+                r = o[f"batch_{b}"]
+                add(f"Export: latency per {cfg['n_action_steps']}-action chunk, batch {b} ({who}); {shape}",
+                    f"onnxruntime {r['onnxruntime']['median_ms']:.1f} ms; TorchScript {r['torchscript']['median_ms']:.1f} ms",
+                    f"torch eager {r['torch_eager']['median_ms']:.1f} ms",
+                    f"**{r['onnxruntime_speedup_vs_torch_eager']:.2f}x** (onnxruntime), "
+                    f"{r['torchscript_speedup_vs_torch_eager']:.2f}x (TorchScript)", ex, vers,
+                    f"median of alternating calls, best of rounds; export took {o['export_onnx_s']:.0f} s (ONNX)")
+            v = o.get("verify")
+            if v:
+                t, e, own = v["success_torch"], v["success_exported"], v["success_torch_own_sampler"]
+                add(f"Export: `make demo` policy exported to ONNX, success on {e['num_episodes']} unseen seeds "
+                    f"({e['seeds']})",
+                    f"exported {e['success_rate']:.2f} ({e['num_successes']}/{e['num_episodes']}); "
+                    f"max abs diff {v['fidelity']['max_abs_diff']:.1e}",
+                    f"torch {t['success_rate']:.2f} ({t['num_successes']}/{t['num_episodes']}) with the same noise; "
+                    f"{own['success_rate']:.2f} with its own sampler",
+                    f"gap **{v['success_gap_points']:+.0f} points**", ex, vers, f"run {ex.get('run_dir')}")
     return rows
 
 

@@ -1,4 +1,14 @@
-"""Policies share one surface: ``act(obs)``, ``reset()``, ``save(dir)``, ``load_policy(dir)``."""
-from policies.common.policy import Policy, load_policy, register_policy
+"""Policies share one surface: ``act(obs)``, ``reset()``, ``save(dir)``, ``load_policy(dir)``.
 
+The names below load lazily (PEP 562) so that ``policies.export.runtime``, the torch-free
+deployment runtime, can be imported on a robot computer without torch.
+"""
 __all__ = ["Policy", "load_policy", "register_policy"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from policies.common import policy
+
+        return getattr(policy, name)
+    raise AttributeError(f"module 'policies' has no attribute {name!r}")

@@ -117,6 +117,33 @@ def test_exported_policy_matches_sb3_and_round_trips(sac_run, tmp_path):
     assert Policy.load(run_dir / "checkpoints").act(batch[0]).shape == env.action_space.shape
 
 
+def test_rl_checkpoint_exports_to_onnx_and_runs_without_torch_policy(sac_run, tmp_path):
+    from policies.export import export_policy as export_artifact
+    from policies.export.runtime import ExportedPolicy
+
+    _, run_dir, _ = sac_run
+    out = export_artifact(run_dir / "checkpoints", "onnx", tmp_path / "exported")
+    torch_policy = Policy.load(run_dir / "checkpoints")
+    exported = ExportedPolicy(out)
+    env = make_env("reach_target")
+    obs, _ = env.reset(seed=5)
+    batch = np.stack([env.step(env.action_space.sample())[0] for _ in range(8)])
+    np.testing.assert_allclose(exported.act(batch), torch_policy.act(batch), atol=1e-5)
+    assert exported.manifest["task"]["name"] == "reach_target" and exported.manifest["policy"]["algorithm"] == "sac"
+
+
+def test_resume_with_a_changed_observation_layout_says_so(sac_run):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from policies.rl.sb3 import load_training_state
+
+    _, run_dir, _ = sac_run
+    other = DummyVecEnv([lambda: make_env("push_to_zone")])  # a different observation size
+    with pytest.raises(ValueError, match=r"trained on observations of shape \(\d+,\), the env now gives"):
+        load_training_state(run_dir / "checkpoints" / "sb3", "sac", other)
+    other.close()
+
+
 @pytest.mark.parametrize("algo, kwargs, needle", [
     ("a2c", {}, "unknown RL algorithm 'a2c'"),
     ("sac", {"obs_mode": "rgb"}, "obs_mode='rgb' is not supported"),

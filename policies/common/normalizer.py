@@ -86,7 +86,9 @@ class Normalizer(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._fitted = False  # re-read the loaded ``fitted`` buffer on next use
+        # mirror the loaded flag now (one read at load time), so tracing for export sees a constant
+        loaded = state_dict.get(prefix + "fitted")
+        self._fitted = bool(loaded) if loaded is not None else False
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -73,6 +73,13 @@ class Policy(nn.Module):
     def reset(self) -> None:
         """Start of an episode: forget the observation history and any queued actions."""
 
+    def export_spec(self):
+        """The graph and facts ``python -m policies.export`` needs (a
+        :class:`policies.common.export_spec.ExportSpec`). Policy types that can be exported
+        implement this; it is the one hook the exporter uses."""
+        raise NotImplementedError(f"policy type {self.policy_type!r} cannot be exported yet: "
+                                  f"{type(self).__name__} does not implement export_spec()")
+
     @property
     def device(self) -> torch.device:
         """Device of the weights (and of the normalizer buffers)."""

@@ -132,6 +132,27 @@ class DiffusionPolicy(Policy):
         """Same as :meth:`predict_action_chunk` (the graph an exporter traces)."""
         return self.predict_action_chunk(obs_hist, noise)
 
+    def export_spec(self):
+        """The whole sampler as one graph: normalize -> ``num_inference_steps`` DDIM steps ->
+        unnormalize, with the initial noise as an input (see :mod:`policies.export`)."""
+        from policies.common.export_spec import ExportSpec
+
+        c = self.config
+        minmax = lambda n: {"low": n.low.tolist(), "high": n.high.tolist()}  # noqa: E731
+        return ExportSpec(
+            module=self, obs_dim=c.obs_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
+            n_action_steps=c.n_action_steps, noise_shape=(c.horizon, c.action_dim),
+            normalization={"baked_into_graph": True,
+                           "method": "per-dimension min/max of the training data -> [-1, 1]; a dimension "
+                                     "whose range was < 1e-4 is only centred",
+                           "observation": minmax(self.obs_normalizer), "action": minmax(self.action_normalizer)},
+            extra={"sampler": {"type": "DDIM", "eta": 0.0, "num_inference_steps": c.num_inference_steps,
+                               "num_train_timesteps": c.num_train_timesteps, "beta_schedule": c.beta_schedule,
+                               "prediction_type": c.prediction_type, "clip_sample": c.clip_sample,
+                               "horizon": c.horizon, "noise": "standard normal (batch, horizon, action_dim); "
+                                                             "draw fresh noise for every call",
+                               "chunk_offset": c.n_obs_steps - 1}})
+
     # -- acting ----------------------------------------------------------------------------
     def reset(self) -> None:
         """Start of an episode: clear the observation history and the queued actions."""

@@ -98,6 +98,17 @@ class MLPActor(nn.Module):
         return self.action_low + (a + 1.0) * 0.5 * (self.action_high - self.action_low)
 
 
+class _ChunkSignature(nn.Module):
+    """(B, 1, obs_dim) -> (B, 1, action_dim): the memoryless actor in the export signature."""
+
+    def __init__(self, actor: MLPActor):
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs_history: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs_history[:, -1]).unsqueeze(1)
+
+
 @register_policy("rl_mlp")
 class MLPActorPolicy(Policy):
     """A trained RL actor on the common policy surface: ``act(obs)``, ``reset()``,
@@ -112,6 +123,22 @@ class MLPActorPolicy(Policy):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, obs_dim) raw observations -> (B, action_dim) actions: the graph to export."""
         return self.actor(obs)
+
+    def export_spec(self):
+        """The actor under the common export signature: history 1, chunk 1, no noise input."""
+        from policies.common.export_spec import ExportSpec
+
+        c = self.config
+        n = self.actor.normalizer
+        return ExportSpec(
+            module=_ChunkSignature(self.actor), obs_dim=c.obs_dim, action_dim=c.action_dim, n_obs_steps=1,
+            n_action_steps=1,
+            normalization={"baked_into_graph": True,
+                           "method": "clip((obs - mean) / sqrt(var + eps), -clip, clip) (VecNormalize statistics)",
+                           "observation": {"mean": n.mean.tolist(), "var": n.var.tolist(), "eps": c.obs_eps,
+                                           "clip": c.obs_clip},
+                           "action": {"output": c.output, "low": c.action_low, "high": c.action_high}},
+            extra={"algorithm": c.algorithm, "deterministic": True})
 
     @torch.no_grad()
     def act(self, obs) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -289,6 +290,12 @@ def load_training_state(directory: Path, algo: str, venv, *, tensorboard_log: st
     """Inverse of :func:`save_training_state`: (model, normalized venv, progress dict)."""
     from stable_baselines3.common.vec_env import VecNormalize
 
+    with open(directory / "vecnormalize.pkl", "rb") as f:
+        saved = pickle.load(f).observation_space
+    if saved.shape != venv.observation_space.shape:
+        raise ValueError(f"cannot resume from {directory}: it was trained on observations of shape {saved.shape}, "
+                         f"the env now gives {venv.observation_space.shape} (the task or the observation layout "
+                         f"changed since); start a fresh run in a new directory")
     venv_norm = VecNormalize.load(str(directory / "vecnormalize.pkl"), venv)
     venv_norm.training = True
     model = algorithm_class(algo).load(directory / "model.zip", env=venv_norm, device="cpu",
