@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.backends.mujoco.controller import POS_SCALE, ROT_SCALE, quat_error, quat_mul
-from envs.core.predicates import Goal
+from envs.core.predicates import PUSH_CLEARANCE, PUSH_HEIGHT, Goal
 
 # TCP pointing down, fingers opening along world x (yaw 0).
 DOWN_QUAT = np.array([0.0, 0.70710678, 0.70710678, 0.0])
@@ -143,7 +143,7 @@ class PickPlaceOracle:
     def _push(self, goal: Goal):
         """Push in straight strokes along the object->target line with the fingers closed and
         their wide face forward; re-approach from behind when the object drifts off the line."""
-        obj, r, push_z = goal.obj, goal.obj.footprint_radius, 0.012
+        obj, r, push_z = goal.obj, goal.obj.footprint_radius, PUSH_HEIGHT
         yield from self._gripper(-1.0, 4)
         for _ in range(4):  # strokes
             s = self._state()
@@ -162,7 +162,7 @@ class PickPlaceOracle:
                 off = t - p - ahead * d      # sideways drift off the line
                 if goal.check(s) or ahead < 0.003 or np.linalg.norm(off) > 0.02:
                     break
-                contact = p - d * (r + 0.01)  # where the fingers should be: right behind the object
+                contact = p - d * (r + PUSH_CLEARANCE)  # where the fingers should be: right behind the object
                 side = (contact - self.target_pos[:2]) - ((contact - self.target_pos[:2]) @ d) * d
                 self.target_pos = np.array([*(self.target_pos[:2] + d * FINE_SPEED * 0.75 + 0.3 * side), push_z])
                 yield

@@ -12,6 +12,9 @@ import numpy as np
 from envs.core.scene import ObjectSpec
 from envs.core.state import SceneState
 
+PUSH_HEIGHT = 0.012     # m: TCP height while pushing (closed fingers just above the table)
+PUSH_CLEARANCE = 0.01   # m: gap between the fingers and the object's footprint circle before a push
+
 
 @dataclass
 class Goal:
@@ -138,6 +141,14 @@ class Pushed(InZone):
     """Like :class:`InZone`, but the oracle must push the object along the table (no grasp)."""
 
     skill = "push"
+
+    def push_point(self, state) -> np.ndarray:
+        """Where the TCP pushes from: just behind the object on the target->object line, at
+        push height. The dense reward's reach stage aims here (as ManiSkill's PushCube does)
+        rather than at the object's centre, which a random approach would shove off course."""
+        p, t = state.pos(self.obj), self.target(state)
+        d = (t[:2] - p[:2]) / (np.linalg.norm(t[:2] - p[:2]) + 1e-9)
+        return np.array([*(p[:2] - d * (self.obj.footprint_radius + PUSH_CLEARANCE)), PUSH_HEIGHT])
 
 
 @dataclass

@@ -89,11 +89,12 @@ class Task:
             if conds[g.name]:
                 done += 4.0
                 continue
-            reach = 1.0 - np.tanh(5.0 * np.linalg.norm(state.tcp_pos - state.pos(g.obj)))
+            reach_to = g.push_point(state) if g.skill == "push" else state.pos(g.obj)
+            reach = 1.0 - np.tanh(5.0 * np.linalg.norm(state.tcp_pos - reach_to))
             place = 1.0 - np.tanh(5.0 * g.distance(state))
             if g.skill == "pick_place":
                 done += 2.0 + 2.0 * place if g.obj.name in state.grasped else reach
-            elif g.skill == "push":
+            elif g.skill == "push":  # reach = be behind the object on its line to the target
                 done += reach + 3.0 * place
             else:  # reach
                 done += 4.0 * reach

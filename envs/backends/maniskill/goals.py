@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from envs.core.predicates import AtPose, Bridge, Goal, InZone, Near, On, Pushed, Reached
+from envs.core.predicates import (PUSH_CLEARANCE, PUSH_HEIGHT, AtPose, Bridge, Goal, InZone, Near, On, Pushed,
+                                  Reached)
 from envs.core.state import ObjectState, SceneState
 from envs.core.task import REST_ANGVEL, REST_LINVEL
 
@@ -216,12 +217,18 @@ class BatchedGoals:
         ar = torch.arange(self.num_envs, device=self.device)
         sat = torch.stack([e[0] for e in evals], 1)                                   # (N, G)
         partial = []
-        for slot, (_, dist, p, _) in zip(self._slots, evals):
-            reach = 1.0 - torch.tanh(5.0 * torch.linalg.norm(s.tcp_pos - p, dim=-1))
+        for slot, (_, dist, p, t) in zip(self._slots, evals):
+            skill = slot["skill"]
+            # push goals reach for Pushed.push_point: behind the object on its line to the target
+            d = t[:, :2] - p[:, :2]
+            d = d / (torch.linalg.norm(d, dim=-1, keepdim=True) + 1e-9)
+            r = torch.linalg.norm(self.half_size[ar, slot["obj"], :2], dim=-1) + PUSH_CLEARANCE
+            behind = torch.cat([p[:, :2] - d * r[:, None], torch.full_like(r, PUSH_HEIGHT)[:, None]], 1)
+            reach_to = torch.where((skill == SKILLS.index("push"))[:, None], behind, p)
+            reach = 1.0 - torch.tanh(5.0 * torch.linalg.norm(s.tcp_pos - reach_to, dim=-1))
             place = 1.0 - torch.tanh(5.0 * dist)
             grasped = s.grasped[ar, slot["obj"]]
             pick = torch.where(grasped, 2.0 + 2.0 * place, reach)
-            skill = slot["skill"]
             partial.append(torch.where(skill == 0, pick, torch.where(skill == 1, reach + 3.0 * place, 4.0 * reach)))
         partial = torch.stack(partial, 1)                                             # (N, G)
         first = torch.where(sat.all(1), G, (~sat).to(torch.int8).argmax(1))            # first unmet goal
