@@ -4,6 +4,7 @@
     python train.py env=stack_blocks                      # the default: diffusion policy on MuJoCo
     python train.py env=place_in_zone data.num_demos=200  # any registered task, any override
     python train.py env=push_to_zone policy=sac           # RL (stable-baselines3)
+    python train.py sim=mujoco data.sim=maniskill         # demos from one backend, policy on the other
     python train.py resume=outputs/2026-11-23/22-40-00    # continue a killed run
 
 Outputs go to outputs/<date>/<time>/: config.yaml, metrics.json, checkpoints/, videos/, tb/.
@@ -59,6 +60,7 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.control_mode in CONTROL_MODES, "control_mode", ", ".join(CONTROL_MODES))
     need(cfg.policy.name in IMITATION_POLICIES + RL_POLICIES, "policy.name", ", ".join(IMITATION_POLICIES + RL_POLICIES))
     need(cfg.device in ("cpu", "cuda"), "device", "cpu, cuda")
+    need(cfg.data.get("sim") in (None, "mujoco", "maniskill"), "data.sim", "null (the training sim), mujoco, maniskill")
     for key in ("train.steps", "train.batch_size", "train.checkpoint_every", "train.log_every",
                 "train.num_threads", "data.num_demos", "eval.episodes"):
         v = OmegaConf.select(cfg, key)
@@ -98,7 +100,9 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
 
     timings = {}
     t = time.time()
-    store = collect_demos(cfg.env, cfg.data.num_demos, cfg.data.seed_start, cfg.data.store_root, sim=cfg.sim.name,
+    # Both backends share one observation/action layout, so demos from either train a policy for the other.
+    demo_sim = cfg.data.get("sim") or cfg.sim.name
+    store = collect_demos(cfg.env, cfg.data.num_demos, cfg.data.seed_start, cfg.data.store_root, sim=demo_sim,
                           obs_mode=cfg.obs_mode, control_mode=cfg.control_mode, progress=cfg.progress)
     timings["demos_s"] = time.time() - t
 
@@ -119,7 +123,7 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
     seeds = range(cfg.eval.seed_start, cfg.eval.seed_start + cfg.eval.episodes)
     ev = evaluate(policy, make_env, seeds, run_dir / "videos", cfg.eval.num_videos, progress=cfg.progress)
     timings["eval_s"] = time.time() - t
-    return {**ev, "num_demos": len(store), "demo_store": str(store.path), "train": stats, "timings": timings}
+    return {**ev, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path), "train": stats, "timings": timings}
 
 
 def run(cfg: DictConfig) -> dict:

@@ -1,6 +1,6 @@
 """RL with stable-baselines3 on roboforge tasks: how fast it learns, and what the SB3 glue costs.
 
-Two parts, both on this machine's CPU cores with MuJoCo:
+Two parts, both on this machine's CPU cores (MuJoCo unless a run names ManiSkill):
 
 1. throughput: env steps/s of (a) one raw env stepped in-process with random actions, (b) the
    SB3 vector env PPO/SAC collect from (SubprocVecEnv x num_envs + VecNormalize, random actions),
@@ -36,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 RUNS_DIR = ROOT / "outputs" / "bench" / "rl"
 
-# name -> (task, algo, policy overrides on configs/policy/<algo>.yaml)
+# name -> (task, algo, policy overrides on configs/policy/<algo>.yaml[, sim (default mujoco)])
 RUNS = {
     "reach_sac": ("reach_target", "sac", {"total_timesteps": 30_000}),
+    "reach_sac_maniskill": ("reach_target", "sac", {"total_timesteps": 30_000}, "maniskill"),
     "reach_ppo": ("reach_target", "ppo", {"total_timesteps": 300_000, "num_envs": 8}),
     "push_sac_demos": ("push_to_zone", "sac", {"total_timesteps": 200_000, "demos": 100,
                                                "sb3": {"gamma": 0.97}}),
@@ -139,24 +140,25 @@ def learning_run(name: str, fresh: bool, steps: int | None = None) -> dict:
 
     from train.rl import run_rl
 
-    task, algo, over = RUNS[name]
+    task, algo, over, sim = (*RUNS[name], "mujoco")[:4]
     if steps:
         over = {**over, "total_timesteps": steps}
     run_dir = RUNS_DIR / name
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     policy = OmegaConf.merge(OmegaConf.load(ROOT / "configs" / "policy" / f"{algo}.yaml"), over)
-    cfg = OmegaConf.create({"env": task, "sim": "mujoco", "seed": 0, "policy": policy, "eval": EVAL,
+    cfg = OmegaConf.create({"env": task, "sim": sim, "seed": 0, "policy": policy, "eval": EVAL,
                             "progress": False})
     t = time.perf_counter()
     metrics = run_rl(cfg, run_dir)
-    return {"task": task, "algorithm": algo, "overrides": over, "success_rate": metrics["success_rate"],
+    return {"task": task, "sim": sim, "algorithm": algo, "overrides": over, "success_rate": metrics["success_rate"],
             "eval_episodes": EVAL["episodes"], "eval_seeds": f"{EVAL['seed_start']}..{EVAL['seed_start'] + EVAL['episodes'] - 1}",
             "env_steps": metrics["env_steps"], "train_wall_s": metrics.get("train_wall_s_total"),
             "total_wall_s": round(time.perf_counter() - t, 1), "num_envs": metrics["num_envs"],
             "train_steps_per_s": metrics.get("train_steps_per_s"),
             "demo_episodes": metrics.get("demo_episodes", 0),
-            "curve": success_curve(run_dir / "tensorboard"), "run_dir": str(run_dir.relative_to(ROOT))}
+            "curve": success_curve(run_dir / "tensorboard"), "run_dir": str(run_dir.relative_to(ROOT)),
+            "date": _now()}
 
 
 def plot(learning: dict, path: Path) -> None:
@@ -176,12 +178,18 @@ def plot(learning: dict, path: Path) -> None:
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.set_title("SB3 on roboforge (MuJoCo, CPU): training success (line), eval on unseen seeds (star)",
+    ax.set_title("SB3 on roboforge (CPU): training success (line), eval on unseen seeds (star)",
                  fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -205,8 +213,14 @@ def main() -> None:
     # the 1-minute load average at the start says how much the cores were shared with others
     results["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version(), "load_average_at_start": os.getloadavg()[0]}
+    from bench.run import machine, machine_short
+
+    results["machine_short"] = machine_short(machine())
+    from importlib.metadata import version
+
+    results["versions"] = {d: version(d) for d in ("stable-baselines3", "torch", "mujoco", "mani-skill")}
     if args.part in ("throughput", "all"):
-        results["throughput"] = tp = throughput(args.task, args.num_envs, args.quick)
+        results["throughput"] = tp = {**throughput(args.task, args.num_envs, args.quick), "date": _now()}
         print(f"\nthroughput on {tp['task']} (env steps/s, {tp['num_envs']} envs on {os.cpu_count()} cores)")
         print(f"  raw env, 1 process, random actions    {tp['raw_env_steps_per_s']:>8.0f}")
         print(f"  SB3 SubprocVecEnv + VecNormalize      {tp['sb3_vec_env_steps_per_s']:>8.0f}")
@@ -218,16 +232,17 @@ def main() -> None:
         learning = results.setdefault("learning", {})
         for name in args.runs:
             learning[name] = learning_run(name, fresh=not args.resume, steps=args.steps)
-        print(f"\n{'run':<16} {'task':<14} {'algo':<5} {'env steps':>9} {'train wall':>10} {'steps/s':>8} "
+        print(f"\n{'run':<20} {'task':<14} {'sim':<9} {'algo':<5} {'env steps':>9} {'train wall':>10} {'steps/s':>8} "
               f"{'eval success':>13}")
         for name, r in learning.items():
-            print(f"{name:<16} {r['task']:<14} {r['algorithm']:<5} {r['env_steps']:>9} "
+            print(f"{name:<20} {r['task']:<14} {r.get('sim', 'mujoco'):<9} {r['algorithm']:<5} {r['env_steps']:>9} "
                   f"{r['train_wall_s'] or 0:>9.0f}s {r['train_steps_per_s'] or 0:>8.0f} "
                   f"{r['success_rate']:>7.0%} of {r['eval_episodes']}")
         print(f"\ncurves: {RESULTS / 'rl_learning.png'}")
     # merge into what is there now: another invocation may have written other runs meanwhile
     latest = json.loads(out_json.read_text()) if out_json.exists() else {}
-    latest["machine"] = results["machine"]
+    for k in ("machine", "machine_short", "versions"):
+        latest[k] = results[k]
     if "throughput" in results and args.part in ("throughput", "all"):
         latest["throughput"] = {**results["throughput"], "load_average_at_start": results["machine"]["load_average_at_start"]}
     if args.part in ("learning", "all"):

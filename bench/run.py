@@ -220,10 +220,15 @@ def bench_diffusion(a, peers) -> dict:
         "latency_speedup_as_installed_cpu_time": ratio(g(le, "chunk_latency_cpu_ms"), g(o, "chunk_latency_cpu_ms"))}}
 
 
-def latest_demo_run() -> Path | None:
-    """The newest `make demo`-style run (diffusion policy, metrics written), or None."""
-    runs = sorted(ROOT.glob("outputs/*/*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    runs = [p for p in runs if json.loads(p.read_text()).get("policy", "diffusion") == "diffusion"]
+def latest_demo_run(sim: str = "mujoco") -> Path | None:
+    """The newest `make demo`-style run (diffusion policy on stack_blocks, demos and policy on
+    ``sim``, metrics written), or None."""
+    runs = sorted(ROOT.glob("outputs/**/metrics.json"), key=lambda p: p.stat().st_mtime)
+    want = {"policy": "diffusion", "task": "stack_blocks", "sim": sim, "demo_sim": sim}
+
+    def is_demo(m: dict) -> bool:  # runs from before demo_sim existed used their own sim
+        return all(m.get(k, m.get("sim") if k == "demo_sim" else None) == v for k, v in want.items())
+    runs = [p for p in runs if is_demo(json.loads(p.read_text()))]
     return runs[-1].parent if runs else None
 
 
@@ -238,20 +243,26 @@ def bench_export(a, peers) -> dict:
     return {"roboforge": o, "run_dir": str(run.relative_to(ROOT)) if run else None}
 
 
-def bench_learning(a, peers) -> dict:
-    run = latest_demo_run()
-    runs = [run / "metrics.json"] if run else []
-    if not runs:
-        return {"roboforge": {"error": "no outputs/*/*/metrics.json from `make demo` yet: run `make demo`, then "
-                                       "`python -m bench.run --only learning`"}}
-    p = runs[-1]
+def _run_summary(run: Path) -> dict:
+    p = run / "metrics.json"
     m = json.loads(p.read_text())
     keep = {k: m.get(k) for k in ("success_rate", "num_successes", "num_episodes", "wall_time_s", "task", "sim",
                                   "policy")}
-    cfg = p.parent / "config.yaml"
-    return {"roboforge": {**keep, "run_dir": str(p.parent.relative_to(ROOT)),
-                          "run_finished": dt.datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds"),
-                          "config": cfg.read_text() if cfg.exists() else None}}
+    cfg = run / "config.yaml"
+    return {**keep, "run_dir": str(run.relative_to(ROOT)),
+            "run_finished": dt.datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds"),
+            "config": cfg.read_text() if cfg.exists() else None}
+
+
+def bench_learning(a, peers) -> dict:
+    """The latest `make demo` run, and the same job on ManiSkill (`train.py sim=maniskill`)."""
+    out = {}
+    for key, sim, how in (("roboforge", "mujoco", "run `make demo`"),
+                          ("maniskill", "maniskill", "run `python train.py env=stack_blocks sim=maniskill`")):
+        run = latest_demo_run(sim)
+        out[key] = _run_summary(run) if run else {
+            "error": f"no {sim} stack_blocks diffusion run in outputs/ yet: {how}, then `python -m bench.run --only learning`"}
+    return out
 
 
 RUNNERS = {"throughput": bench_throughput, "scaling": bench_scaling, "demos": bench_demos,
@@ -353,6 +364,36 @@ def rows_from(results: dict[str, dict]) -> list[dict]:
                 f"wall {o['wall_time_s'] / 60:.1f} min" if "error" not in o else o["error"])
         add("Learning: `make demo` (diffusion on stack_blocks, 100 oracle demos)", ours, "—", "—", lg, "",
             f"run {o.get('run_dir', '')}".strip() if "error" not in o else "")
+        o = lg.get("maniskill")
+        if o and "error" not in o:
+            add("Learning: the same job on ManiSkill3 (`train.py env=stack_blocks sim=maniskill`, physx_cpu)",
+                f"success {o['success_rate']:.2f} ({o.get('num_successes')}/{o.get('num_episodes')} unseen seeds), "
+                f"wall {o['wall_time_s'] / 60:.1f} min", "—", "—", {**lg, "date": o["run_finished"]}, "",
+                f"run {o['run_dir']}")
+    rl = results.get("rl_learning")
+    if rl:
+        mach = rl.get("machine_short", "—")
+        vers = ", ".join(f"{k} {v}" for k, v in rl.get("versions", {}).items()) or "stable-baselines3"
+        for name, r in rl.get("learning", {}).items():
+            ov = r.get("overrides", {})
+            budget = f"{r['env_steps']:,} env steps, {r['train_wall_s'] / 60:.0f} min training on {r['num_envs']} envs"
+            add(f"RL: {r['algorithm'].upper()} on {r['task']} ({r.get('sim', 'mujoco')}"
+                f"{', %d oracle demos' % r['demo_episodes'] if r.get('demo_episodes') else ''})",
+                f"success {r['success_rate']:.0%} of {r['eval_episodes']} unseen seeds ({r['eval_seeds']}); {budget}",
+                "—", "—", {"machine_short": mach, "command": f"python bench/rl_learning.py --part learning --runs {name}",
+                           "date": r.get("date", "—")}, vers,
+                f"{r['train_steps_per_s']:.0f} steps/s; overrides {json.dumps(ov)}")
+        tp = rl.get("throughput")
+        if tp:
+            raw = tp["raw_env_steps_per_s"]
+            add(f"RL glue: env steps/s while training on {tp['task']} ({tp['num_envs']} envs) vs the raw env",
+                f"SB3 vec env {tp['sb3_vec_env_steps_per_s']:,.0f}; PPO collect {tp['ppo']['collect_steps_per_s']:,.0f}, "
+                f"loop {tp['ppo']['train_steps_per_s']:,.0f}; SAC collect {tp['sac']['collect_steps_per_s']:,.0f}, "
+                f"loop {tp['sac']['train_steps_per_s']:,.0f}", f"raw env {raw:,.0f} (1 process)",
+                f"vec env **{tp['sb3_vec_env_steps_per_s'] / raw:.2f}x**, PPO loop {tp['ppo']['train_steps_per_s'] / raw:.2f}x, "
+                f"SAC loop {tp['sac']['train_steps_per_s'] / raw:.2f}x",
+                {"machine_short": mach, "command": "python bench/rl_learning.py --part throughput",
+                 "date": tp.get("date", "—")}, vers, "SAC's loop is bound by its gradient steps")
     ex = results.get("export")
     if ex:
         o = ex["roboforge"]
@@ -444,6 +485,9 @@ def load_results(folder: Path = RESULTS) -> dict[str, dict]:
         p = folder / f"{name}.json"
         if p.exists():
             out[name] = json.loads(p.read_text())
+    rl = RESULTS / "rl_learning.json"  # written by the long bench/rl_learning.py, not by this runner
+    if rl.exists():
+        out["rl_learning"] = json.loads(rl.read_text())
     return out
 
 

@@ -150,12 +150,72 @@ def test_resume_with_a_changed_observation_layout_says_so(sac_run):
     ("sac", {"action_space": gym.spaces.Discrete(4)}, "continuous 1-D Box action"),
     ("sac", {"observation_space": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)}, "flat float Box"),
     ("ppo", {"demos": 5}, "replay buffer"),
-    ("ppo", {"sim": "maniskill"}, "sim='maniskill'"),
+    ("ppo", {"sim": "isaac"}, "unknown sim 'isaac'"),
 ])
 def test_unsupported_combinations_name_the_supported_ones(algo, kwargs, needle):
     with pytest.raises(UnsupportedRLSetup, match="supported: policy=ppo or policy=sac") as err:
         check_supported(algo, **kwargs)
     assert needle in str(err.value)
+
+
+def _needs_maniskill():
+    from envs.backends import maniskill
+
+    if maniskill.problem():
+        pytest.skip(maniskill.problem())
+
+
+def test_sac_on_maniskill_end_to_end_in_subprocesses(tmp_path):
+    """sim=maniskill on a CPU machine: one spawned process per env copy, same outputs as MuJoCo."""
+    _needs_maniskill()
+    cfg = tiny_config("sac", vec_env="subproc", total_timesteps=128, checkpoint_every=64)
+    cfg.sim.name = "maniskill"
+    cfg["eval"]["num_videos"] = 0
+    metrics = run_rl(cfg, tmp_path)
+    assert metrics["sim"] == "maniskill" and metrics["env_steps"] >= 128 and metrics["num_episodes"] == 2
+    assert (tmp_path / "checkpoints" / "sb3" / "model.zip").is_file()
+    assert MLPActorPolicy.load(tmp_path / "checkpoints").act(np.zeros((1, 28), np.float32)).shape == (1, 7)
+
+
+def test_maniskill_batched_adapter_gives_what_make_env_gives():
+    """ManiSkill's one-simulation SB3 adapter (vec_env=batched; on the GPU with CUDA, one CPU scene
+    here) replays an oracle episode like the per-process env: success on the same step, the success
+    bonus on it, Monitor's per-episode scalars only when the episode ends."""
+    _needs_maniskill()
+    from policies.rl.sb3 import make_vec_env
+    from train.demos import rollout_oracle
+
+    kw = {"obs_mode": "state", "control_mode": "ee_delta_pose", "reward_mode": "dense"}
+    single = make_env("reach_target", "maniskill", kw)
+    episode = rollout_oracle(single, seed=3)
+    single.close()
+    assert episode.success
+    venv = make_vec_env("reach_target", "maniskill", 1, 3, env_kwargs=kw, vec_env="batched",
+                        success_bonus_gamma=0.95)
+    obs = venv.reset()
+    np.testing.assert_allclose(obs[0], episode.obs[0], atol=1e-6)
+    for t, action in enumerate(episode.actions):
+        obs, reward, done, infos = venv.step(action[None])
+        if t < len(episode.actions) - 1:
+            assert not done[0] and "episode" not in infos[0] and infos[0]["is_success"] is False
+            assert reward[0] == pytest.approx(episode.rewards[t], abs=1e-5)
+    assert done[0] and infos[0]["is_success"] is True and infos[0]["TimeLimit.truncated"] is False
+    assert reward[0] == pytest.approx(episode.rewards[-1] + 0.95 / 0.05, abs=1e-4)
+    assert infos[0]["episode"] == {"r": pytest.approx(float(episode.rewards.sum()) + 19.0, abs=1e-3),
+                                   "l": len(episode.actions)}
+    venv.close()
+
+
+def test_batched_vec_env_needs_maniskill_and_cuda_for_many_copies():
+    from policies.rl.sb3 import make_vec_env
+
+    with pytest.raises(ValueError, match="vec_env='batched' is ManiSkill's"):
+        make_vec_env("reach_target", "mujoco", 2, 0, vec_env="batched")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(UnsupportedRLSetup, match="num_envs=4 needs CUDA"):
+            make_vec_env("reach_target", "maniskill", 4, 0, vec_env="batched")
 
 
 def test_run_rl_rejects_image_observations_before_training(tmp_path):

@@ -52,6 +52,20 @@ def test_cli_end_to_end_writes_every_output(tmp_path):
     assert last.startswith("success_rate=") and "unseen seeds" in last and str(run) in last
 
 
+def test_demos_from_maniskill_train_a_mujoco_policy(tmp_path):
+    """data.sim picks the demo backend: ManiSkill demos feed the MuJoCo training pipeline."""
+    from envs.backends import maniskill
+
+    if maniskill.problem():
+        pytest.skip(maniskill.problem())
+    res = run_cli(*tiny_args(tmp_path, steps=10, **{"data.sim": "maniskill", "eval.num_videos": 0}))
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["sim"] == "mujoco" and metrics["demo_sim"] == "maniskill"
+    assert "_maniskill_" in Path(metrics["demo_store"]).name and metrics["num_demos"] == 2
+    assert metrics["num_episodes"] == 2
+
+
 def test_resume_after_kill_continues_from_checkpoint(tmp_path):
     args = tiny_args(tmp_path, steps=300)
     proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -82,6 +96,11 @@ def test_bad_overrides_name_key_and_allowed_values(tmp_path, override, expected)
     res = run_cli(*tiny_args(tmp_path), override)
     assert res.returncode == 2 and expected in res.stderr, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
+
+
+def test_bad_demo_sim_names_choices(tmp_path):
+    res = run_cli(*tiny_args(tmp_path), "data.sim=isaac")
+    assert res.returncode == 2 and "data.sim" in res.stderr and "maniskill" in res.stderr, res.stderr[-2000:]
 
 
 def test_unknown_sim_lists_options(tmp_path):

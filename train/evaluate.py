@@ -44,7 +44,8 @@ def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int 
                 if term or trunc:
                     done[i] = True
                     bar.update(1)
-                    bar.set_postfix(success=f"{(sum(x['success'] for x in results) + success[:i + 1][done[:i + 1]].sum())}")
+                    # successes among finished episodes (earlier chunks + this one)
+                    bar.set_postfix(success=int(sum(x["success"] for x in results) + success[done].sum()))
         for i, s in enumerate(chunk):
             results.append({"seed": int(s), "success": bool(success[i]), "final_success": bool(final_success[i]),
                             "return": float(ret[i]), "length": int(length[i])})

@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,10 +20,12 @@ import numpy as np
 from gymnasium import spaces
 
 ALGORITHMS = ("ppo", "sac")
-SIMS = ("mujoco",)  # sim='maniskill' comes through a GPU vector adapter: see make_vec_env
+SIMS = ("mujoco", "maniskill")
+VEC_ENVS = ("subproc", "dummy", "batched")
 SUPPORTED_TEXT = ("supported: policy=ppo or policy=sac, each with obs_mode='state' (a flat float "
                   "Box observation) and a continuous Box action space (control_mode 'ee_delta_pose' "
-                  "or 'joint_pos'), on sim=mujoco; oracle demos (policy.demos > 0) with sac only")
+                  "or 'joint_pos'), on sim=mujoco or sim=maniskill; oracle demos (policy.demos > 0) "
+                  "with sac only")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu")
 
 
@@ -39,10 +42,6 @@ def check_supported(algo: str, observation_space: spaces.Space | None = None,
     if algo not in ALGORITHMS:
         raise UnsupportedRLSetup(f"unknown RL algorithm {algo!r}; {SUPPORTED_TEXT}")
     if sim is not None and sim not in SIMS:
-        if sim == "maniskill":
-            raise UnsupportedRLSetup(
-                "sim='maniskill' RL needs the ManiSkill3 GPU vector-env adapter, which is not in this "
-                f"version yet (hook: policies.rl.sb3.make_vec_env); use sim=mujoco. {SUPPORTED_TEXT}")
         raise UnsupportedRLSetup(f"unknown sim {sim!r} for RL; {SUPPORTED_TEXT}")
     if obs_mode is not None and obs_mode != "state":
         raise UnsupportedRLSetup(
@@ -128,26 +127,96 @@ def make_env(task: str, sim: str = "mujoco", env_kwargs: dict | None = None, *, 
 
 def make_vec_env(task: str, sim: str, num_envs: int, seed: int, *, env_kwargs: dict | None = None,
                  vec_env: str = "subproc", success_bonus_gamma: float | None = None):
-    """``num_envs`` copies of the task, stepped in subprocesses (``vec_env='subproc'``, one per
-    core) or in this process (``'dummy'``). Episode ``i`` of copy ``k`` is drawn from the RNG
-    stream seeded with ``seed + k``."""
+    """``num_envs`` copies of the task as one SB3 ``VecEnv``.
+
+    ``vec_env='subproc'``: one process per copy (the default; with ``sim='maniskill'`` on a CUDA
+    machine and ``num_envs > 1`` it becomes ``'batched'``). ``'dummy'``: all in this process.
+    ``'batched'`` (``sim='maniskill'``): one ManiSkill simulation holding every copy, on the GPU
+    (``physx_cuda``); on a CPU-only machine PhysX holds one scene, so only ``num_envs=1``.
+    Episode ``i`` of copy ``k`` is drawn from the RNG stream seeded with ``seed + k`` (subproc,
+    dummy) or from the batch's stream seeded with ``seed`` (batched).
+    """
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    if sim == "maniskill":
-        # Hook: ManiSkill3 batches num_envs copies on one GPU; it plugs in here as an SB3 VecEnv
-        # adapter (ManiSkillVectorEnv -> VecEnv) instead of SubprocVecEnv.
-        check_supported("ppo", sim=sim)
-    fns = [functools.partial(make_env, task, sim, env_kwargs, seed=seed + k,
-                             success_bonus_gamma=success_bonus_gamma, monitor=True)
-           for k in range(num_envs)]
-    if vec_env == "subproc" and num_envs > 1:
-        venv = SubprocVecEnv(fns)
-    elif vec_env in ("subproc", "dummy"):
-        venv = DummyVecEnv(fns)
+    if vec_env not in VEC_ENVS:
+        raise ValueError(f"unknown vec_env {vec_env!r}; choose one of {', '.join(VEC_ENVS)}")
+    if sim == "maniskill" and vec_env == "subproc" and num_envs > 1:
+        from envs.backends.maniskill.vector import gpu_sim_available
+
+        if gpu_sim_available():
+            vec_env = "batched"
+    if vec_env == "batched":
+        if sim != "maniskill":
+            raise ValueError(f"vec_env='batched' is ManiSkill's one-simulation batch; sim={sim!r} has none "
+                             f"(choose subproc or dummy)")
+        venv = _maniskill_batch(task, num_envs, env_kwargs or {}, success_bonus_gamma)
     else:
-        raise ValueError(f"unknown vec_env {vec_env!r}; choose 'subproc' or 'dummy'")
+        fns = [functools.partial(make_env, task, sim, env_kwargs, seed=seed + k,
+                                 success_bonus_gamma=success_bonus_gamma, monitor=True)
+               for k in range(num_envs)]
+        if vec_env == "subproc" and num_envs > 1:
+            # spawn for ManiSkill: a Vulkan instance does not survive a fork
+            venv = SubprocVecEnv(fns, start_method="spawn" if sim == "maniskill" else None)
+        else:
+            venv = DummyVecEnv(fns)
     venv.seed(seed)
     return venv
+
+
+def _maniskill_batch(task: str, num_envs: int, env_kwargs: dict, success_bonus_gamma: float | None):
+    from envs.backends.maniskill.vector import gpu_sim_available, make_sb3_vec_env
+
+    backend = "physx_cuda" if gpu_sim_available() else "physx_cpu"
+    if backend == "physx_cpu" and num_envs != 1:
+        raise UnsupportedRLSetup(f"vec_env='batched' with num_envs={num_envs} needs CUDA (PhysX's CPU backend "
+                                 f"holds one scene); use vec_env=subproc on this machine. {SUPPORTED_TEXT}")
+    with warnings.catch_warnings():  # ManiSkill's adapter does not pass render_mode to SB3's VecEnv
+        warnings.filterwarnings("ignore", message="The `render_mode` attribute is not defined")
+        return BatchEpisodes(make_sb3_vec_env(task, num_envs, sim_backend=backend, **env_kwargs), success_bonus_gamma)
+
+
+def _vec_env_wrapper_base():
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    return VecEnvWrapper
+
+
+class BatchEpisodes(_vec_env_wrapper_base()):
+    """What :func:`make_env`'s wrappers give each copy, for ManiSkill's batched SB3 adapter: its
+    ``info["episode"]`` carries whole-batch arrays on every step, so it is replaced by Monitor's
+    per-episode scalars on the step an episode ends; ``is_success`` and ``TimeLimit.truncated`` as
+    plain bools; the :class:`SuccessBonus` added to a successful final step."""
+
+    def __init__(self, venv, success_bonus_gamma: float | None = None):
+        super().__init__(venv)
+        self.bonus = 0.0 if success_bonus_gamma is None else success_bonus_gamma / (1.0 - success_bonus_gamma)
+        self.returns = np.zeros(self.num_envs)
+        self.lengths = np.zeros(self.num_envs, np.int64)
+
+    def reset(self):
+        self.returns[:], self.lengths[:] = 0.0, 0
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, reward, done, infos = self.venv.step_wait()
+        reward = np.asarray(reward, np.float32).copy()
+        for i, info in enumerate(infos):
+            info.pop("episode", None)
+            truncated = bool(info.get("TimeLimit.truncated", False))
+            info["TimeLimit.truncated"] = truncated
+            if not done[i]:
+                info["is_success"] = False
+            else:  # the adapter reads success on done steps; success terminates the episode
+                success = bool(info.get("is_success", False))
+                info["is_success"] = success
+                if success and not truncated:
+                    reward[i] += self.bonus
+            self.returns[i] += reward[i]
+            self.lengths[i] += 1
+            if done[i]:
+                info["episode"] = {"r": float(self.returns[i]), "l": int(self.lengths[i])}
+                self.returns[i], self.lengths[i] = 0.0, 0
+        return obs, reward, done, infos
 
 
 # -- algorithms ------------------------------------------------------------------------------------

@@ -120,13 +120,14 @@ def make_vec_env(task: str, num_envs: int, auto_reset: bool = True, **kwargs) ->
                       ignore_terminations=False, record_metrics=True)
 
 
-def make_sb3_vec_env(task: str, num_envs: int, **kwargs):
-    """A stable-baselines3 ``VecEnv``: ManiSkill's SB3 adapter over the GPU batch on CUDA, else
-    SB3's ``SubprocVecEnv`` over CPU episodes. Needs ``stable-baselines3`` installed."""
+def make_sb3_vec_env(task: str, num_envs: int, sim_backend: str | None = None, **kwargs):
+    """A stable-baselines3 ``VecEnv``: ManiSkill's SB3 adapter over one batched simulation
+    (``physx_cuda`` when there is CUDA; ``sim_backend="physx_cpu"`` batches a single CPU scene),
+    else SB3's ``SubprocVecEnv`` over CPU episodes. Needs ``stable-baselines3`` installed."""
     from envs.registry import get_task
 
     task_cls = get_task(task)
-    if not gpu_sim_available():
+    if sim_backend is None and not gpu_sim_available():
         from stable_baselines3.common.vec_env import SubprocVecEnv
 
         _cpu_fallback_notice(num_envs)
@@ -139,5 +140,5 @@ def make_sb3_vec_env(task: str, num_envs: int, **kwargs):
         single_observation_space = property(lambda self: self.base_env.single_observation_space)
         single_action_space = property(lambda self: self.base_env.single_action_space)
 
-    base = ManiSkillBatchEnv(task_cls, num_envs=num_envs, sim_backend="physx_cuda", **kwargs)
+    base = ManiSkillBatchEnv(task_cls, num_envs=num_envs, sim_backend=sim_backend or "physx_cuda", **kwargs)
     return ManiSkillSB3VectorEnv(_Timed(base, task_cls.max_episode_steps))
