@@ -41,8 +41,11 @@ RUNS = {
     "reach_sac": ("reach_target", "sac", {"total_timesteps": 30_000}),
     "reach_sac_maniskill": ("reach_target", "sac", {"total_timesteps": 30_000}, "maniskill"),
     "reach_ppo": ("reach_target", "ppo", {"total_timesteps": 300_000, "num_envs": 8}),
-    "push_sac_demos": ("push_to_zone", "sac", {"total_timesteps": 200_000, "demos": 100,
+    "push_sac_demos": ("push_to_zone", "sac", {"total_timesteps": 500_000, "demos": 100,
                                                "sb3": {"gamma": 0.97}}),
+    # pick-and-place with a 200-step horizon: demos carry the grasp the reward alone rarely finds
+    "stack_sac_demos": ("stack_blocks", "sac", {"total_timesteps": 1_000_000, "demos": 200,
+                                                "sb3": {"gamma": 0.97, "buffer_size": 1_000_000}}),
 }
 DEFAULT_RUNS = ["reach_sac", "push_sac_demos"]
 EVAL = {"episodes": 100, "seed_start": 100_000, "num_videos": 2}  # as configs/config.yaml: unseen seeds
@@ -158,6 +161,7 @@ def learning_run(name: str, fresh: bool, steps: int | None = None) -> dict:
             "train_steps_per_s": metrics.get("train_steps_per_s"),
             "demo_episodes": metrics.get("demo_episodes", 0),
             "curve": success_curve(run_dir / "tensorboard"), "run_dir": str(run_dir.relative_to(ROOT)),
+            "command": f"python bench/rl_learning.py --part learning --runs {name}" + (f" --steps {steps}" if steps else ""),
             "date": _now()}
 
 

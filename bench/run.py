@@ -380,9 +380,11 @@ def rows_from(results: dict[str, dict]) -> list[dict]:
             add(f"RL: {r['algorithm'].upper()} on {r['task']} ({r.get('sim', 'mujoco')}"
                 f"{', %d oracle demos' % r['demo_episodes'] if r.get('demo_episodes') else ''})",
                 f"success {r['success_rate']:.0%} of {r['eval_episodes']} unseen seeds ({r['eval_seeds']}); {budget}",
-                "—", "—", {"machine_short": mach, "command": f"python bench/rl_learning.py --part learning --runs {name}",
+                "—", "—", {"machine_short": mach,
+                           "command": r.get("command", f"python bench/rl_learning.py --part learning --runs {name}"),
                            "date": r.get("date", "—")}, vers,
-                f"{r['train_steps_per_s']:.0f} steps/s; overrides {json.dumps(ov)}")
+                f"{r['train_steps_per_s']:.0f} steps/s; overrides {json.dumps(ov)}"
+                + (f"; {r['note']}" if r.get("note") else ""))
         tp = rl.get("throughput")
         if tp:
             raw = tp["raw_env_steps_per_s"]

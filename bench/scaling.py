@@ -20,7 +20,6 @@ import time
 
 import gymnasium as gym
 import mujoco
-import numpy as np
 
 from bench.common import emit, load, versions
 from bench.throughput import ENV_ID

@@ -84,6 +84,8 @@ def test_rerun_resumes_the_step_count(sac_run):
     again = run_rl(cfg, run_dir)
     assert again["resumed_from_step"] == first["env_steps"]
     assert again["env_steps"] >= 384 and again["train_steps_this_run"] < 384
+    # the resumed run still reports the demos its buffer was seeded with
+    assert (again["demo_episodes"], again["demo_steps"]) == (first["demo_episodes"], first["demo_steps"])
     # the replay buffer came back with the demos and the first run's transitions in it
     with np.load(run_dir / "checkpoints/sb3/replay_buffer.npz") as z:
         assert len(z["observations"]) * 2 >= first["env_steps"] + first["demo_steps"]

@@ -113,9 +113,10 @@ class TrainingMonitor:
 
         class _Monitor(BaseCallback):
             def __init__(self, state_dir, policy_dir, every, save_buffer, export_kw, log_every, total,
-                         wall_before=0.0):
+                         wall_before=0.0, carried=None):
                 super().__init__()
                 self.wall_before = wall_before  # training wall time of earlier (resumed) runs
+                self.carried = carried or {}  # facts of the first run a resume reports too (demo counts)
                 self.state_dir, self.policy_dir, self.every = state_dir, policy_dir, every
                 self.log_every, self.total = log_every, total
                 self.save_buffer, self.export_kw = save_buffer, export_kw
@@ -150,7 +151,7 @@ class TrainingMonitor:
 
             def save(self):
                 save_checkpoint(self.model, self.state_dir, self.policy_dir, self.save_buffer, self.export_kw,
-                                {"train_wall_s_total": self.wall_total()})
+                                {"train_wall_s_total": self.wall_total(), **self.carried})
 
             def wall_total(self) -> float:
                 started = getattr(self, "t_start", None)
@@ -215,6 +216,7 @@ def run_rl(cfg: Mapping | DictConfig, run_dir: str | Path) -> dict:
             # hyper-parameters come back with the model; only total_timesteps is read anew
             model, venv_norm, progress = load_training_state(found, algo, venv, tensorboard_log=str(tb_dir))
             wall_before = float(progress.get("train_wall_s_total", 0.0))
+            info.update({k: v for k, v in progress.items() if k.startswith("demo_")})  # seeded in the first run
             info["resumed_from_step"] = int(model.num_timesteps)
             venv_norm.seed(seed + int(model.num_timesteps))  # fresh episodes, not a replay of the first run's
         else:
@@ -232,9 +234,10 @@ def run_rl(cfg: Mapping | DictConfig, run_dir: str | Path) -> dict:
 
         # 3. learn up to total_timesteps env steps, checkpointing on the way
         export_kw = {"task": task, "env_kwargs": {k: v for k, v in s["env_kwargs"].items() if k != "reward_mode"}}
+        demo_info = {k: v for k, v in info.items() if k.startswith("demo_")}
         monitor = TrainingMonitor(state_dir, policy_dir, int(p["checkpoint_every"] or 0),
                                   bool(p["save_replay_buffer"]), export_kw, int(p["log_every"] or 0),
-                                  int(p["total_timesteps"]), wall_before)
+                                  int(p["total_timesteps"]), wall_before, demo_info)
         remaining = int(p["total_timesteps"]) - int(model.num_timesteps)
         if remaining > 0:
             model.learn(remaining, callback=monitor, tb_log_name=algo, reset_num_timesteps=found is None,
@@ -243,7 +246,7 @@ def run_rl(cfg: Mapping | DictConfig, run_dir: str | Path) -> dict:
         else:
             info["train_wall_s_total"] = wall_before
         save_checkpoint(model, state_dir, policy_dir, bool(p["save_replay_buffer"]), export_kw,
-                        {"train_wall_s_total": info["train_wall_s_total"]})
+                        {"train_wall_s_total": info["train_wall_s_total"], **demo_info})
     finally:
         venv.close()
         torch.set_num_threads(threads)

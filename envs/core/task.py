@@ -101,3 +101,22 @@ class Task:
             return float(done / total)
         # every goal holds: reward releasing and settling
         return float((done + 0.5 * conds["released"] + 0.5 * conds["at_rest"]) / total)
+
+
+MAX_LAYOUT_TRIES = 10
+
+
+def build_layout(task_cls: type[Task], rng: np.random.Generator) -> tuple[Task, Scene]:
+    """A fresh task instance and its built scene. A rare crowded layout (``SceneError``) is redrawn
+    from the same RNG stream, so a seed still gives one layout, the same on every backend."""
+    from envs.core.scene import SceneError
+
+    for attempt in range(MAX_LAYOUT_TRIES):
+        task, scene = task_cls(), Scene(rng)
+        try:
+            task.build(scene, rng)
+            return task, scene
+        except SceneError:
+            if attempt == MAX_LAYOUT_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")

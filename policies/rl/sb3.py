@@ -85,35 +85,14 @@ class SuccessBonus(gym.Wrapper):
         return obs, reward, terminated, truncated, {**info, "is_success": success}
 
 
-class RedrawFailedLayouts(gym.Wrapper):
-    """A random layout that cannot be placed (``SceneError`` from ``reset``, ~1.5% of
-    push_to_zone seeds) is redrawn from the env's advancing RNG instead of killing a long run or
-    an evaluation. With an explicit seed the redraw is still deterministic: later tries continue
-    that seed's RNG stream."""
-
-    MAX_TRIES = 20
-
-    def reset(self, *, seed=None, options=None):
-        from envs.core.scene import SceneError
-
-        for attempt in range(self.MAX_TRIES):
-            try:
-                return self.env.reset(seed=seed if attempt == 0 else None, options=options)
-            except SceneError:
-                if attempt == self.MAX_TRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-
 def make_env(task: str, sim: str = "mujoco", env_kwargs: dict | None = None, *, seed: int | None = None,
              success_bonus_gamma: float | None = None, monitor: bool = False) -> gym.Env:
     """One roboforge env as SB3 trains it. Importable (not a closure) so subprocesses can build it."""
     import envs  # noqa: F401  (registers the tasks in a fresh subprocess)
     from envs import env_id
 
-    # Gymnasium's passive checker breaks for good when an env's first reset raises (as a redrawn
-    # layout's does); the full SB3 check_env runs on every task in tests/test_rl.py instead.
-    env = RedrawFailedLayouts(gym.make(env_id(task), sim=sim, disable_env_checker=True, **(env_kwargs or {})))
+    # the full SB3 check_env runs on every task in tests/test_rl.py; no passive checker per step
+    env = gym.make(env_id(task), sim=sim, disable_env_checker=True, **(env_kwargs or {}))
     if success_bonus_gamma is not None:
         env = SuccessBonus(env, success_bonus_gamma)
     if monitor:
@@ -249,22 +228,16 @@ def add_oracle_demos(model, make_one: Callable[[], gym.Env], seeds, normalizer=N
     """Roll the goal-derived oracle on ``seeds`` and put every transition into the off-policy
     ``model``'s replay buffer (raw observations: SB3 normalizes at sampling time). Successful and
     failed episodes both go in: their rewards tell them apart. Returns counts."""
-    from envs.core.scene import SceneError
     from planners import make_oracle
 
     if getattr(model.replay_buffer, "optimize_memory_usage", False):
         raise UnsupportedRLSetup("oracle demos need the replay buffer's optimize_memory_usage=False")
     rows = {"obs": [], "next_obs": [], "action": [], "reward": [], "done": [], "timeout": []}
-    successes = skipped = 0
+    successes = 0
     for seed in seeds:
         env = make_one()
         oracle = make_oracle(env)
-        try:
-            obs, _ = env.reset(seed=int(seed))
-        except SceneError:  # an unplaceable layout for this seed: no demo from it
-            skipped += 1
-            env.close()
-            continue
+        obs, _ = env.reset(seed=int(seed))
         oracle.reset()
         while True:
             action = np.clip(oracle.act(obs), -1.0, 1.0).astype(np.float32)
@@ -288,7 +261,7 @@ def add_oracle_demos(model, make_one: Callable[[], gym.Env], seeds, normalizer=N
         model.replay_buffer.add(data["obs"][sl], data["next_obs"][sl], data["action"][sl],
                                 data["reward"][sl].astype(np.float32), data["done"][sl],
                                 [{"TimeLimit.truncated": bool(t)} for t in data["timeout"][sl]])
-    return {"demo_episodes": len(seeds) - skipped, "demo_steps": usable, "demo_successes": successes}
+    return {"demo_episodes": len(seeds), "demo_steps": usable, "demo_successes": successes}
 
 
 # -- checkpoints -----------------------------------------------------------------------------------

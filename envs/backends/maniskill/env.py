@@ -43,7 +43,7 @@ from envs.backends.maniskill.kinematics import SerialChain
 from envs.backends.mujoco.compiler import BOWL_WALLS, CONTROL_HZ, home_qpos
 from envs.backends.mujoco.env import CAMERAS, CONTROL_MODES, INIT_JOINT_NOISE, OBS_MODES, POINTCLOUD_POINTS
 from envs.core.scene import Scene
-from envs.core.task import Task
+from envs.core.task import Task, build_layout
 
 
 FEATURES = frozenset({"block", "cylinder", "zone", "bowl", "marker"})
@@ -72,9 +72,7 @@ class _Episode:
 
     def __init__(self, task_cls: type[Task], rng: np.random.Generator):
         self.rng = rng
-        self.task = task_cls()
-        self.scene = Scene(rng)
-        self.task.build(self.scene, rng)
+        self.task, self.scene = build_layout(task_cls, rng)
         self.goals = self.task.goals()
         self.joint_noise = rng.normal(0.0, INIT_JOINT_NOISE, 7)
         self.instruction = self.task.describe()

@@ -29,15 +29,13 @@ from gymnasium import spaces  # noqa: E402
 from envs.backends.mujoco.compiler import N_SUBSTEPS, CONTROL_HZ, compile_scene, home_qpos  # noqa: E402
 from envs.backends.mujoco.controller import ArmController  # noqa: E402
 from envs.core.predicates import goal_delta  # noqa: E402
-from envs.core.scene import Scene, SceneError  # noqa: E402
 from envs.core.state import ObjectState, SceneState  # noqa: E402
-from envs.core.task import Task  # noqa: E402
+from envs.core.task import Task, build_layout  # noqa: E402
 
 OBS_MODES = ("state", "rgb", "rgbd", "pointcloud")
 CONTROL_MODES = ("ee_delta_pose", "joint_pos")
 CAMERAS = ("front", "wrist")
 POINTCLOUD_POINTS = 1024
-MAX_LAYOUT_TRIES = 10
 INIT_JOINT_NOISE = 0.02  # rad: per-episode perturbation of the home posture
 FEATURES = frozenset({"block", "cylinder", "zone", "bowl", "marker"})
 
@@ -99,15 +97,7 @@ class MujocoTaskEnv(gym.Env):
 
     # -- scene lifecycle -------------------------------------------------------------------
     def _build(self, rng: np.random.Generator) -> None:
-        for attempt in range(MAX_LAYOUT_TRIES):  # a rare crowded layout: redraw from the same stream
-            self.task = self.task_cls()
-            scene = Scene(rng)
-            try:
-                self.task.build(scene, rng)
-                break
-            except SceneError:
-                if attempt == MAX_LAYOUT_TRIES - 1:
-                    raise
+        self.task, scene = build_layout(self.task_cls, rng)
         self.scene, self.goals = scene, self.task.goals()
         sig = scene.signature()
         if self._signature is not None and [s[:2] for s in sig] != [s[:2] for s in self._signature]:
