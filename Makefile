@@ -9,7 +9,7 @@ BACKPORTS_LIST := /etc/apt/sources.list.d/bookworm-backports.list
 export MUJOCO_GL ?= egl
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup sysdeps sysdeps-maniskill demo test test-slow bench clean-cache
+.PHONY: setup sysdeps sysdeps-maniskill demo test test-slow bench bench-gpu clean-cache
 
 setup: sysdeps sysdeps-maniskill $(STAMP)
 
@@ -70,6 +70,12 @@ test-slow: setup
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# On a CUDA machine: the -m gpu tests, then the ManiSkill3 num_envs sweep into docs/benchmarks.md
+bench-gpu: setup
+	$(PY) -m pytest -m gpu -v
+	$(PY) bench/maniskill_gpu.py
+	$(PY) -m bench.run --report-only
 
 clean-cache:
 	rm -rf $${ROBOFORGE_CACHE:-$$HOME/.cache/roboforge}

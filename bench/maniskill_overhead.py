@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -78,11 +79,14 @@ def main() -> None:
     import mani_skill
     import sapien
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.run import machine, machine_short
+
     out = {"benchmark": "roboforge stack_blocks vs ManiSkill StackCube-v1, CPU PhysX, state obs, random actions",
            "command": "python bench/maniskill_overhead.py --steps %d --rounds %d" % (args.steps, args.rounds),
            "steps": args.steps, "rounds": args.rounds, "sim_backend": "physx_cpu", "obs_mode": "state",
-           "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-                       "torch_threads": torch.get_num_threads()},
+           "machine": {**machine(), "python": platform.python_version(), "torch_threads": torch.get_num_threads()},
+           "machine_short": machine_short(machine()), "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
            "versions": {"mani_skill": mani_skill.__version__, "sapien": sapien.__version__,
                         "numpy": np.__version__, "torch": torch.__version__},
            "rows": rows}

@@ -73,12 +73,24 @@ def machine() -> dict:
         os_name = rel.get("PRETTY_NAME", os_name).strip('"')
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "os": os_name, "gpu": "none",
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "os": os_name, "gpu": gpu_name(),
             "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
 
 
+def gpu_name() -> str:
+    """The first NVIDIA GPU's name from nvidia-smi (no torch import), or "none"."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20)
+        names = out.stdout.strip().splitlines() if out.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        names = []
+    return f"{len(names)}x {names[0]}" if names else "none"
+
+
 def machine_short(m: dict) -> str:
-    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, {m['os']}, no GPU"
+    gpu = "no GPU" if m.get("gpu", "none") == "none" else m["gpu"]
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, {m['os']}, {gpu}"
 
 
 def vulkan_ok() -> bool:
@@ -177,9 +189,7 @@ def bench_throughput(a, peers) -> dict:
 
 def bench_scaling(a, peers) -> dict:
     res = run_worker(sys.executable, "bench.scaling", ["--steps", "150" if a.quick else "500"], 900)
-    return {"roboforge": res, "maniskill_gpu": {"status": "needs CUDA machine",
-                                                "note": "ManiSkill3 num_envs sweep on one GPU is measured by "
-                                                        "bench/maniskill_overhead.py's owner on a CUDA machine"}}
+    return {"roboforge": res}  # the ManiSkill3 GPU num_envs sweep: bench/maniskill_gpu.py (CUDA)
 
 
 def bench_demos(a, peers) -> dict:
@@ -323,7 +333,24 @@ def rows_from(results: dict[str, dict]) -> list[dict]:
             add(f"Scaling: AsyncVectorEnv processes, N envs on {o['cpu_count']} cores", txt,
                 f"physics-only threads (mj_step releases the GIL): {thr}", "vs N=1 of itself", s,
                 _v(o, "mujoco", "gymnasium"), f"only {o['cpu_count']} cores: N>{o['cpu_count']} oversubscribes")
-        add("Scaling: ManiSkill3 GPU num_envs sweep", "—", "—", "—", s, "", "needs CUDA machine")
+    mo = results.get("maniskill_overhead")
+    for r in (mo or {}).get("rows", []):
+        add(f"ManiSkill3 backend: stack_blocks vs StackCube-v1, physx_cpu, {r['control_mode']} / "
+            f"{r['maniskill_control_mode']}", f"{_f(r['roboforge_stack_blocks_steps_per_s'])} st/s",
+            f"{_f(r['stackcube_v1_steps_per_s'])} st/s", f"overhead **{r['overhead']:+.0%}** (target <= +15%)", mo,
+            _v(mo, "mani_skill", "sapien", "torch"), "1 process, 1 torch thread, random actions, best of alternating rounds")
+    mg = results.get("maniskill_gpu")
+    if mg:
+        for r in mg["rows"]:
+            o, m = r["roboforge"], r["stackcube"]
+            txt = lambda x: f"{_f(x['env_steps_per_s'])} st/s" if "error" not in x else f"failed: {x['error']}"  # noqa: E731
+            add(f"ManiSkill3 backend on the GPU: stack_blocks vs StackCube-v1, num_envs={r['num_envs']}, "
+                f"{mg['control_mode']}", txt(o), txt(m),
+                f"overhead **{r['overhead']:+.0%}** (target <= +15%)" if "overhead" in r else "—", mg,
+                _v(mg, "mani-skill", "sapien", "torch"), "physx_cuda, batched random actions on the device")
+    else:
+        add("ManiSkill3 backend on the GPU: num_envs sweep 1-4096 vs StackCube-v1", "—", "—", "—", {}, "",
+            "needs a CUDA machine: `python bench/maniskill_gpu.py`")
     d = results.get("demos")
     if d:
         o, m, q = d["roboforge"], d["maniskill"], d["ratios"]
@@ -487,9 +514,11 @@ def load_results(folder: Path = RESULTS) -> dict[str, dict]:
         p = folder / f"{name}.json"
         if p.exists():
             out[name] = json.loads(p.read_text())
-    rl = RESULTS / "rl_learning.json"  # written by the long bench/rl_learning.py, not by this runner
-    if rl.exists():
-        out["rl_learning"] = json.loads(rl.read_text())
+    # written by their own scripts, not by this runner: long (RL), or needing a GPU / the ManiSkill extra
+    for name in ("rl_learning", "maniskill_overhead", "maniskill_gpu"):
+        p = folder / f"{name}.json"
+        if p.exists():
+            out[name] = json.loads(p.read_text())
     return out
 
 
