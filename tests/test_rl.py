@@ -78,6 +78,38 @@ def test_sac_with_demos_writes_outputs(sac_run):
     assert list((run_dir / "videos").glob("*.mp4"))
 
 
+def test_demos_from_the_store_replay_as_training_transitions(tmp_path):
+    """Store episodes go into SAC's buffer as exactly what the training env (success bonus on)
+    returns when their actions are replayed: observations, rewards, bonus, termination."""
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from policies.rl.sb3 import add_demos, success_bonus
+    from train.demos import collect_demos
+
+    gamma = 0.9
+    store = collect_demos("reach_target", 2, seed_start=7, store_root=tmp_path, progress=False)
+    model = SAC("MlpPolicy", DummyVecEnv([lambda: make_env("reach_target")]), buffer_size=2000, learning_starts=0)
+    info = add_demos(model, store.episodes, success_bonus=success_bonus(gamma))
+    assert info == {"demo_episodes": 2, "demo_steps": sum(len(e.actions) for e in store.episodes), "demo_successes": 2}
+    rb, t = model.replay_buffer, 0
+    for ep in store.episodes:
+        env = make_env("reach_target", success_bonus_gamma=gamma)
+        obs, _ = env.reset(seed=ep.seed)
+        for a in ep.actions:
+            np.testing.assert_allclose(rb.observations[t, 0], obs, atol=1e-4)
+            obs, r, term, trunc, _ = env.step(np.clip(a, -1, 1))
+            np.testing.assert_allclose(rb.next_observations[t, 0], obs, atol=1e-4)
+            assert rb.rewards[t, 0] == pytest.approx(r, abs=1e-4) and bool(rb.dones[t, 0]) == (term or trunc)
+            assert not rb.timeouts[t, 0]
+            t += 1
+        assert term and r > success_bonus(gamma)  # the success step carries the bonus
+    sparse = SAC("MlpPolicy", DummyVecEnv([lambda: make_env("reach_target")]), buffer_size=2000, learning_starts=0)
+    add_demos(sparse, store.episodes[:1], sparse=True)
+    n = len(store.episodes[0].actions)
+    assert sparse.replay_buffer.rewards[:n, 0].tolist() == [0.0] * (n - 1) + [1.0]
+
+
 def test_rerun_resumes_the_step_count(sac_run):
     cfg, run_dir, first = sac_run
     cfg = OmegaConf.merge(cfg, {"policy": {"total_timesteps": 384}})

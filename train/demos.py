@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +20,11 @@ from planners import make_oracle
 from train.datasets.demo_store import CorruptDemoStoreError, DemoStore, Episode
 
 log = logging.getLogger(__name__)
+
+
+def default_store_root() -> Path:
+    """Where demo stores are cached when a run names no ``data.store_root`` (as configs/config.yaml)."""
+    return Path(os.environ.get("ROBOFORGE_CACHE", Path.home() / ".cache" / "roboforge")) / "demos"
 
 
 def rollout_oracle(env: gym.Env, seed: int) -> Episode:
@@ -34,7 +41,8 @@ def rollout_oracle(env: gym.Env, seed: int) -> Episode:
         if terminated or truncated:
             break
     return Episode(np.array(observations, np.float32), np.array(actions, np.float32),
-                   np.array(rewards, np.float32), seed, bool(info["success"]), info["instruction"])
+                   np.array(rewards, np.float32), seed, bool(info["success"]), info["instruction"],
+                   np.asarray(obs, np.float32))
 
 
 def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=None, sim: str = "mujoco",
@@ -52,10 +60,12 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape)])
     code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds_key = range(seed_start, seed_start + num_demos)
-    path = DemoStore.cache_path(store_root, task, sim, obs_mode, control_mode, seeds_key, code_hash)
+    path = DemoStore.cache_path(store_root or default_store_root(), task, sim, obs_mode, control_mode, seeds_key, code_hash)
     if path.exists():
         try:
             store = DemoStore.open(path)
+            if any(ep.final_obs is None for ep in store.episodes):
+                raise CorruptDemoStoreError(f"{path}: written by an older roboforge without final observations")
             if store.obs_dim != env.observation_space.shape[0] or store.action_dim != env.action_space.shape[0]:
                 raise CorruptDemoStoreError(f"{path}: obs/action dims {store.obs_dim}/{store.action_dim} do not match "
                                             f"the env's {env.observation_space.shape[0]}/{env.action_space.shape[0]}")
@@ -63,7 +73,7 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
             env.close()
             return store
         except CorruptDemoStoreError as err:
-            log.warning("demo cache is corrupt and will be regenerated: %s", err)
+            log.warning("demo cache is unusable and will be regenerated: %s", err)
             path.unlink()
     episodes, attempts = [], int(np.ceil(num_demos * max_attempts_factor))
     bar = tqdm(total=num_demos, desc=f"demos {task}", unit="demo", disable=not progress)

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from policies.rl.sb3 import (add_oracle_demos, build_model, check_supported, export_policy,
+from policies.rl.sb3 import (add_demos, build_model, check_supported, export_policy,
                              find_training_state, load_training_state, make_env, make_vec_env,
-                             save_training_state)
+                             save_training_state, success_bonus)
+from train.demos import collect_demos
 
 # Defaults for keys a policy section may leave out (configs/policy/{ppo,sac}.yaml set them all).
 POLICY_DEFAULTS = {
@@ -92,8 +93,11 @@ def resolve_config(cfg: Mapping | DictConfig) -> dict:
     env_kwargs["reward_mode"] = policy["reward_mode"]
     ev = {**EVAL_DEFAULTS, "progress": bool(OmegaConf.select(cfg, "progress", default=True)),
           **_section(cfg, "eval")}
+    # demos (SAC): the run's demo store root, and data.sim to take them from the other backend
+    data = {"store_root": OmegaConf.select(cfg, "data.store_root", default=None),
+            "sim": OmegaConf.select(cfg, "data.sim", default=None) or sim}
     return {"task": task, "sim": sim, "algo": algo, "seed": int(OmegaConf.select(cfg, "seed", default=0) or 0),
-            "env_kwargs": env_kwargs, "policy": policy, "eval": ev}
+            "env_kwargs": env_kwargs, "policy": policy, "eval": ev, "data": data}
 
 
 def save_checkpoint(model, state_dir: Path, policy_dir: Path, save_buffer: bool, export_kw: dict,
@@ -225,12 +229,14 @@ def run_rl(cfg: Mapping | DictConfig, run_dir: str | Path) -> dict:
             model = build_model(algo, venv_norm, net_arch=p["net_arch"], activation=p["activation"],
                                 sb3_kwargs=p["sb3"], policy_kwargs=p["policy_kwargs"], seed=seed,
                                 tensorboard_log=str(tb_dir))
-            if p["demos"]:
-                demo_seeds = range(int(p["demo_seed_start"]), int(p["demo_seed_start"]) + int(p["demos"]))
-                info.update(add_oracle_demos(
-                    model, lambda: make_env(task, sim, s["env_kwargs"],
-                                            success_bonus_gamma=gamma if p["success_bonus"] else None),
-                    demo_seeds, normalizer=venv_norm if p["normalize_obs"] else None))
+            if p["demos"]:  # oracle episodes from the HDF5 demo store (cached, shared with imitation runs)
+                kw = {k: v for k, v in s["env_kwargs"].items() if k in ("obs_mode", "control_mode")}
+                store = collect_demos(task, int(p["demos"]), int(p["demo_seed_start"]), s["data"]["store_root"],
+                                      sim=s["data"]["sim"], progress=s["eval"]["progress"], **kw)
+                info.update(add_demos(model, store.episodes, success_bonus=success_bonus(gamma) if p["success_bonus"] else None,
+                                      sparse=s["env_kwargs"]["reward_mode"] == "sparse",
+                                      normalizer=venv_norm if p["normalize_obs"] else None))
+                info["demo_store"] = str(store.path)
 
         # 3. learn up to total_timesteps env steps, checkpointing on the way
         export_kw = {"task": task, "env_kwargs": {k: v for k, v in s["env_kwargs"].items() if k != "reward_mode"}}

@@ -13,7 +13,7 @@ import pickle
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -62,6 +62,11 @@ def check_supported(algo: str, observation_space: spaces.Space | None = None,
 
 
 # -- environments --------------------------------------------------------------------------------
+def success_bonus(gamma: float) -> float:
+    """What the success step pays on top (see :class:`SuccessBonus`)."""
+    return gamma / (1.0 - gamma)
+
+
 class SuccessBonus(gym.Wrapper):
     """Training-time reward fix for termination on success.
 
@@ -75,7 +80,7 @@ class SuccessBonus(gym.Wrapper):
 
     def __init__(self, env: gym.Env, gamma: float):
         super().__init__(env)
-        self.bonus = gamma / (1.0 - gamma)
+        self.bonus = success_bonus(gamma)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -223,34 +228,33 @@ def build_model(algo: str, venv, *, net_arch: list[int], activation: str, sb3_kw
                                  tensorboard_log=tensorboard_log, verbose=0, **sb3_kwargs)
 
 
-# -- oracle demonstrations -------------------------------------------------------------------------
-def add_oracle_demos(model, make_one: Callable[[], gym.Env], seeds, normalizer=None) -> dict:
-    """Roll the goal-derived oracle on ``seeds`` and put every transition into the off-policy
-    ``model``'s replay buffer (raw observations: SB3 normalizes at sampling time). Successful and
-    failed episodes both go in: their rewards tell them apart. Returns counts."""
-    from planners import make_oracle
-
+# -- demonstrations -------------------------------------------------------------------------------
+def add_demos(model, episodes, *, success_bonus: float | None = None, sparse: bool = False,
+              normalizer=None) -> dict:
+    """Put demo-store episodes (``train.datasets.demo_store.Episode``) into the off-policy
+    ``model``'s replay buffer as the transitions the training env would have produced: the stored
+    dense reward (or the sparse one: 1 on the success step), the training env's success bonus on
+    that step, terminated on success and truncated otherwise. Raw observations: SB3 normalizes at
+    sampling time; ``normalizer`` (a VecNormalize) has its statistics seeded from them."""
     if getattr(model.replay_buffer, "optimize_memory_usage", False):
-        raise UnsupportedRLSetup("oracle demos need the replay buffer's optimize_memory_usage=False")
+        raise UnsupportedRLSetup("demos need the replay buffer's optimize_memory_usage=False")
     rows = {"obs": [], "next_obs": [], "action": [], "reward": [], "done": [], "timeout": []}
-    successes = 0
-    for seed in seeds:
-        env = make_one()
-        oracle = make_oracle(env)
-        obs, _ = env.reset(seed=int(seed))
-        oracle.reset()
-        while True:
-            action = np.clip(oracle.act(obs), -1.0, 1.0).astype(np.float32)
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            for k, v in zip(rows, (obs, next_obs, action, reward, terminated or truncated,
-                                   truncated and not terminated)):
-                rows[k].append(v)
-            obs = next_obs
-            if terminated or truncated:
-                successes += bool(info.get("success", False))
-                break
-        env.close()
-    data = {k: np.asarray(v) for k, v in rows.items()}
+    for ep in episodes:
+        if ep.final_obs is None:
+            raise ValueError(f"demo episode (seed {ep.seed}) has no final observation; regenerate its store")
+        n = len(ep.actions)
+        reward = np.zeros(n, np.float32) if sparse else ep.rewards.astype(np.float32)
+        end = np.arange(n) == n - 1
+        if ep.success:
+            reward[-1] = 1.0 if sparse else reward[-1]
+            reward[-1] += success_bonus or 0.0
+        rows["obs"].append(ep.obs)
+        rows["next_obs"].append(np.concatenate([ep.obs[1:], ep.final_obs[None]]))
+        rows["action"].append(np.clip(ep.actions, -1.0, 1.0))
+        rows["reward"].append(reward)
+        rows["done"].append(end)
+        rows["timeout"].append(end & (not ep.success))
+    data = {k: np.concatenate(v) for k, v in rows.items()}
     if normalizer is not None:
         normalizer.obs_rms.update(data["obs"])
     # the buffer takes one row of n_envs transitions per add(); rows need not be one time step
@@ -258,10 +262,10 @@ def add_oracle_demos(model, make_one: Callable[[], gym.Env], seeds, normalizer=N
     usable = len(data["obs"]) - len(data["obs"]) % n
     for i in range(0, usable, n):
         sl = slice(i, i + n)
-        model.replay_buffer.add(data["obs"][sl], data["next_obs"][sl], data["action"][sl],
-                                data["reward"][sl].astype(np.float32), data["done"][sl],
-                                [{"TimeLimit.truncated": bool(t)} for t in data["timeout"][sl]])
-    return {"demo_episodes": len(seeds), "demo_steps": usable, "demo_successes": successes}
+        model.replay_buffer.add(data["obs"][sl], data["next_obs"][sl], data["action"][sl], data["reward"][sl],
+                                data["done"][sl], [{"TimeLimit.truncated": bool(t)} for t in data["timeout"][sl]])
+    return {"demo_episodes": len(episodes), "demo_steps": usable,
+            "demo_successes": sum(bool(ep.success) for ep in episodes)}
 
 
 # -- checkpoints -----------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Layout::
 
     /                      attrs: task, sim, obs_mode, control_mode, seeds, code_hash,
                                   roboforge_version, format_version, created, complete
-    /episodes/ep_<seed>/   obs (T, D) float32, actions (T, A) float32, rewards (T,) float32
+    /episodes/ep_<seed>/   obs (T, D) float32, actions (T, A) float32, rewards (T,) float32,
+                           final_obs (D,) float32 (the observation after the last action)
                            attrs: seed, success, length, instruction
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: final_obs, so episodes replay as (obs, action, reward, next_obs)
 
 
 class CorruptDemoStoreError(RuntimeError):
@@ -34,6 +35,7 @@ class Episode:
     seed: int
     success: bool
     instruction: str = ""
+    final_obs: np.ndarray | None = None  # (D,): completes the last transition (RL replay buffers)
 
 
 def _version() -> str:
@@ -72,6 +74,8 @@ class DemoStore:
                 e.create_dataset("obs", data=ep.obs.astype(np.float32), compression="lzf")
                 e.create_dataset("actions", data=ep.actions.astype(np.float32), compression="lzf")
                 e.create_dataset("rewards", data=ep.rewards.astype(np.float32))
+                if ep.final_obs is not None:
+                    e.create_dataset("final_obs", data=np.asarray(ep.final_obs, np.float32))
                 e.attrs.update(seed=ep.seed, success=bool(ep.success), length=len(ep.actions),
                                instruction=ep.instruction)
             f.attrs["complete"] = True  # written last: its absence means an interrupted write
@@ -89,7 +93,8 @@ class DemoStore:
                 episodes = []
                 for name, e in f["episodes"].items():
                     ep = Episode(e["obs"][()], e["actions"][()], e["rewards"][()], int(e.attrs["seed"]),
-                                 bool(e.attrs["success"]), str(e.attrs.get("instruction", "")))
+                                 bool(e.attrs["success"]), str(e.attrs.get("instruction", "")),
+                                 e["final_obs"][()] if "final_obs" in e else None)
                     if not (len(ep.obs) == len(ep.actions) == len(ep.rewards) == e.attrs["length"]):
                         raise CorruptDemoStoreError(f"{path}: episode {name} has inconsistent lengths")
                     if not (np.isfinite(ep.obs).all() and np.isfinite(ep.actions).all()):

@@ -1,0 +1,17 @@
+"""Shared test setup."""
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Demo stores and other caches go to a per-session folder, never the user's ~/.cache/roboforge
+    (subprocesses, such as train.py runs, inherit it)."""
+    old = os.environ.get("ROBOFORGE_CACHE")
+    os.environ["ROBOFORGE_CACHE"] = str(tmp_path_factory.mktemp("roboforge_cache"))
+    yield
+    if old is None:
+        os.environ.pop("ROBOFORGE_CACHE", None)
+    else:
+        os.environ["ROBOFORGE_CACHE"] = old
