@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -80,17 +79,11 @@ def worker(which: str, num_envs: int, steps: int, control_mode: str, sim_backend
 
 
 def run_point(which: str, n: int, a) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", which, "--num-envs", str(n),
-           "--steps", str(a.steps), "--control-mode", a.control_mode, "--sim-backend", a.sim_backend]
-    try:
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=a.timeout)
-    except subprocess.TimeoutExpired:
-        return {"env": which, "num_envs": n, "error": f"timed out after {a.timeout} s"}
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
-    if r.returncode or not lines:
-        tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-4:])
-        return {"env": which, "num_envs": n, "error": f"exit {r.returncode}: {tail}"}
-    return json.loads(lines[-1])
+    from bench.run import run_worker
+
+    args = ["--worker", which, "--num-envs", str(n), "--steps", str(a.steps), "--control-mode", a.control_mode,
+            "--sim-backend", a.sim_backend]
+    return {"env": which, "num_envs": n, **run_worker(sys.executable, "bench.maniskill_gpu", args, a.timeout)}
 
 
 def main() -> None:
@@ -109,6 +102,7 @@ def main() -> None:
 
     import torch
 
+    sys.path.insert(0, str(ROOT))
     if a.sim_backend == "physx_cuda" and not torch.cuda.is_available():
         sys.exit("bench/maniskill_gpu.py: physx_cuda needs a CUDA GPU and torch does not see one here. "
                  "Run it on a CUDA machine, or check the code path on CPU with "
@@ -140,7 +134,6 @@ def main() -> None:
         print(f"{r['num_envs']:>8} {f(r['roboforge'])} {f(r['stackcube'])} {ov}")
     from importlib.metadata import version
 
-    sys.path.insert(0, str(ROOT))
     from bench.run import machine, machine_short
 
     out = {"benchmark": "roboforge stack_blocks vs ManiSkill StackCube-v1, batched, state obs, random actions",
