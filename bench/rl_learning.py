@@ -44,10 +44,10 @@ RUNS = {
     "push_sac_demos": ("push_to_zone", "sac", {"total_timesteps": 500_000, "demos": 100,
                                                "sb3": {"gamma": 0.97}}),
     # pick-and-place with a 200-step horizon: demos carry the grasp the reward alone rarely finds
-    "stack_sac_demos": ("stack_blocks", "sac", {"total_timesteps": 1_000_000, "demos": 200,
+    "stack_sac_demos": ("stack_blocks", "sac", {"total_timesteps": 600_000, "demos": 200,
                                                 "sb3": {"gamma": 0.97, "buffer_size": 1_000_000}}),
 }
-DEFAULT_RUNS = ["reach_sac", "push_sac_demos"]
+DEFAULT_RUNS = ["reach_sac", "push_sac_demos", "stack_sac_demos"]
 EVAL = {"episodes": 100, "seed_start": 100_000, "num_videos": 2}  # as configs/config.yaml: unseen seeds
 
 
@@ -248,10 +248,12 @@ def main() -> None:
     for k in ("machine", "machine_short", "versions"):
         latest[k] = results[k]
     if "throughput" in results and args.part in ("throughput", "all"):
-        latest["throughput"] = {**results["throughput"], "load_average_at_start": results["machine"]["load_average_at_start"]}
+        latest["throughput"] = {**results["throughput"], "load_average_at_start": results["machine"]["load_average_at_start"],
+                                "machine_short": results["machine_short"]}
     if args.part in ("learning", "all"):
-        for n in args.runs:
+        for n in args.runs:  # runs from different days may come from different machines
             results["learning"][n]["load_average_at_start"] = results["machine"]["load_average_at_start"]
+            results["learning"][n]["machine_short"] = results["machine_short"]
         latest.setdefault("learning", {}).update({n: results["learning"][n] for n in args.runs})
         plot(latest["learning"], RESULTS / "rl_learning.png")
     tmp = out_json.with_suffix(".json.tmp")

@@ -407,7 +407,7 @@ def rows_from(results: dict[str, dict]) -> list[dict]:
             add(f"RL: {r['algorithm'].upper()} on {r['task']} ({r.get('sim', 'mujoco')}"
                 f"{', %d oracle demos' % r['demo_episodes'] if r.get('demo_episodes') else ''})",
                 f"success {r['success_rate']:.0%} of {r['eval_episodes']} unseen seeds ({r['eval_seeds']}); {budget}",
-                "—", "—", {"machine_short": mach,
+                "—", "—", {"machine_short": r.get("machine_short", mach),
                            "command": r.get("command", f"python bench/rl_learning.py --part learning --runs {name}"),
                            "date": r.get("date", "—")}, vers,
                 f"{r['train_steps_per_s']:.0f} steps/s; overrides {json.dumps(ov)}"
@@ -421,7 +421,7 @@ def rows_from(results: dict[str, dict]) -> list[dict]:
                 f"loop {tp['sac']['train_steps_per_s']:,.0f}", f"raw env {raw:,.0f} (1 process)",
                 f"vec env **{tp['sb3_vec_env_steps_per_s'] / raw:.2f}x**, PPO loop {tp['ppo']['train_steps_per_s'] / raw:.2f}x, "
                 f"SAC loop {tp['sac']['train_steps_per_s'] / raw:.2f}x",
-                {"machine_short": mach, "command": "python bench/rl_learning.py --part throughput",
+                {"machine_short": tp.get("machine_short", mach), "command": "python bench/rl_learning.py --part throughput",
                  "date": tp.get("date", "—")}, vers, "SAC's loop is bound by its gradient steps")
     ex = results.get("export")
     if ex:
