@@ -265,13 +265,22 @@ def _run_summary(run: Path) -> dict:
 
 
 def bench_learning(a, peers) -> dict:
-    """The latest `make demo` run, and the same job on ManiSkill (`train.py sim=maniskill`)."""
+    """The latest `make demo` run, and the same job on ManiSkill (`train.py sim=maniskill`). A run
+    whose outputs/ are gone (a fresh checkout) keeps its last recorded figure."""
     out = {}
+    last = RESULTS / "learning.json"
+    previous = json.loads(last.read_text()) if last.exists() else {}
     for key, sim, how in (("roboforge", "mujoco", "run `make demo`"),
                           ("maniskill", "maniskill", "run `python train.py env=stack_blocks sim=maniskill`")):
         run = latest_demo_run(sim)
-        out[key] = _run_summary(run) if run else {
-            "error": f"no {sim} stack_blocks diffusion run in outputs/ yet: {how}, then `python -m bench.run --only learning`"}
+        kept = previous.get(key, {"error": "none"})
+        if run:
+            out[key] = {**_run_summary(run), "machine_short": machine_short(machine())}
+        elif "error" not in kept:
+            out[key] = {"machine_short": previous.get("machine_short", "—"), **kept}
+        else:
+            out[key] = {"error": f"no {sim} stack_blocks diffusion run in outputs/ yet: {how}, "
+                                 "then `python -m bench.run --only learning`"}
     return out
 
 
@@ -389,13 +398,15 @@ def rows_from(results: dict[str, dict]) -> list[dict]:
         o = lg["roboforge"]
         ours = (f"success {o['success_rate']:.2f} ({o.get('num_successes')}/{o.get('num_episodes')} unseen seeds), "
                 f"wall {o['wall_time_s'] / 60:.1f} min" if "error" not in o else o["error"])
-        add("Learning: `make demo` (diffusion on stack_blocks, 100 oracle demos)", ours, "—", "—", lg, "",
+        add("Learning: `make demo` (diffusion on stack_blocks, 100 oracle demos)", ours, "—", "—",
+            {**lg, "date": o.get("run_finished", lg.get("date")), "machine_short": o.get("machine_short", lg.get("machine_short"))}, "",
             f"run {o.get('run_dir', '')}".strip() if "error" not in o else "")
         o = lg.get("maniskill")
         if o and "error" not in o:
             add("Learning: the same job on ManiSkill3 (`train.py env=stack_blocks sim=maniskill`, physx_cpu)",
                 f"success {o['success_rate']:.2f} ({o.get('num_successes')}/{o.get('num_episodes')} unseen seeds), "
-                f"wall {o['wall_time_s'] / 60:.1f} min", "—", "—", {**lg, "date": o["run_finished"]}, "",
+                f"wall {o['wall_time_s'] / 60:.1f} min", "—", "—",
+                {**lg, "date": o["run_finished"], "machine_short": o.get("machine_short", lg.get("machine_short"))}, "",
                 f"run {o['run_dir']}")
     rl = results.get("rl_learning")
     if rl:
