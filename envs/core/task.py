@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from envs.core.predicates import Goal
-from envs.core.scene import Scene
+from envs.core.scene import Scene, SceneError
 from envs.core.state import SceneState
 
 REST_LINVEL = 0.05   # m/s: an object moving slower than this counts as at rest
@@ -109,8 +109,6 @@ MAX_LAYOUT_TRIES = 10
 def build_layout(task_cls: type[Task], rng: np.random.Generator) -> tuple[Task, Scene]:
     """A fresh task instance and its built scene. A rare crowded layout (``SceneError``) is redrawn
     from the same RNG stream, so a seed still gives one layout, the same on every backend."""
-    from envs.core.scene import SceneError
-
     for attempt in range(MAX_LAYOUT_TRIES):
         task, scene = task_cls(), Scene(rng)
         try:

@@ -245,8 +245,9 @@ def add_demos(model, episodes, *, success_bonus: float | None = None, sparse: bo
         n = len(ep.actions)
         reward = np.zeros(n, np.float32) if sparse else ep.rewards.astype(np.float32)
         end = np.arange(n) == n - 1
-        if ep.success:
-            reward[-1] = 1.0 if sparse else reward[-1]
+        if ep.success:  # the dense reward already pays 1 on the success step
+            if sparse:
+                reward[-1] = 1.0
             reward[-1] += success_bonus or 0.0
         rows["obs"].append(ep.obs)
         rows["next_obs"].append(np.concatenate([ep.obs[1:], ep.final_obs[None]]))
