@@ -1,10 +1,12 @@
-"""Helpers every bench worker shares, ours and the peers' alike.
+"""What every bench script shares: the worker protocol (both ends) and the machine description.
 
 Standard library only: the peer workers import this file from their own virtual environments
-(ManiSkill, robosuite, LeRobot), which have none of roboforge's dependencies.
+(ManiSkill, robosuite, LeRobot), which have none of roboforge's dependencies
+(``tests/test_bench_report.py`` keeps it so).
 
 A worker is a script that measures one thing and prints exactly one JSON line (the last line of
-its stdout) via :func:`emit`; ``bench.run`` starts it with the right interpreter and reads it.
+its stdout) via :func:`emit`; a driver starts it with the right interpreter via
+:func:`run_worker` and reads that line back.
 """
 from __future__ import annotations
 
@@ -12,11 +14,17 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # workers run from the repo root, so `bench.*` imports
+RESULTS = ROOT / "bench" / "results"
 
 
+# -- the worker's side -----------------------------------------------------------------------
 def versions(*dists: str) -> dict[str, str]:
     """Installed versions of the named distributions (``"absent"`` when not installed)."""
     out = {"python": platform.python_version()}
@@ -58,3 +66,64 @@ def emit(result: dict) -> None:
     result.setdefault("load_avg_1m_end", load())
     sys.stdout.flush()
     print(json.dumps(result, default=float), flush=True)
+
+
+# -- the driver's side -----------------------------------------------------------------------
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_worker(python: Path | str, module: str, args: list[str], timeout: float) -> dict:
+    """Run ``python -m module args`` from the repo root; its last JSON stdout line is its answer,
+    or ``{"error": ...}`` (exit status and stderr tail, or the timeout) when there is none."""
+    cmd = [str(python), "-m", module, *args]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    log(f"{Path(python).parent.parent.name}: python -m {module} {' '.join(args)}")
+    try:
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode or not lines:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-6:]
+        return {"error": f"exit {r.returncode}: " + " | ".join(tail)}
+    return json.loads(lines[-1])
+
+
+# -- the machine, recorded in every result file ----------------------------------------------
+def machine() -> dict:
+    """CPU model, cores, memory, OS, GPU and the 1-minute load average now."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    os_name = platform.platform()
+    try:
+        rel = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
+        os_name = rel.get("PRETTY_NAME", os_name).strip('"')
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "os": os_name, "gpu": gpu_name(),
+            "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
+
+
+def gpu_name() -> str:
+    """The first NVIDIA GPU's name from nvidia-smi (no torch import), or "none"."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20)
+        names = out.stdout.strip().splitlines() if out.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        names = []
+    return f"{len(names)}x {names[0]}" if names else "none"
+
+
+def machine_short(m: dict) -> str:
+    """One line for the report's Machine column."""
+    gpu = "no GPU" if m.get("gpu", "none") == "none" else m["gpu"]
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, {m['os']}, {gpu}"

@@ -79,7 +79,7 @@ def worker(which: str, num_envs: int, steps: int, control_mode: str, sim_backend
 
 
 def run_point(which: str, n: int, a) -> dict:
-    from bench.run import run_worker
+    from bench.common import run_worker
 
     args = ["--worker", which, "--num-envs", str(n), "--steps", str(a.steps), "--control-mode", a.control_mode,
             "--sim-backend", a.sim_backend]
@@ -134,7 +134,7 @@ def main() -> None:
         print(f"{r['num_envs']:>8} {f(r['roboforge'])} {f(r['stackcube'])} {ov}")
     from importlib.metadata import version
 
-    from bench.run import machine, machine_short
+    from bench.common import machine, machine_short
 
     out = {"benchmark": "roboforge stack_blocks vs ManiSkill StackCube-v1, batched, state obs, random actions",
            "command": "python bench/maniskill_gpu.py --num-envs %s --steps %d --rounds %d --control-mode %s "

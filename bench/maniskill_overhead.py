@@ -80,7 +80,7 @@ def main() -> None:
     import sapien
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.run import machine, machine_short
+    from bench.common import machine, machine_short
 
     out = {"benchmark": "roboforge stack_blocks vs ManiSkill StackCube-v1, CPU PhysX, state obs, random actions",
            "command": "python bench/maniskill_overhead.py --steps %d --rounds %d" % (args.steps, args.rounds),

@@ -217,7 +217,7 @@ def main() -> None:
     # the 1-minute load average at the start says how much the cores were shared with others
     results["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version(), "load_average_at_start": os.getloadavg()[0]}
-    from bench.run import machine, machine_short
+    from bench.common import machine, machine_short
 
     results["machine_short"] = machine_short(machine())
     from importlib.metadata import version

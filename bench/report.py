@@ -1,0 +1,351 @@
+"""The results table of docs/benchmarks.md, rendered from ``bench/results/*.json``.
+
+Each result file has one row builder (:data:`ROW_BUILDERS`, in table order) that turns it into
+table rows; :func:`write_doc` replaces the part of the page between the table markers and leaves
+the prose around it alone. ``python -m bench.run --report-only`` runs just this.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from bench.common import RESULTS, ROOT
+
+DOC = ROOT / "docs" / "benchmarks.md"
+TABLE_START, TABLE_END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
+COLUMNS = {"benchmark": "Benchmark", "roboforge": "roboforge", "peer": "Peer", "ratio": "Ratio (ours vs peer)",
+           "note": "Note", "machine": "Machine", "versions": "Versions", "command": "Command", "date": "Date"}
+
+
+def row(benchmark: str, *, ours: str, peer: str, ratio: str, source: dict, versions: str, note: str = "") -> dict:
+    """One table row; its machine, command and date come from the result file ``source``."""
+    return {"benchmark": benchmark, "roboforge": ours, "peer": peer, "ratio": ratio, "note": note,
+            "machine": source.get("machine_short", "—"), "versions": versions,
+            "command": source.get("command", "—"), "date": source.get("date", "—")}
+
+
+def _v(d: dict, *names: str) -> str:
+    """``"name version, ..."`` for those of ``names`` the result records."""
+    v = d.get("versions", {}) if isinstance(d, dict) else {}
+    return ", ".join(f"{n} {v[n]}" for n in names if n in v)
+
+
+def _f(x, fmt="{:,.0f}") -> str:
+    return "—" if x is None else fmt.format(x)
+
+
+def _ok(x: dict) -> bool:
+    return "error" not in x
+
+
+# -- one row builder per result file ---------------------------------------------------------
+def throughput_rows(t: dict) -> list[dict]:
+    o, m, r, q = t["roboforge"], t["maniskill"], t["robosuite"], t["ratios"]
+    rows = []
+    ours_txt = (f"{_f(o.get('env_steps_per_s'))} st/s wall, {_f(o.get('env_steps_per_cpu_s'))} st/CPU-s"
+                if _ok(o) else f"failed: {o['error']}")
+    for label, peer, key in (("ManiSkill3 StackCube-v1 (physx_cpu, pd_ee_delta_pose)", m, "maniskill"),
+                             ("robosuite Stack (Panda, OSC_POSE, 20 Hz)", r, "robosuite")):
+        peer_txt = (f"{_f(peer.get('env_steps_per_s'))} st/s wall, {_f(peer.get('env_steps_per_cpu_s'))} st/CPU-s"
+                    if _ok(peer) else f"not run: {peer['error']}")
+        rt = (f"**{_f(q[f'vs_{key}_cpu_time'], '{:.1f}')}x** (CPU time), {_f(q[f'vs_{key}_wall'], '{:.1f}')}x (wall)"
+              if q.get(f"vs_{key}_cpu_time") else "—")
+        vers = _v(o, "mujoco", "gymnasium") + "; " + (_v(peer, "mani-skill", "sapien", "torch")
+                                                      if key == "maniskill" else _v(peer, "robosuite", "mujoco"))
+        rows.append(row(f"Env steps/s, 1 process, state obs, EE-delta 20 Hz, random actions — vs {label}",
+                        ours=ours_txt, peer=peer_txt, ratio=rt, source=t, versions=vers))
+    if _ok(o):
+        rows.append(row(
+            "Env steps/s vs raw `mj_step` floor (same model and trajectory, nstep=25 per control step)",
+            ours=ours_txt,
+            peer=f"{_f(o.get('floor_steps_per_s'))} st/s wall, {_f(o.get('floor_steps_per_cpu_s'))} st/CPU-s (floor)",
+            ratio=f"floor is **{_f(q['floor_over_ours_cpu_time'], '{:.2f}')}x** ours (CPU time), "
+                  f"{_f(q['floor_over_ours_wall'], '{:.2f}')}x (wall)",
+            source=t, versions=_v(o, "mujoco", "numpy"),
+            note=f"physics {o.get('physics_us_per_step')} µs + Python {o.get('python_overhead_us_per_step')} µs "
+                 "per step"))
+    return rows
+
+
+def scaling_rows(s: dict) -> list[dict]:
+    o = s["roboforge"]
+    if not _ok(o):
+        return [row("Scaling with N envs (MuJoCo)", ours=f"failed: {o['error']}", peer="—", ratio="—", source=s,
+                    versions="")]
+    procs = "; ".join(f"N={x['n']}: {_f(x['processes_steps_per_s'])} st/s (eff {x['processes_efficiency']:.2f})"
+                      for x in o["rows"])
+    threads = "; ".join(f"N={x['n']}: {_f(x['threads_physics_steps_per_s'])} "
+                        f"(eff {x['threads_physics_efficiency']:.2f})" for x in o["rows"])
+    return [row(f"Scaling: AsyncVectorEnv processes, N envs on {o['cpu_count']} cores", ours=procs,
+                peer=f"physics-only threads (mj_step releases the GIL): {threads}", ratio="vs N=1 of itself",
+                source=s, versions=_v(o, "mujoco", "gymnasium"),
+                note=f"only {o['cpu_count']} cores: N>{o['cpu_count']} oversubscribes")]
+
+
+def maniskill_overhead_rows(mo: dict) -> list[dict]:
+    return [row(f"ManiSkill3 backend: stack_blocks vs StackCube-v1, physx_cpu, {r['control_mode']} / "
+                f"{r['maniskill_control_mode']}", ours=f"{_f(r['roboforge_stack_blocks_steps_per_s'])} st/s",
+                peer=f"{_f(r['stackcube_v1_steps_per_s'])} st/s",
+                ratio=f"overhead **{r['overhead']:+.0%}** (target <= +15%)", source=mo,
+                versions=_v(mo, "mani_skill", "sapien", "torch"),
+                note="1 process, 1 torch thread, random actions, best of alternating rounds")
+            for r in mo.get("rows", [])]
+
+
+def maniskill_gpu_rows(mg: dict) -> list[dict]:
+    def txt(x: dict) -> str:
+        return f"{_f(x['env_steps_per_s'])} st/s" if _ok(x) else f"failed: {x['error']}"
+    return [row(f"ManiSkill3 backend on the GPU: stack_blocks vs StackCube-v1, num_envs={r['num_envs']}, "
+                f"{mg['control_mode']}", ours=txt(r["roboforge"]), peer=txt(r["stackcube"]),
+                ratio=f"overhead **{r['overhead']:+.0%}** (target <= +15%)" if "overhead" in r else "—",
+                source=mg, versions=_v(mg, "mani-skill", "sapien", "torch"),
+                note="physx_cuda, batched random actions on the device")
+            for r in mg["rows"]]
+
+
+def demos_rows(d: dict) -> list[dict]:
+    o, m, q = d["roboforge"], d["maniskill"], d["ratios"]
+
+    def fmt(x: dict) -> str:
+        return (f"{_f(x.get('demos_per_min'))} demos/min wall ({_f(x.get('demos_per_cpu_min'))}/CPU-min), "
+                f"success {x['successes']}/{x['episodes']}" if _ok(x) else f"not run: {x['error']}")
+    return [row("Oracle demos: stack_blocks oracle vs ManiSkill3 StackCube-v1 motion planner (mplib)",
+                ours=fmt(o), peer=fmt(m),
+                ratio=f"**{_f(q['demos_per_min_wall'], '{:.1f}')}x** (wall), "
+                      f"{_f(q['demos_per_min_cpu_time'], '{:.1f}')}x (CPU time)"
+                if q.get("demos_per_min_wall") else "—",
+                source=d, versions=_v(o, "mujoco") + "; " + _v(m, "mani-skill", "mplib", "numpy"))]
+
+
+def diffusion_rows(f: dict) -> list[dict]:
+    if "roboforge_same_torch" not in f:  # files from before the same-torch comparison
+        return []
+    o, ol, le, q = f["roboforge"], f["roboforge_same_torch"], f["lerobot"], f["ratios"]
+    vers = _v(o, "torch") + " (ours); " + _v(le, "lerobot", "torch", "diffusers")
+    thr = f"{o.get('torch_threads', '?')} torch thread(s)"
+
+    def train(x: dict) -> str:
+        return f"{_f(x.get('train_samples_per_s'))}/s wall, {_f(x.get('train_samples_per_cpu_s'))}/CPU-s"
+
+    def latency(x: dict) -> str:
+        return (f"{_f(x.get('chunk_latency_ms'), '{:.1f}')} ms wall, "
+                f"{_f(x.get('chunk_latency_cpu_ms'), '{:.1f}')} ms CPU")
+    same_train = f" [on LeRobot's torch, same process: {train(ol)}]" if _ok(ol) else ""
+    same_latency = f" [on LeRobot's torch: {latency(ol)}]" if _ok(ol) else ""
+    return [
+        row(f"Diffusion policy training samples/s (U-Net 64-128-256, horizon 16, batch 64, CPU, {thr})",
+            ours=(train(o) + same_train) if _ok(o) else f"failed: {o['error']}",
+            peer=train(le) if _ok(le) else f"not run: {le['error']}",
+            ratio=f"**{_f(q['train_same_torch_cpu_time'], '{:.2f}')}x** same torch (CPU time; "
+                  f"{_f(q['train_same_torch_wall'], '{:.2f}')}x wall), "
+                  f"{_f(q['train_as_installed_cpu_time'], '{:.2f}')}x as installed"
+            if q.get("train_same_torch_cpu_time") else "—",
+            source=f, versions=vers),
+        row(f"Diffusion policy DDIM-10 latency per 8-action chunk (batch 1, CPU, {thr}, median)",
+            ours=(latency(o) + same_latency) if _ok(o) else f"failed: {o['error']}",
+            peer=latency(le) if _ok(le) else f"not run: {le['error']}",
+            ratio=f"**{_f(q['latency_speedup_same_torch_cpu_time'], '{:.2f}')}x** faster same torch (CPU time; "
+                  f"{_f(q['latency_speedup_same_torch_wall'], '{:.2f}')}x wall), "
+                  f"{_f(q['latency_speedup_as_installed_cpu_time'], '{:.2f}')}x as installed"
+            if q.get("latency_speedup_same_torch_cpu_time") else "—",
+            source=f, versions=vers,
+            note="params identical" if _ok(o) and _ok(le) and o["params"] == le["params"] else ""),
+    ]
+
+
+def learning_rows(lg: dict) -> list[dict]:
+    """Each run names the machine and date it was measured on, which may predate the file."""
+    def success(o: dict) -> str:
+        return (f"success {o['success_rate']:.2f} ({o.get('num_successes')}/{o.get('num_episodes')} unseen seeds), "
+                f"wall {o['wall_time_s'] / 60:.1f} min")
+    o = lg["roboforge"]
+    rows = [row("Learning: `make demo` (diffusion on stack_blocks, 100 oracle demos)",
+                ours=success(o) if _ok(o) else o["error"], peer="—", ratio="—",
+                source={**lg, "date": o.get("run_finished", lg.get("date")),
+                        "machine_short": o.get("machine_short", lg.get("machine_short"))},
+                versions="", note=f"run {o.get('run_dir', '')}".strip() if _ok(o) else "")]
+    o = lg.get("maniskill")
+    if o and _ok(o):
+        rows.append(row("Learning: the same job on ManiSkill3 (`train.py env=stack_blocks sim=maniskill`, physx_cpu)",
+                        ours=success(o), peer="—", ratio="—",
+                        source={**lg, "date": o["run_finished"],
+                                "machine_short": o.get("machine_short", lg.get("machine_short"))},
+                        versions="", note=f"run {o['run_dir']}"))
+    return rows
+
+
+def rl_learning_rows(rl: dict) -> list[dict]:
+    mach = rl.get("machine_short", "—")
+    vers = ", ".join(f"{k} {v}" for k, v in rl.get("versions", {}).items()) or "stable-baselines3"
+    rows = []
+    for name, r in rl.get("learning", {}).items():
+        ov = r.get("overrides", {})
+        budget = f"{r['env_steps']:,} env steps, {r['train_wall_s'] / 60:.0f} min training on {r['num_envs']} envs"
+        demos = ", %d oracle demos" % r["demo_episodes"] if r.get("demo_episodes") else ""
+        rows.append(row(
+            f"RL: {r['algorithm'].upper()} on {r['task']} ({r.get('sim', 'mujoco')}{demos})",
+            ours=f"success {r['success_rate']:.0%} of {r['eval_episodes']} unseen seeds ({r['eval_seeds']}); {budget}",
+            peer="—", ratio="—",
+            source={"machine_short": r.get("machine_short", mach),
+                    "command": r.get("command", f"python bench/rl_learning.py --part learning --runs {name}"),
+                    "date": r.get("date", "—")},
+            versions=vers,
+            note=f"{r['train_steps_per_s']:.0f} steps/s; overrides {json.dumps(ov)}"
+                 + (f"; {r['note']}" if r.get("note") else "")))
+    tp = rl.get("throughput")
+    if tp:
+        raw = tp["raw_env_steps_per_s"]
+        ppo, sac = tp["ppo"], tp["sac"]
+        rows.append(row(
+            f"RL glue: env steps/s while training on {tp['task']} ({tp['num_envs']} envs) vs the raw env",
+            ours=f"SB3 vec env {tp['sb3_vec_env_steps_per_s']:,.0f}; PPO collect {ppo['collect_steps_per_s']:,.0f}, "
+                 f"loop {ppo['train_steps_per_s']:,.0f}; SAC collect {sac['collect_steps_per_s']:,.0f}, "
+                 f"loop {sac['train_steps_per_s']:,.0f}",
+            peer=f"raw env {raw:,.0f} (1 process)",
+            ratio=f"vec env **{tp['sb3_vec_env_steps_per_s'] / raw:.2f}x**, "
+                  f"PPO loop {ppo['train_steps_per_s'] / raw:.2f}x, SAC loop {sac['train_steps_per_s'] / raw:.2f}x",
+            source={"machine_short": tp.get("machine_short", mach),
+                    "command": "python bench/rl_learning.py --part throughput", "date": tp.get("date", "—")},
+            versions=vers, note="SAC's loop is bound by its gradient steps"))
+    return rows
+
+
+def export_rows(ex: dict) -> list[dict]:
+    o = ex["roboforge"]
+    if not _ok(o):
+        return [row("Export: exported policy latency", ours=f"failed: {o['error']}", peer="—", ratio="—", source=ex,
+                    versions="")]
+    vers = _v(o, "onnxruntime", "torch", "onnxscript")
+    cfg = o["config"]
+    shape = f"U-Net {'-'.join(map(str, cfg['down_dims']))}, DDIM-{cfg['num_inference_steps']}, {o['threads']} thread"
+    rows = []
+    for b, who in ((1, "a robot"), (50, "lockstep sim evaluation")):
+        r = o[f"batch_{b}"]
+        rows.append(row(
+            f"Export: latency per {cfg['n_action_steps']}-action chunk, batch {b} ({who}); {shape}",
+            ours=f"onnxruntime {r['onnxruntime']['median_ms']:.1f} ms; "
+                 f"TorchScript {r['torchscript']['median_ms']:.1f} ms",
+            peer=f"torch eager {r['torch_eager']['median_ms']:.1f} ms",
+            ratio=f"**{r['onnxruntime_speedup_vs_torch_eager']:.2f}x** (onnxruntime), "
+                  f"{r['torchscript_speedup_vs_torch_eager']:.2f}x (TorchScript)",
+            source=ex, versions=vers,
+            note=f"median of alternating calls, best of rounds; export took {o['export_onnx_s']:.0f} s (ONNX)"))
+    v = o.get("verify")
+    if v:
+        t, e, own = v["success_torch"], v["success_exported"], v["success_torch_own_sampler"]
+        rows.append(row(
+            f"Export: `make demo` policy exported to ONNX, success on {e['num_episodes']} unseen seeds ({e['seeds']})",
+            ours=f"exported {e['success_rate']:.2f} ({e['num_successes']}/{e['num_episodes']}); "
+                 f"max abs diff {v['fidelity']['max_abs_diff']:.1e}",
+            peer=f"torch {t['success_rate']:.2f} ({t['num_successes']}/{t['num_episodes']}) with the same noise; "
+                 f"{own['success_rate']:.2f} with its own sampler",
+            ratio=f"gap **{v['success_gap_points']:+.0f} points**", source=ex, versions=vers,
+            note=f"run {ex.get('run_dir')}"))
+    return rows
+
+
+# result file name -> its rows, in table order. Files not written by `python -m bench.run` itself
+# (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU) are
+# read the same way.
+ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
+    "throughput": throughput_rows,
+    "scaling": scaling_rows,
+    "maniskill_overhead": maniskill_overhead_rows,
+    "maniskill_gpu": maniskill_gpu_rows,
+    "demos": demos_rows,
+    "diffusion": diffusion_rows,
+    "learning": learning_rows,
+    "rl_learning": rl_learning_rows,
+    "export": export_rows,
+}
+# rows that say how to get a missing result, instead of leaving it out
+WHEN_MISSING = {
+    "maniskill_gpu": row("ManiSkill3 backend on the GPU: num_envs sweep 1-4096 vs StackCube-v1", ours="—", peer="—",
+                         ratio="—", source={}, versions="",
+                         note="needs a CUDA machine: `python bench/maniskill_gpu.py`"),
+}
+
+
+def load_results(folder: Path = RESULTS) -> dict[str, dict]:
+    """``{name: result}`` for each result file of :data:`ROW_BUILDERS` present in ``folder``."""
+    out = {}
+    for name in ROW_BUILDERS:
+        p = folder / f"{name}.json"
+        if p.exists():
+            out[name] = json.loads(p.read_text())
+    return out
+
+
+def rows_from(results: dict[str, dict]) -> list[dict]:
+    """One table row per comparison, from the per-benchmark result files."""
+    rows = []
+    for name, build in ROW_BUILDERS.items():
+        if results.get(name):
+            rows += build(results[name])
+        elif name in WHEN_MISSING:
+            rows.append(WHEN_MISSING[name])
+    return rows
+
+
+def profile_md(results: dict[str, dict]) -> list[str]:
+    """Where one roboforge env step's CPU time goes, from the throughput run's in-place stage timers."""
+    o = results.get("throughput", {}).get("roboforge", {})
+    st = o.get("profile", {}).get("stage_us")
+    if not st:
+        return []
+    total = st["total"]
+    lines = ["", f"Where one `stack_blocks` step's CPU time goes ({results['throughput']['date'][:10]}, "
+                 f"stage timers in place over {o.get('steps_per_round', '?')} random-action steps; "
+                 f"raw `mj_step` floor alone: {o.get('physics_us_per_step')} µs):", "",
+             "| Stage | µs per step | share |", "|---|---|---|"]
+    for k, v in st.items():
+        if k != "total":
+            lines.append(f"| {k} | {v:.1f} | {100 * v / total:.0f}% |")
+    lines.append(f"| **total** | **{total:.1f}** | 100% |")
+    return lines
+
+
+def write_doc(rows: list[dict], extra: list[str] = (), doc: Path = DOC) -> None:
+    """Replace the table between the markers of ``doc`` (appended when the page has none)."""
+    def cell(x: str) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    lines = [TABLE_START, "<!-- generated by `python -m bench.run`; edit bench/run.py, not this table -->", "",
+             "| " + " | ".join(COLUMNS.values()) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join(cell(r[k]) for k in COLUMNS) + " |")
+    lines += [*extra, TABLE_END]
+    text = doc.read_text() if doc.exists() else f"# Benchmarks\n\n{TABLE_START}\n{TABLE_END}\n"
+    if TABLE_START not in text:
+        text += f"\n{TABLE_START}\n{TABLE_END}\n"
+    pre, rest = text.split(TABLE_START, 1)
+    post = rest.split(TABLE_END, 1)[1] if TABLE_END in rest else ""
+    doc.write_text(pre + "\n".join(lines) + post)
+
+
+def write_report(results: dict[str, dict], doc: Path = DOC) -> list[dict]:
+    """Render ``results`` (see :func:`load_results`) into ``doc``; returns the table rows."""
+    rows = rows_from(results)
+    write_doc(rows, profile_md(results), doc)
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    """The table on the terminal (rich when installed, plain lines otherwise)."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        for r in rows:
+            print(f"{r['benchmark']}\n  ours: {r['roboforge']}\n  peer: {r['peer']}\n  ratio: {r['ratio']}")
+        return
+    tab = Table(title="roboforge benchmarks (ratios: ours vs peer; >1 means roboforge is faster)", show_lines=True)
+    for col in ("Benchmark", "roboforge", "Peer", "Ratio", "Note", "Date"):
+        tab.add_column(col, overflow="fold")
+    for r in rows:
+        tab.add_row(r["benchmark"], r["roboforge"], r["peer"], r["ratio"].replace("**", ""), r["note"], r["date"])
+    Console(width=max(160, shutil.get_terminal_size().columns)).print(tab)
+    if rows:
+        print(f"machine: {rows[0]['machine']}")
