@@ -9,7 +9,7 @@ import torch
 
 from policies.common.encoders import (BACKBONES, ImageEncoderConfig, InstructionEncoder, InstructionEncoderConfig,
                                       InstructionTruncatedWarning, MiniLMInstructionEncoder, PointCloudEncoderConfig,
-                                      RandomCrop, SpatialSoftmax, make_encoder)
+                                      RandomCrop, SpatialSoftmax, images_from_obs, make_encoder)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -207,3 +207,19 @@ def test_long_instruction_is_truncated_with_one_warning(minilm):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         minilm.encode([long])          # cached: no second warning
+
+
+def test_env_observations_convert_to_encoder_input():
+    rng = np.random.default_rng(0)
+    obs = {"state": np.zeros(5, np.float32)}
+    for cam in ("front", "wrist"):
+        obs[f"{cam}_rgb"] = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)   # a batch of 3, channel-last
+        obs[f"{cam}_depth"] = rng.uniform(0, 3, (3, 32, 32, 1)).astype(np.float32)
+    cfg = ImageEncoderConfig(image_size=32, depth=True, feature_dim=8)
+    images = images_from_obs(obs, cfg.cameras, depth=True)
+    assert images["wrist"].shape == (3, 4, 32, 32)
+    assert torch.allclose(images["front"][1, 0, 5, 7], torch.tensor(obs["front_rgb"][1, 5, 7, 0] / 255.0, dtype=torch.float32))
+    assert images["front"][1, 3, 5, 7] == torch.tensor(obs["front_depth"][1, 5, 7, 0])
+    assert make_encoder(cfg)(images).shape == (3, 16)
+    with pytest.raises(KeyError, match="no 'front_depth'.*obs_mode=rgbd"):
+        images_from_obs({k: v for k, v in obs.items() if k != "front_depth"}, cfg.cameras, depth=True)

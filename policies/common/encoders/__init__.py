@@ -3,12 +3,12 @@
 Each encoder has a config dataclass (validated on construction, ``to_dict`` / ``from_dict``), an
 ``output_dim``, and is built with :func:`make_encoder`::
 
-    enc = make_encoder(ImageEncoderConfig(cameras=("front", "wrist"), image_size=84))
-    feats = enc({"front": rgb_front, "wrist": rgb_wrist})     # (B, 2 * 64)
+    enc = make_encoder(ImageEncoderConfig(cameras=("front", "wrist"), image_size=64))
+    feats = enc(images_from_obs(obs, enc.cameras))          # (B, 2 * 64) from the env's rgb obs
 """
 from __future__ import annotations
 
-from policies.common.encoders.image import BACKBONES, ImageEncoder, ImageEncoderConfig
+from policies.common.encoders.image import BACKBONES, ImageEncoder, ImageEncoderConfig, images_from_obs
 from policies.common.encoders.instruction import (InstructionEncoder, InstructionEncoderConfig,
                                                   InstructionTruncatedWarning, MiniLMInstructionEncoder)
 from policies.common.encoders.layers import RandomCrop, SpatialSoftmax
@@ -32,4 +32,4 @@ def make_encoder(cfg):
 
 __all__ = ["BACKBONES", "ImageEncoder", "ImageEncoderConfig", "InstructionEncoder", "InstructionEncoderConfig",
            "InstructionTruncatedWarning", "MiniLMInstructionEncoder", "PointCloudEncoder", "PointCloudEncoderConfig",
-           "RandomCrop", "SpatialSoftmax", "make_encoder"]
+           "RandomCrop", "SpatialSoftmax", "images_from_obs", "make_encoder"]

@@ -3,11 +3,15 @@
 diffusion_policy's visual encoder (ResNet-18 with GroupNorm and spatial softmax) plus a small CNN
 for CPU training, behind one config. Each camera's image becomes a ``feature_dim`` vector; the
 encoder returns them concatenated in ``cameras`` order (``forward``) or as one token per camera
-(``tokens``).
+(``tokens``). :func:`images_from_obs` turns an env observation (``<camera>_rgb`` (..., H, W, 3)
+uint8, ``<camera>_depth`` (..., H, W, 1) metres) into the encoder's input.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -28,7 +32,7 @@ class ImageEncoderConfig(EncoderConfig):
     """
 
     cameras: tuple[str, ...] = ("front", "wrist")
-    image_size: int = 84             # rendered image height = width, pixels
+    image_size: int = 64             # rendered image height = width, pixels (64: bench/encoders.py)
     crop_fraction: float = 0.9       # crop side / image side: random crop in training, centre in eval
     depth: bool = False              # RGB-D: depth as a 4th channel
     max_depth: float = 2.0           # metres; depth is clipped to [0, max_depth], then scaled
@@ -148,3 +152,22 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.tokens(images).flatten(-2)
+
+
+def images_from_obs(obs: Mapping[str, np.ndarray | torch.Tensor], cameras: tuple[str, ...] | list[str],
+                    depth: bool = False) -> dict[str, torch.Tensor]:
+    """Env observation -> the encoder's input: ``{camera: (..., C, H, W) float32}`` from
+    ``<camera>_rgb`` (..., H, W, 3) uint8 (scaled to [0, 1]) and, with ``depth``, ``<camera>_depth``
+    (..., H, W, 1) metres as channel 3. Works on single observations and on batches alike."""
+    out = {}
+    for cam in cameras:
+        keys = [f"{cam}_rgb"] + ([f"{cam}_depth"] if depth else [])
+        missing = [k for k in keys if k not in obs]
+        if missing:
+            raise KeyError(f"observation has no {missing[0]!r} (keys: {sorted(obs)}); "
+                           f"expected obs_mode={'rgbd' if depth else 'rgb'} with cameras {list(cameras)}")
+        rgb = torch.as_tensor(obs[keys[0]])
+        rgb = rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb.float()
+        parts = [rgb] + ([torch.as_tensor(obs[keys[1]]).float()] if depth else [])
+        out[cam] = torch.cat(parts, dim=-1).movedim(-1, -3).contiguous()
+    return out
