@@ -246,9 +246,41 @@ def export_rows(ex: dict) -> list[dict]:
     return rows
 
 
+def encoders_rows(en: dict) -> list[dict]:
+    """Observation encoders (bench/encoders.py): no peer, per-CPU-second figures first."""
+    vers = _v(en, "torch", "sentence-transformers")
+    note = (f"{en['threads']} torch thread, best of {en['rounds']} rounds; shared CPU, load "
+            f"{en['load_avg_1m_start']:.1f}-{en['load_avg_1m_end']:.1f}")
+
+    def rates(cases: dict, label) -> str:
+        return "; ".join(f"{label(c)}: {_f(c['samples_per_cpu_s'])}/CPU-s ({_f(c['samples_per_s'])}/s wall)"
+                         for c in cases.values())
+    rows = []
+    for backbone, name in (("small_cnn", "small CNN"), ("resnet18", "ResNet-18")):
+        cases = {k: c for k, c in en["images"].items() if c["backbone"] == backbone}
+        if cases:
+            rows.append(row(f"Image encoder ({name}, GroupNorm + spatial softmax), 2 RGB cameras: "
+                            "forward + backward samples/s, batch 64",
+                            ours=rates(cases, lambda c: f"{c['image_size']} px"), peer="—", ratio="—", source=en,
+                            versions=vers, note=note))
+    if en.get("point_cloud"):
+        rows.append(row("Point-cloud encoder (PointNet, xyz): forward + backward samples/s, batch 64",
+                        ours=rates(en["point_cloud"], lambda c: f"{c['points']} points"), peer="—", ratio="—",
+                        source=en, versions=vers, note=note))
+    t = en.get("instructions_minilm")
+    if t:
+        rows.append(row("Instruction encoder (all-MiniLM-L6-v2): strings/s",
+                        ours=f"cold {_f(t['cold_strings_per_cpu_s'])}/CPU-s ({_f(t['cold_strings_per_s'])}/s wall); "
+                             f"memory cache {_f(t['memory_cached_strings_per_s'])}/s; disk cache "
+                             f"{_f(t['disk_cached_strings_per_s'])}/s",
+                        peer="—", ratio="—", source=en, versions=vers,
+                        note=f"{t['strings']} built-in instructions; model load {t['load_cpu_s']:.1f} s CPU"))
+    return rows
+
+
 # result file name -> its rows, in table order. Files not written by `python -m bench.run` itself
-# (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU) are
-# read the same way.
+# (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU;
+# encoders: its own script, bench/encoders.py) are read the same way.
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
     "scaling": scaling_rows,
@@ -259,6 +291,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "learning": learning_rows,
     "rl_learning": rl_learning_rows,
     "export": export_rows,
+    "encoders": encoders_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {
