@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import load, machine, machine_short, versions  # noqa: E402
-from policies.common.encoders import (ImageEncoderConfig, InstructionEncoderConfig, MiniLMInstructionEncoder,  # noqa: E402
-                                      PointCloudEncoderConfig, make_encoder)
+from policies.common.encoders import (ImageEncoderConfig, InstructionEncoderConfig,  # noqa: E402
+                                      MiniLMInstructionEncoder, PointCloudEncoderConfig, make_encoder)
 
 RESULTS = ROOT / "bench" / "results" / "encoders.json"
 BATCH = 64

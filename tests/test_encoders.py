@@ -37,6 +37,7 @@ def test_image_encoder_output_shape(backbone, shared, depth):
     assert enc(camera_batch(cfg, 2)).shape == (2, 48)
     assert enc(camera_batch(cfg, 2, 5)).shape == (2, 5, 48)           # (batch, time) leading dims kept
     assert enc.tokens(camera_batch(cfg, 2)).shape == (2, 3, 16)
+    assert enc(camera_batch(cfg)).shape == (48,)                        # one unbatched observation
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -63,7 +64,8 @@ def test_image_encoder_refuses_wrong_cameras_and_shapes():
     enc = make_encoder(cfg)
     with pytest.raises(ValueError, match=r"expected exactly \['front', 'wrist'\]"):
         enc({"front": torch.rand(1, 3, 24, 24)})
-    with pytest.raises(ValueError, match=r"images\['wrist'\] has shape \(1, 4, 24, 24\); expected \(\.\.\., 3, 24, 24\)"):
+    with pytest.raises(ValueError,
+                       match=r"images\['wrist'\] has shape \(1, 4, 24, 24\); expected \(\.\.\., 3, 24, 24\)"):
         enc({"front": torch.rand(1, 3, 24, 24), "wrist": torch.rand(1, 4, 24, 24)})
 
 
@@ -119,7 +121,8 @@ def test_image_encoder_is_random_in_training_and_deterministic_in_eval():
 
 
 def test_config_errors_are_one_line_and_round_trip():
-    with pytest.raises(ValueError, match=r"^ImageEncoderConfig.backbone='vit' is invalid; allowed: small_cnn, resnet18$"):
+    with pytest.raises(ValueError,
+                       match=r"^ImageEncoderConfig.backbone='vit' is invalid; allowed: small_cnn, resnet18$"):
         ImageEncoderConfig(backbone="vit")
     with pytest.raises(ValueError, match=r"^ImageEncoderConfig.image_size=8 is invalid"):
         ImageEncoderConfig(image_size=8)
@@ -218,7 +221,7 @@ def test_env_observations_convert_to_encoder_input():
     cfg = ImageEncoderConfig(image_size=32, depth=True, feature_dim=8)
     images = images_from_obs(obs, cfg.cameras, depth=True)
     assert images["wrist"].shape == (3, 4, 32, 32)
-    assert torch.allclose(images["front"][1, 0, 5, 7], torch.tensor(obs["front_rgb"][1, 5, 7, 0] / 255.0, dtype=torch.float32))
+    assert images["front"][1, 0, 5, 7].item() == pytest.approx(obs["front_rgb"][1, 5, 7, 0] / 255.0, abs=1e-6)
     assert images["front"][1, 3, 5, 7] == torch.tensor(obs["front_depth"][1, 5, 7, 0])
     assert make_encoder(cfg)(images).shape == (3, 16)
     with pytest.raises(KeyError, match="no 'front_depth'.*obs_mode=rgbd"):

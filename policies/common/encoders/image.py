@@ -122,7 +122,7 @@ class ImageEncoder(nn.Module):
     def _prepare(self, camera: str, images: torch.Tensor) -> torch.Tensor:
         """Check one camera's batch and map it to (N, C, h, w) floats in [-1, 1], cropped."""
         c = self.config
-        if images.dim() < 4 or images.shape[-3:] != (c.in_channels, c.image_size, c.image_size):
+        if images.dim() < 3 or images.shape[-3:] != (c.in_channels, c.image_size, c.image_size):
             raise ValueError(f"images[{camera!r}] has shape {tuple(images.shape)}; expected "
                              f"(..., {c.in_channels}, {c.image_size}, {c.image_size}) "
                              f"({'RGB-D' if c.depth else 'RGB'}, image_size={c.image_size})")
@@ -158,7 +158,7 @@ def images_from_obs(obs: Mapping[str, np.ndarray | torch.Tensor], cameras: tuple
                     depth: bool = False) -> dict[str, torch.Tensor]:
     """Env observation -> the encoder's input: ``{camera: (..., C, H, W) float32}`` from
     ``<camera>_rgb`` (..., H, W, 3) uint8 (scaled to [0, 1]) and, with ``depth``, ``<camera>_depth``
-    (..., H, W, 1) metres as channel 3. Works on single observations and on batches alike."""
+    (..., H, W, 1) metres as the 4th channel. Works on single observations and on batches alike."""
     out = {}
     for cam in cameras:
         keys = [f"{cam}_rgb"] + ([f"{cam}_depth"] if depth else [])

@@ -78,10 +78,11 @@ class MiniLMInstructionEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), 384) float32; a fresh array (changing it leaves the cache alone)."""
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError(f"encode takes a list of strings, got {type(texts).__name__}"
-                            + (" (wrap one instruction in a list)" if isinstance(texts, str) else ""))
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of strings, got str (wrap one instruction in a list)")
         texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError(f"encode takes a list of strings, got {sorted({type(t).__name__ for t in texts})}")
         if not texts:
             return np.zeros((0, self.output_dim), np.float32)
         found, todo = {}, []
@@ -136,7 +137,7 @@ class MiniLMInstructionEncoder:
         if self.config.cache_dir is None:
             return None
         key = hashlib.sha256(f"{self.model_key}\n{text}".encode()).hexdigest()
-        return Path(self.config.cache_dir) / "instruction_embeddings" / key[:2] / f"{key}.npy"
+        return Path(self.config.cache_dir).expanduser() / "instruction_embeddings" / key[:2] / f"{key}.npy"
 
     # -- the model --------------------------------------------------------------------------
     def _compute(self, texts: list[str]) -> np.ndarray:
