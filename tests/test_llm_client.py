@@ -1,4 +1,4 @@
-"""The OpenAI-compatible chat client (planners/llm.py) against a scripted local server.
+"""The OpenAI-compatible chat client (llm/client.py, on the openai SDK) against a scripted local server.
 
 ``StubLLM`` (also used by tests/test_generation_llm.py) is an OpenAI-compatible server on
 127.0.0.1 (http.server in a thread).
@@ -7,7 +7,9 @@ Each POST to /v1/chat/completions takes the next scripted reply:
 - a string: a 200 chat completion with that content (and a ``usage`` block);
 - ``("status", code, headers, body)``: that HTTP status (e.g. 429 with Retry-After);
 - ``("slow", seconds, content)``: wait, then answer (to run past a client timeout);
-- ``("raw", code, bytes)``: a raw body (e.g. malformed JSON).
+- ``("raw", code, bytes)``: a raw body (e.g. malformed JSON);
+- ``("trickle", seconds, content)``: a 200 answer whose body arrives a few bytes at a time, with
+  ``seconds`` between pieces (each read is quick, the whole answer is not).
 A callable reply gets the request body and returns one of the above. When the script runs out,
 the last reply repeats. Every request body is kept in ``server.requests`` (for prompt checks).
 """
@@ -36,7 +38,7 @@ class StubLLM:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with stub._lock:
                     stub.requests.append(body)
-                    stub.headers.append(dict(self.headers))
+                    stub.headers.append(self.headers)  # case-insensitive .get
                     reply = stub.script.pop(0) if len(stub.script) > 1 else stub.script[0]
                 if callable(reply):
                     reply = reply(body)
@@ -84,6 +86,9 @@ class StubLLM:
             h.end_headers()
             h.wfile.write(data)
             return
+        trickle = None
+        if isinstance(reply, tuple) and reply[0] == "trickle":
+            _, trickle, reply = reply
         prompt_chars = sum(len(m.get("content", "")) for m in body.get("messages", []))
         data = json.dumps({
             "id": "chatcmpl-test", "object": "chat.completion", "model": body.get("model", "stub"),
@@ -95,20 +100,25 @@ class StubLLM:
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
-        h.wfile.write(data)
+        if trickle is None:
+            h.wfile.write(data)
+            return
+        for i in range(0, len(data), 16):
+            h.wfile.write(data[i:i + 16])
+            h.wfile.flush()
+            time.sleep(trickle)
 
 
 # -- the client against the stub ----------------------------------------------------------------
 
 import pytest  # noqa: E402
 
-from planners.llm import (LLMClient, LLMConfig, LLMConfigError, LLMError, LLMHTTPError, LLMTimeout,  # noqa: E402
-                          normalize_base_url)
+from llm import (LLMClient, LLMConfig, LLMConfigError, LLMError, LLMHTTPError, LLMTimeout,  # noqa: E402
+                 normalize_base_url)
 
 
 def client_for(server, **kw) -> LLMClient:
-    cfg = dict(base_url=server.base_url, model="stub-model", api_key="sk-test", timeout_s=2.0, max_retries=3,
-               backoff_s=0.01, max_backoff_s=2.0)
+    cfg = dict(base_url=server.base_url, model="stub-model", api_key="sk-test", timeout_s=2.0, max_retries=3)
     cfg.update(kw)
     return LLMClient(LLMConfig(**cfg))
 
@@ -124,7 +134,7 @@ def test_chat_returns_text_and_counts_tokens():
     assert client.usage.total_tokens == r1.usage.total_tokens + (80 + 8) // 4 + len("hello there") // 4
     req = server.requests[0]
     assert req["model"] == "stub-model" and req["temperature"] == 0.2 and req["max_tokens"] == 50
-    assert server.headers[0]["Authorization"] == "Bearer sk-test"
+    assert server.headers[0].get("Authorization") == "Bearer sk-test"
     assert server.requests[1]["messages"][0] == {"role": "system", "content": "be brief"}
 
 
@@ -167,6 +177,17 @@ def test_slow_answer_times_out_after_retries():
     assert len(server.requests) == 2
 
 
+def test_a_trickling_answer_meets_the_whole_answer_deadline():
+    # ~20 pieces 0.1 s apart: every socket read is fast, the answer takes ~2 s in all
+    with StubLLM([("trickle", 0.1, "x" * 100)]) as server:
+        client = client_for(server, timeout_s=0.5, max_retries=1)
+        t0 = time.monotonic()
+        with pytest.raises(LLMTimeout, match="within 0.5 s.*after 2 attempts"):
+            client.chat([{"role": "user", "content": "hi"}])
+    assert time.monotonic() - t0 < 3.5
+    assert len(server.requests) == 2 and client.calls == 0
+
+
 def test_malformed_answers_raise_llm_error():
     with StubLLM([("raw", 200, b"<html>not json</html>"), ("raw", 200, b'{"choices": []}')]) as server:
         client = client_for(server)
@@ -193,3 +214,6 @@ def test_config_from_environment(monkeypatch):
     assert LLMConfig.from_env().base_url == "https://api.openai.com/v1"
     assert LLMConfig.from_env(model="other", timeout_s=1).model == "other"
     assert normalize_base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
+    monkeypatch.setenv("ROBOFORGE_LLM_TIMEOUT", "soon")
+    with pytest.raises(LLMConfigError, match="ROBOFORGE_LLM_TIMEOUT=soon is invalid; allowed: a number"):
+        LLMConfig.from_env()

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="propose, write, validate and admit new tasks")
     g.add_argument("--generator", choices=("procedural", "llm"), default="procedural",
-                   help="procedural (offline default) or llm (an OpenAI-compatible endpoint, see planners/llm.py)")
+                   help="procedural (offline default) or llm (an OpenAI-compatible endpoint, see llm/client.py)")
     g.add_argument("--count", type=int, default=10, help="attempts to make (default 10)")
     g.add_argument("--library", required=True, type=Path, help="library directory (created if missing)")
     g.add_argument("--mode", choices=("exploratory", "goal"), default="exploratory")
@@ -88,14 +88,14 @@ def _config(args):
 def _client(needed: bool):
     if not needed:
         return None
-    from planners.llm import LLMClient
+    from llm import LLMClient
 
     return LLMClient()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from planners.llm import LLMConfigError
+    from llm import LLMConfigError
 
     try:
         if args.command == "generate":

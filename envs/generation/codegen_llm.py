@@ -1,4 +1,4 @@
-"""LLM proposal and code generation (GenSim's two stages), over :mod:`planners.llm`.
+"""LLM proposal and code generation (GenSim's two stages), over :mod:`llm`.
 
 Every code prompt carries: the task API reference (derived from the live code, so it cannot
 drift), the few library tasks most similar to the proposal (embedding retrieval), and the error
