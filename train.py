@@ -48,7 +48,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.get("library"):
         if not Path(cfg.library).is_dir():
             raise ConfigError(f"library={cfg.library!r} is invalid; allowed: a task library directory "
-                              f"(python -m envs.generation generate --library DIR)")
+                              f"(python -m generation generate --library DIR)")
         envs.load_library(cfg.library)
     envs.get_task(cfg.env)  # UnknownTaskError lists the known tasks
 

@@ -9,15 +9,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering unless the user 
 from envs.registry import (UnknownTaskError, env_id, get_task, list_tasks, make_env,  # noqa: E402
                            register_task, task_source_hash)
 from envs import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
-
-
-
-def load_library(path) -> list[str]:
-    """Register every task of a generated-task library directory (see docs/generation.md) as
-    ``roboforge/<name>-v0``; return their names."""
-    from envs.generation.library import load_library as _load
-
-    return _load(path)
+from envs.library import load_library  # noqa: E402  (a generated-task library: docs/generation.md)
 
 
 __all__ = ["UnknownTaskError", "env_id", "get_task", "list_tasks", "load_library", "make_env", "register_task",

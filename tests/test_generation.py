@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 import envs
-from envs.generation import cli
-from envs.generation.codegen_procedural import render
-from envs.generation.embedding import NoveltyIndex
-from envs.generation.library import Library, LibraryError, load_library
-from envs.generation.proposal import curriculum, draft_from_task, explore, procedural_space
-from envs.generation.static import check_source
+from envs.library import LibraryError, load_library
+from envs.static_check import check_source
+from generation import cli
+from generation.codegen_procedural import render
+from generation.embedding import NoveltyIndex
+from generation.library import Library
+from generation.proposal import curriculum, draft_from_task, explore, procedural_space
 
 REPO = Path(__file__).resolve().parents[1]
 BUILTIN = REPO / "envs" / "tasks"
@@ -116,6 +117,23 @@ def test_admit_command_exit_codes_and_json(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["admit", str(task)])  # no --library
     assert exit_.value.code == cli.EXIT_USAGE
+
+
+def test_old_command_name_is_an_alias_and_envs_does_not_import_the_pipeline(tmp_path):
+    lib = Library(tmp_path / "lib")
+    lib.admit("tower_alias", _renamed("stack_tower", "tower_alias"), {"generator": "test"})
+    reports = []
+    for module in ("generation", "envs.generation"):
+        proc = subprocess.run([sys.executable, "-m", module, "report", "--library", str(lib.root), "--json"],
+                              capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        reports.append(json.loads(proc.stdout))
+    assert reports[0] == reports[1] and reports[0]["admitted"] == 1
+    probe = ("import sys, envs, envs.generation; envs.load_library(sys.argv[1]); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('generation', 'planners', 'llm')))")
+    proc = subprocess.run([sys.executable, "-c", probe, str(lib.root)], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", (proc.stdout, proc.stderr[-2000:])
 
 
 CONFORMANCE_IN_FRESH_PROCESS = """

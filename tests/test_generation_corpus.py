@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from envs.generation import cli
-from envs.generation.embedding import NoveltyIndex
-from envs.generation.gates import GateConfig, validate
-from envs.generation.library import Library
+from generation import cli
+from generation.embedding import NoveltyIndex
+from generation.gates import GateConfig, validate
+from generation.library import Library
 
 CORPUS = Path(__file__).parent / "generation_corpus"
 SENTINEL = Path("/tmp/roboforge_sentinel")

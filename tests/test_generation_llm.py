@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from envs.generation import cli
-from envs.generation.library import Library
+from generation import cli
+from generation.library import Library
 from test_llm_client import StubLLM
 
 GOOD = '''"""Drop a cylinder into a bowl at the far edge, then set a block in front of the bowl."""
@@ -152,7 +152,7 @@ def test_critic_gate_can_veto(tmp_path, llm_env, capsys):
 
 
 def test_sandbox_gets_no_api_key(monkeypatch, tmp_path):
-    from envs.generation.sandbox import _child_env
+    from generation.sandbox import _child_env
 
     monkeypatch.setenv("ROBOFORGE_LLM_API_KEY", "sk-secret")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")

@@ -1,6 +1,7 @@
-"""``python -m envs.generation ...``: see :mod:`envs.generation.cli`."""
-import sys
+"""``python -m envs.generation ...``: an alias of ``python -m generation ...``.
 
-from envs.generation.cli import main
+Run by name (runpy), not imported, so that envs keeps no import of the pipeline above it.
+"""
+import runpy
 
-sys.exit(main())
+runpy.run_module("generation", run_name="__main__", alter_sys=True)

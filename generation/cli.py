@@ -1,4 +1,4 @@
-"""Command line: ``python -m envs.generation {generate,admit,report} ...``
+"""Command line: ``python -m generation {generate,admit,report} ...``
 
     generate --generator {procedural,llm} --count N --library DIR [--mode exploratory|goal --target TASK] [--json]
     admit FILE --library DIR [--json]     exit 0 admitted, 1 rejected, 2 usage error
@@ -39,7 +39,7 @@ def _gate_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m envs.generation", description="Generate, validate and admit roboforge tasks.")
+    p = _Parser(prog="python -m generation", description="Generate, validate and admit roboforge tasks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="propose, write, validate and admit new tasks")
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args):
     import dataclasses
 
-    from envs.generation.gates import GateConfig
+    from generation.gates import GateConfig
 
     kw = {"runtime_seeds": args.runtime_seeds, "oracle_seeds": args.oracle_seeds,
           "oracle_threshold": args.oracle_threshold, "critic": args.critic}
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(args) -> int:
-    from envs.generation.library import Library
-    from envs.generation.pipeline import generate
+    from generation.library import Library
+    from generation.pipeline import generate
 
     if args.count < 1:
         raise ValueError("--count must be >= 1")
@@ -133,9 +133,9 @@ def _generate(args) -> int:
 
 
 def _admit(args) -> int:
-    from envs.generation.gates import validate
-    from envs.generation.library import Library, load_library
-    from envs.generation.pipeline import admission_meta, build_index, taken_names
+    from generation.gates import validate
+    from generation.library import Library, load_library
+    from generation.pipeline import admission_meta, build_index, taken_names
 
     if not args.file.is_file():
         raise FileNotFoundError(f"no such task file: {args.file}")
@@ -164,8 +164,8 @@ def _admit(args) -> int:
 
 
 def _report(args) -> int:
-    from envs.generation.library import Library
-    from envs.generation.report import build_report, format_report
+    from generation.library import Library
+    from generation.report import build_report, format_report
 
     if not args.library.is_dir():
         raise FileNotFoundError(f"no library at {args.library}")

@@ -1,7 +1,7 @@
 """Task proposals: what to build next.
 
 A :class:`Proposal` is a task idea: a name, a one-paragraph description and (procedurally) a
-:class:`~envs.generation.codegen_procedural.Draft`. Two modes, as in GenSim:
+:class:`~generation.codegen_procedural.Draft`. Two modes, as in GenSim:
 
 - exploratory: bootstrap from the library towards new tasks. Procedurally, the space is every
   combination of object kinds/sizes, colour roles, counts, goal predicates (On, InZone, Near,
@@ -10,7 +10,7 @@ A :class:`Proposal` is a task idea: a name, a one-paragraph description and (pro
 - goal-directed: given a target, a curriculum of stepping stones (subsets of the target's goals,
   fewer objects first), then the target itself.
 
-The LLM side of both modes lives in :mod:`envs.generation.codegen_llm`.
+The LLM side of both modes lives in :mod:`generation.codegen_llm`.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.generation.codegen_procedural import (BLOCK_SIZES as BLOCK_WORDS, CYLINDER_SIZES, DIR_WORDS, Draft,
+from generation.codegen_procedural import (BLOCK_SIZES as BLOCK_WORDS, CYLINDER_SIZES, DIR_WORDS, Draft,
                                                 GoalSpec, Obj, Placement, render, subset)
 
 CYL_WORDS = {w: r for w, (r, _) in CYLINDER_SIZES.items()}
@@ -459,7 +459,7 @@ def explore(drafts: list[Draft], taken: set[str], novelty, rng: np.random.Genera
     """Yield proposals most-novel-first: each time, the untried draft whose highest similarity to
     everything in ``novelty`` (a NoveltyIndex the caller grows as tasks are admitted) is lowest.
     Ties (and the start) are broken by ``rng``. Every draft is embedded once, up front."""
-    from envs.generation.embedding import canonical_text, embed
+    from generation.embedding import canonical_text, embed
 
     pool = [d for d in drafts if d.name not in taken]
     pool = [pool[i] for i in rng.permutation(len(pool))]

@@ -1,6 +1,6 @@
 """The admission gates, in order; the first that fails decides, with its reason.
 
-1. static   -- :mod:`envs.generation.static` (syntax, imports, no escapes, one task class)
+1. static   -- :mod:`envs.static_check` (syntax, imports, no escapes, one task class)
 2. runtime  -- sandboxed: build + reset over K distinct seeds, ``check_env``, determinism
 3. oracle   -- sandboxed: the goal-derived oracle succeeds on >= ``oracle_threshold`` of N
                distinct seeds (GenSim replayed one seed; one lucky seed proves little)
@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.generation import sandbox, static
-from envs.generation.embedding import NoveltyIndex, canonical_text, embed
+from envs import static_check
+from generation import sandbox
+from generation.embedding import NoveltyIndex, canonical_text, embed
 
 GATES = ("static", "runtime", "oracle", "novelty", "critic")
 
@@ -109,9 +110,9 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
     note("static")
     t0 = time.monotonic()
     if config.skip_static:
-        report = static.StaticReport(True, "skipped (test mode)", _guess_name(source))
+        report = static_check.StaticReport(True, "skipped (test mode)", _guess_name(source))
     else:
-        report = static.check_source(source, taken_names)
+        report = static_check.check_source(source, taken_names)
     o = GateOutcome("static", report.ok, report.reason, {"task": report.task_name}, time.monotonic() - t0)
     if not report.ok:
         return stop(o)
@@ -185,7 +186,7 @@ def _guess_name(source: str) -> str:
 def critic_gate(client, source: str, neighbours: dict[str, str]) -> GateOutcome:
     """Ask the LLM whether the task is sensible, solvable as described and distinct from its
     nearest neighbours; it must answer JSON ``{"accept": bool, "reason": str}``."""
-    from envs.generation.codegen_llm import critic_messages, parse_json_object
+    from generation.codegen_llm import critic_messages, parse_json_object
 
     t0 = time.monotonic()
     if client is None:

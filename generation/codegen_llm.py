@@ -14,7 +14,7 @@ import inspect
 import json
 import re
 
-from envs.generation.proposal import Proposal
+from generation.proposal import Proposal
 
 SYSTEM = ("You write robot manipulation tasks for roboforge, a MuJoCo tabletop suite with a Franka "
           "Panda arm. A task is one short Python class on a declarative API: build a scene, declare "

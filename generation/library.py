@@ -1,12 +1,9 @@
-"""A task library on disk, and loading it into the registry.
+"""Writing a task library: crash-safe admission and the generation journal.
 
-Layout of a library directory::
+The directory layout and reading it (manifest, hash-checked sources, metadata, loading into the
+registry) are :mod:`envs.library`; this adds what only the generator does::
 
-    manifest.json          the commit record: {"version": 1, "tasks": {name: {file, meta, sha256, ...}}}
-    tasks/<name>.py        admitted task programs
-    meta/<name>.json       per task: gate results, oracle success and seeds, generator, prompt
-                           hash, timestamp, embedding
-    journal/attempts.jsonl every generation attempt and where it stopped (``generate`` only)
+    journal/attempts.jsonl    every generation attempt and where it stopped (``generate`` only)
     journal/error_book.jsonl  failures with their gate messages, fed back into LLM prompts
 
 Admission is crash-safe: the task file and its metadata are each written to a temporary file and
@@ -22,28 +19,17 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
-import hashlib
-import importlib.util
-import inspect
 import json
 import os
-import sys
 from pathlib import Path
 
-MANIFEST = "manifest.json"
-VERSION = 1
+from envs.library import MANIFEST, LibraryError, LibraryView, load_library, sha256
 
-
-class LibraryError(RuntimeError):
-    """The library on disk is inconsistent, or a task in it conflicts with a registered one."""
+__all__ = ["Library", "LibraryError", "load_library", "now_iso", "sha256"]
 
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _write_atomic(path: Path, data: str) -> None:
@@ -67,44 +53,8 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-class Library:
-    """One library directory. Creating the object touches nothing on disk."""
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-
-    # -- reading -------------------------------------------------------------------------------
-    def manifest(self) -> dict:
-        path = self.root / MANIFEST
-        if not path.exists():
-            return {"version": VERSION, "tasks": {}}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise LibraryError(f"{path} is unreadable: {err}") from None
-        if data.get("version") != VERSION or not isinstance(data.get("tasks"), dict):
-            raise LibraryError(f"{path} is not a roboforge library manifest (version {VERSION})")
-        return data
-
-    def names(self) -> list[str]:
-        return sorted(self.manifest()["tasks"])
-
-    def source(self, name: str) -> str:
-        entry = self._entry(name)
-        text = (self.root / entry["file"]).read_text(encoding="utf-8")
-        if sha256(text) != entry["sha256"]:
-            raise LibraryError(f"{self.root / entry['file']} does not match the manifest's sha256 "
-                               "(edited after admission?); re-admit it with `admit`")
-        return text
-
-    def meta(self, name: str) -> dict:
-        return json.loads((self.root / self._entry(name)["meta"]).read_text(encoding="utf-8"))
-
-    def _entry(self, name: str) -> dict:
-        try:
-            return self.manifest()["tasks"][name]
-        except KeyError:
-            raise LibraryError(f"task {name!r} is not in the library at {self.root}") from None
+class Library(LibraryView):
+    """One library directory, for reading and admitting. Creating the object touches nothing."""
 
     # -- admitting -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -173,33 +123,3 @@ class Library:
             with contextlib.suppress(json.JSONDecodeError):  # a torn last line after a crash
                 out.append(json.loads(line))
         return out
-
-
-def load_library(root: str | os.PathLike) -> list[str]:
-    """Register every task of the library at ``root`` as ``roboforge/<name>-v0``; return their
-    names. Each file must match its manifest hash and pass the static gate again (cheap), so a
-    file edited or planted after admission is refused, not run."""
-    from envs.generation.static import check_source
-    from envs.registry import get_task, list_tasks
-
-    lib = Library(root)
-    if not lib.root.is_dir():
-        raise FileNotFoundError(f"no task library at {lib.root}")
-    names = []
-    for name in lib.names():
-        source = lib.source(name)
-        report = check_source(source)
-        if not report.ok or report.task_name != name:
-            raise LibraryError(f"library task {name!r} fails the static gate on load: {report.reason or 'name mismatch'}")
-        path = (lib.root / lib.manifest()["tasks"][name]["file"]).resolve()
-        if name in list_tasks():
-            existing = inspect.getfile(get_task(name))
-            if Path(existing).resolve() != path:
-                raise LibraryError(f"library task {name!r} conflicts with the registered task from {existing}")
-        module_name = f"roboforge_library_{sha256(str(lib.root.resolve()))[:8]}_{name}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # so inspect (and task_source_hash) can find its source
-        spec.loader.exec_module(module)
-        names.append(name)
-    return names

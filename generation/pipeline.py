@@ -13,11 +13,11 @@ from typing import Iterator
 
 import numpy as np
 
-from envs.generation import codegen_llm
-from envs.generation.embedding import MODEL_ID, NoveltyIndex, canonical_text, embed
-from envs.generation.gates import GateConfig, Verdict, validate
-from envs.generation.library import Library, load_library, now_iso, sha256
-from envs.generation.proposal import (Proposal, curriculum, draft_from_task, explore, procedural_space,
+from generation import codegen_llm
+from generation.embedding import MODEL_ID, NoveltyIndex, canonical_text, embed
+from generation.gates import GateConfig, Verdict, validate
+from generation.library import Library, load_library, now_iso, sha256
+from generation.proposal import (Proposal, curriculum, draft_from_task, explore, procedural_space,
                                       spec_hash)
 
 

@@ -1,6 +1,6 @@
 """Run a candidate task program in a separate, limited process.
 
-Each call starts ``python -m envs.generation.runner`` (the venv's interpreter) in a fresh scratch
+Each call starts ``python -m generation.runner`` (the venv's interpreter) in a fresh scratch
 directory with:
 - RLIMIT_CPU (CPU seconds), RLIMIT_AS (address space), RLIMIT_FSIZE (largest file it may write)
   and RLIMIT_CORE = 0, set in the child before exec;
@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL = 4000  # characters of the child's log kept in a result
 
 
@@ -124,7 +124,7 @@ def _run(source: str, stage: str, seeds: list[int], limits: Limits, scratch: Pat
     request = {"stage": stage, "task_file": str(task_file), "seeds": list(map(int, seeds)),
                "scratch": str(scratch)}
     prefix = isolation_prefix()
-    cmd = [*prefix, sys.executable, "-s", "-B", "-m", "envs.generation.runner"]
+    cmd = [*prefix, sys.executable, "-s", "-B", "-m", "generation.runner"]
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=scratch, env=_child_env(scratch), stdin=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """Runs inside the sandbox process: loads ONE candidate task program and exercises it.
 
-Invoked by :mod:`envs.generation.sandbox` as ``python -m envs.generation.runner`` with the
+Invoked by :mod:`generation.sandbox` as ``python -m generation.runner`` with the
 scratch dir as cwd. The request arrives on stdin as one line ``<nonce> <json>``; the result goes
 to the original stdout as one line ``<nonce> <json>``. Stdout is re-pointed at stderr before the
 candidate is imported, so anything the candidate prints cannot pose as a result, and it never

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.generation.gates import GATES
-from envs.generation.library import Library
+from generation.gates import GATES
+from generation.library import Library
 
 # GenSim's names for the first three gates, shown next to ours
 FUNNEL_NAMES = {"static": "syntax", "oracle": "task completed"}
@@ -31,7 +31,7 @@ def build_report(library: Library) -> dict:
     names = library.names()
     metas = [library.meta(n) for n in names]
     vecs = np.array([m["embedding"] for m in metas if m.get("embedding")], np.float32)
-    from envs.generation.embedding import mean_pairwise_distance
+    from generation.embedding import mean_pairwise_distance
 
     tokens = {k: sum(int((a.get("tokens") or {}).get(k, 0)) for a in attempts)
               for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
