@@ -21,11 +21,11 @@ NOUN = {"block": "block", "cylinder": "cylinder", "zone": "zone", "bowl": "bowl"
 DIR_WORDS = {"left": "to the left of", "right": "to the right of", "front": "in front of", "behind": "behind"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Obj:
     """One object of a draft. ``color`` is a palette name (a fixed colour that the instruction can
     name: colour as a role) or an int: index into the episode's randomly drawn distinct colours.
-    ``size`` is a size word for blocks/cylinders, (x, y) metres for zones, radius for bowls."""
+    ``size`` is a size word for blocks/cylinders, (x, y) metres for zones, radius (m) for bowls."""
 
     role: str
     kind: str
@@ -44,25 +44,29 @@ class Obj:
         return self.kind in ("block", "cylinder")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GoalSpec:
-    """``pred`` over ``obj`` (a role); ``refs`` names the other roles by the predicate's field
-    (``base``, ``zone``, ``other``, ``left``, ``right``); ``params`` are literal keyword args."""
+    """``pred`` over ``obj`` (a role); ``refs`` maps the predicate's other object fields
+    (``base``, ``zone``, ``other``, ``left``, ``right``) to roles; ``params`` are its literal
+    keyword arguments (a string ``"self.start_<role>"`` refers to a remembered start)."""
 
     pred: str
     obj: str
-    refs: tuple[tuple[str, str], ...] = ()
-    params: tuple[tuple[str, object], ...] = ()
-    phrase: str = ""  # how the instruction says it; {role} fields become object phrases
+    refs: dict[str, str] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
+    phrase: str = ""  # how the instruction says it; <role> markers become object phrases
 
     def roles(self) -> list[str]:
-        return [self.obj] + [r for _, r in self.refs]
+        """Every role the goal involves, remembered starts (``"self.start_<role>"``) included."""
+        starts = [v[len("self.start_"):] for v in self.params.values()
+                  if isinstance(v, str) and v.startswith("self.start_")]
+        return [self.obj, *self.refs.values(), *starts]
 
     def text(self) -> str:
         """The phrase, or a default wording of the predicate."""
         if self.phrase:
             return self.phrase
-        ref, par = dict(self.refs), dict(self.params)
+        ref, par = self.refs, self.params
         if self.pred == "On":
             return f"put <{self.obj}> on <{ref['base']}>"
         if self.pred == "InZone":
@@ -74,15 +78,19 @@ class GoalSpec:
         if self.pred == "Bridge":
             return f"lay <{self.obj}> across <{ref['left']}> and <{ref['right']}>"
         if self.pred == "AtPose":
-            x, y = par.get("xy", (0.5, 0.0))
+            xy = par.get("xy", (0.5, 0.0))
+            if isinstance(xy, str) and xy.startswith("self.start_"):
+                return f"move <{self.obj}> to where <{xy[len('self.start_'):]}> started"
+            x, y = xy
             return f"move <{self.obj}> to the point {x:.2f} m out, {y:+.2f} m across"
         return f"make <{self.obj}> satisfy {self.pred}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Placement:
-    """How objects start. ``how``: "fixed" (roles[0] at ``xy``), "random" (non-overlapping in
-    ``region``), "on" (roles[0] resting on roles[1])."""
+    """How objects start. ``how``: "fixed" (roles[0] at ``xy``, m), "random" (non-overlapping in
+    ``region``, at least ``min_gap`` m apart), "on" (roles[0] resting on roles[1]). The
+    constructors :meth:`fixed`, :meth:`random` and :meth:`on` say which."""
 
     how: str
     roles: tuple[str, ...]
@@ -91,9 +99,24 @@ class Placement:
     xy: tuple[float, float] = (0.5, 0.0)
     yaw_range: float | None = None
 
+    @classmethod
+    def fixed(cls, *, role: str, xy: tuple[float, float]) -> "Placement":
+        return cls(how="fixed", roles=(role,), xy=xy)
 
-@dataclass
+    @classmethod
+    def random(cls, *, roles: tuple[str, ...], region: str = "table", min_gap: float = 0.04,
+               yaw_range: float | None = None) -> "Placement":
+        return cls(how="random", roles=tuple(roles), region=region, min_gap=min_gap, yaw_range=yaw_range)
+
+    @classmethod
+    def on(cls, *, top: str, base: str) -> "Placement":
+        return cls(how="on", roles=(top, base))
+
+
+@dataclass(kw_only=True)
 class Draft:
+    """A task idea as data: objects by role, how they start, and the goals over them."""
+
     name: str
     family: str
     summary: str
@@ -145,8 +168,8 @@ def _fmt(v) -> str:
 
 
 def _goal_expr(g: GoalSpec, draft: Draft) -> str:
-    args = [f"self.{g.obj}"] + [f"{k}=self.{r}" for k, r in g.refs]
-    for k, v in g.params:
+    args = [f"self.{g.obj}"] + [f"{k}=self.{r}" for k, r in g.refs.items()]
+    for k, v in g.params.items():
         if isinstance(v, str) and v.startswith("self."):
             args.append(f"{k}={v}")
         else:

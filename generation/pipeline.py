@@ -17,8 +17,11 @@ from generation import codegen_llm
 from generation.embedding import MODEL_ID, NoveltyIndex, canonical_text, embed
 from generation.gates import GateConfig, Verdict, validate
 from generation.library import Library, load_library, now_iso, sha256
-from generation.proposal import (Proposal, curriculum, draft_from_task, explore, procedural_space,
-                                      spec_hash)
+from generation.catalogue import procedural_space
+from generation.curriculum import curriculum
+from generation.exploration import explore
+from generation.from_task import draft_from_task
+from generation.proposal import Proposal, spec_hash
 
 
 @dataclass

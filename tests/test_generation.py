@@ -16,10 +16,13 @@ import envs
 from envs.library import LibraryError, load_library
 from envs.static_check import check_source
 from generation import cli
+from generation.catalogue import procedural_space
 from generation.codegen_procedural import render
+from generation.curriculum import curriculum
 from generation.embedding import NoveltyIndex
+from generation.exploration import explore
+from generation.from_task import draft_from_task
 from generation.library import Library
-from generation.proposal import curriculum, draft_from_task, explore, procedural_space
 
 REPO = Path(__file__).resolve().parents[1]
 BUILTIN = REPO / "envs" / "tasks"
@@ -45,7 +48,8 @@ def test_procedural_space_is_wide_and_every_program_passes_the_static_gate():
 
 
 def test_curricula_cut_a_target_into_stepping_stones():
-    target = {d.name: d for d in procedural_space()}["tower_graded_cyl_top"]
+    space_by_name = {d.name: d for d in procedural_space()}
+    target = space_by_name["tower_graded_cyl_top"]
     steps = curriculum(target)
     assert [len(p.draft.goals) for p in steps] == [1, 1, 2]
     assert steps[-1].name == "tower_graded_cyl_top"
@@ -57,6 +61,8 @@ def test_curricula_cut_a_target_into_stepping_stones():
     first = stones[0].draft
     assert first.obj("block_0").color == first.obj("zone_a").color
     assert all(check_source(p.source()).ok for p in stones)
+    # "move a to where b started" does not stand alone (b is still there): a swap is its own first step
+    assert [p.name for p in curriculum(space_by_name["swap_blo_with_cyl"])] == ["swap_blo_with_cyl"]
 
 
 def test_exploration_tries_the_least_familiar_idea_first():
