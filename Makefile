@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.roboforge-installed
-SYSDEPS := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri
+SYSDEPS := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri bubblewrap
 VULKAN_SYSDEPS := mesa-vulkan-drivers libvulkan1
 BACKPORTS_LIST := /etc/apt/sources.list.d/bookworm-backports.list
 export MUJOCO_GL ?= egl
@@ -13,16 +13,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 setup: sysdeps sysdeps-maniskill $(STAMP)
 
-# Headless rendering needs EGL (glvnd + Mesa's software driver). Installed when missing and we
-# are root; otherwise the exact command is printed.
+# Headless rendering needs EGL (glvnd + Mesa's software driver); task generation's sandbox runs
+# candidates under bubblewrap (bwrap) where it can. Installed when missing and we are root;
+# otherwise the exact command is printed.
 sysdeps:
-	@if ldconfig -p | grep -q 'libEGL_mesa.so.0' && ldconfig -p | grep -q 'libGL.so.1'; then :; \
+	@if ldconfig -p | grep -q 'libEGL_mesa.so.0' && ldconfig -p | grep -q 'libGL.so.1' && command -v bwrap >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  echo ">> installing $(SYSDEPS) for headless rendering"; \
+	  echo ">> installing $(SYSDEPS) for headless rendering and the generation sandbox"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSDEPS); \
 	else \
-	  echo "!! headless rendering needs: sudo apt-get install -y $(SYSDEPS)"; \
+	  echo "!! headless rendering and the generation sandbox need: sudo apt-get install -y $(SYSDEPS)"; \
 	fi
 
 # The ManiSkill backend (SAPIEN) needs a Vulkan device even for state-only simulation. Without a GPU

@@ -36,6 +36,9 @@ def _gate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sandbox-cpu", type=float, help="CPU seconds per sandbox process (default 60 runtime / 300 oracle)")
     g.add_argument("--sandbox-wall", type=float, help="wall seconds per sandbox process (default 120 / 600)")
     g.add_argument("--sandbox-memory", type=int, help="address-space limit per sandbox process, MiB (default 2048)")
+    g.add_argument("--sandbox-isolation", choices=("auto", "bwrap", "fallback"), default="auto",
+                   help="the sandbox's walls: bwrap (read-only root, user and project files hidden), the "
+                        "rlimits + unshare fallback, or auto: bwrap where it runs (default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,13 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args):
     import dataclasses
 
+    from generation import isolation as walls
     from generation.gates import GateConfig
 
     kw = {"runtime_seeds": args.runtime_seeds, "oracle_seeds": args.oracle_seeds,
-          "oracle_threshold": args.oracle_threshold, "critic": args.critic}
+          "oracle_threshold": args.oracle_threshold, "critic": args.critic, "isolation": args.sandbox_isolation}
     if args.novelty_threshold is not None:
         kw["novelty_threshold"] = args.novelty_threshold
     config = GateConfig(**kw)
+    walls.resolve(config.isolation)  # bwrap asked for where it cannot run: a usage error before any work
     limits = {k: v for k, v in (("cpu_s", args.sandbox_cpu), ("wall_s", args.sandbox_wall),
                                 ("memory_mb", args.sandbox_memory)) if v is not None}
     if limits:
@@ -157,9 +162,11 @@ def _admit(args) -> int:
     elif verdict.admitted:
         o = verdict.outcome("oracle").details
         print(f"admitted {verdict.task_name}: oracle {o['success_rate']:.0%} on {len(o['seeds'])} seeds, "
-              f"nearest {verdict.outcome('novelty').details['nearest'][0]} -> {out['path']}")
+              f"nearest {verdict.outcome('novelty').details['nearest'][0]} -> {out['path']} "
+              f"(sandbox: {verdict.isolation})")
     else:
-        print(f"rejected at gate {verdict.gate}: {verdict.reason}")
+        print(f"rejected at gate {verdict.gate}: {verdict.reason}"
+              + (f" (sandbox: {verdict.isolation})" if verdict.isolation else ""))
     return EXIT_ADMITTED if verdict.admitted else EXIT_REJECTED
 
 

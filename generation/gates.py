@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from envs import static_check
+from generation import isolation as walls
 from generation import sandbox
 from generation.embedding import NoveltyIndex, canonical_text, embed
 
@@ -41,6 +42,8 @@ class GateConfig:
     critic: bool = False
     runtime_limits: sandbox.Limits = field(default_factory=lambda: sandbox.Limits(cpu_s=60, wall_s=120, memory_mb=2048))
     oracle_limits: sandbox.Limits = field(default_factory=lambda: sandbox.Limits(cpu_s=300, wall_s=600, memory_mb=2048))
+    # the sandbox's walls: "auto" (bwrap where it runs, else the fallback), "bwrap" or "fallback"
+    isolation: str = "auto"
     # Tests only: skip the static gate to prove the sandbox holds on its own.
     skip_static: bool = False
 
@@ -51,6 +54,8 @@ class GateConfig:
             raise ValueError("oracle_seeds must be >= 10: a handful of seeds cannot tell a reliable task from a lucky one")
         if not 0.0 < self.oracle_threshold <= 1.0:
             raise ValueError("oracle_threshold must be in (0, 1]")
+        if self.isolation not in walls.CHOICES:
+            raise ValueError(f"isolation={self.isolation} is invalid; allowed: {', '.join(walls.CHOICES)}")
 
 
 @dataclass
@@ -77,11 +82,18 @@ class Verdict:
         oracle = self.outcome("oracle")
         return {"admitted": self.admitted, "gate": self.gate, "reason": self.reason, "task": self.task_name,
                 "oracle_success": oracle.details.get("success_rate") if oracle else None,
+                "isolation": self.isolation,
                 "gates": {o.gate: {"passed": o.passed, "reason": o.reason, "wall_s": round(o.wall_s, 2)}
                           for o in self.outcomes}}
 
     def outcome(self, gate: str) -> GateOutcome | None:
         return next((o for o in self.outcomes if o.gate == gate), None)
+
+    @property
+    def isolation(self) -> str | None:
+        """The walls the sandboxed gates ran behind, or None when no sandbox ran."""
+        runtime = self.outcome("runtime")
+        return runtime.details.get("isolation") if runtime else None
 
 
 def seeds_for(source: str, n: int, offset: int) -> list[int]:
@@ -122,7 +134,7 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
     # 2. runtime (sandboxed)
     note("runtime")
     run_seeds = seeds_for(source, config.runtime_seeds, 0)
-    r = sandbox.run_stage(source, "runtime", run_seeds, config.runtime_limits)
+    r = sandbox.run_stage(source, "runtime", run_seeds, config.runtime_limits, isolation=config.isolation)
     details = {"seeds": run_seeds, "isolation": r.isolation, **{k: v for k, v in r.data.items() if k != "ok"}}
     if r.ok and r.data.get("task") != name:
         r.ok, r.reason = False, f"the program registered {r.data.get('task')!r}, not {name!r}"
@@ -135,7 +147,7 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
     # 3. oracle (sandboxed)
     note("oracle")
     oracle_seeds = seeds_for(source, config.oracle_seeds, 1000)
-    r = sandbox.run_stage(source, "oracle", oracle_seeds, config.oracle_limits)
+    r = sandbox.run_stage(source, "oracle", oracle_seeds, config.oracle_limits, isolation=config.isolation)
     if r.ok:
         episodes = r.data["episodes"]
         rate = sum(e["success"] for e in episodes) / len(episodes)
@@ -144,10 +156,11 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
         ok = rate >= config.oracle_threshold
         reason = "" if ok else (f"oracle success {rate:.0%} on {len(episodes)} seeds is below "
                                 f"{config.oracle_threshold:.0%}; unmet conditions: {', '.join(conds) or 'none'}")
-        o = GateOutcome("oracle", ok, reason, {"success_rate": rate, "seeds": oracle_seeds, "episodes": episodes},
-                        r.wall_s)
+        o = GateOutcome("oracle", ok, reason, {"success_rate": rate, "seeds": oracle_seeds, "episodes": episodes,
+                                               "isolation": r.isolation}, r.wall_s)
     else:
-        o = GateOutcome("oracle", False, r.reason, {"seeds": oracle_seeds, "log_tail": r.log_tail[-1500:]}, r.wall_s)
+        o = GateOutcome("oracle", False, r.reason, {"seeds": oracle_seeds, "isolation": r.isolation,
+                                                    "log_tail": r.log_tail[-1500:]}, r.wall_s)
     if not o.passed:
         return stop(o, name, instruction)
     outcomes.append(o)

@@ -284,7 +284,7 @@ def _journal(library: Library, run_id: str, generator: str, mode: str, cand: Can
     record = {"ts": now_iso(), "run": run_id, "generator": generator, "mode": mode,
               "task": verdict.task_name or cand.proposal.name, "outcome": verdict.gate,
               "reason": verdict.reason, "passed": [o.gate for o in verdict.outcomes if o.passed],
-              "tokens": cand.tokens, "prompt_hash": cand.prompt_hash}
+              "isolation": verdict.isolation, "tokens": cand.tokens, "prompt_hash": cand.prompt_hash}
     library.journal_append("attempts", record)
     if not verdict.admitted:
         library.journal_append("error_book", {"ts": record["ts"], "generator": generator, "task": record["task"],

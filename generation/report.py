@@ -1,5 +1,6 @@
 """Library report: GenSim's funnel (syntax -> runtime -> task completed), admissions, diversity,
-and LLM tokens spent, from the library's manifest, metadata and journal."""
+the sandbox isolation the candidates ran behind, and LLM tokens spent, from the library's
+manifest, metadata and journal."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,19 @@ def funnel(attempts: list[dict]) -> dict[str, dict]:
     return out
 
 
+def isolation_counts(attempts: list[dict], metas: list[dict]) -> dict[str, int]:
+    """How many candidates ran behind which sandbox walls ("bwrap", "unshare(net,pid)", ...):
+    every ``generate`` attempt that reached the sandbox, plus admitted tasks no attempt records
+    (``admit`` keeps no journal; the task's metadata is its record)."""
+    journalled = {a.get("task") for a in attempts}
+    seen = [a.get("isolation") for a in attempts]
+    seen += [m.get("gates", {}).get("runtime", {}).get("isolation") for m in metas if m.get("name") not in journalled]
+    counts: dict[str, int] = {}
+    for iso in filter(None, seen):
+        counts[iso] = counts.get(iso, 0) + 1
+    return counts
+
+
 def build_report(library: Library) -> dict:
     attempts = library.journal("attempts")
     names = library.names()
@@ -46,6 +60,7 @@ def build_report(library: Library) -> dict:
         "admission_rate": (sum(a.get("outcome") == "admitted" for a in attempts) / len(attempts)) if attempts else None,
         "diversity_mean_pairwise_cosine_distance": mean_pairwise_distance(vecs) if len(vecs) else 0.0,
         "mean_oracle_success": float(np.mean(rates)) if rates else None,
+        "sandbox_isolation": isolation_counts(attempts, metas),
         "llm_tokens": tokens, "orphans": library.orphans(),
     }
 
@@ -65,6 +80,9 @@ def format_report(r: dict) -> str:
                   f"{r['diversity_mean_pairwise_cosine_distance']:.3f}"]
     if r["mean_oracle_success"] is not None:
         lines.append(f"mean oracle success of admitted tasks: {r['mean_oracle_success']:.0%}")
+    if r["sandbox_isolation"]:
+        lines.append("sandbox isolation: " + ", ".join(f"{k} ({v} candidate{'s' if v != 1 else ''})"
+                                                      for k, v in r["sandbox_isolation"].items()))
     t = r["llm_tokens"]
     lines.append(f"LLM tokens: {t['total_tokens']} (prompt {t['prompt_tokens']}, completion {t['completion_tokens']})")
     if r["orphans"]:

@@ -7,16 +7,16 @@ directory with:
 - a wall-clock limit; on expiry the child's whole process group is SIGKILLed
   (``start_new_session=True`` + ``os.killpg``), and the group is killed after every run anyway so
   nothing the candidate started can linger;
-- no network: as root (or where user namespaces are allowed) the child runs under
-  ``unshare --net --pid --fork --kill-child``: an empty network namespace, and a PID namespace
-  whose every process dies with it; the runner's audit hook refuses network calls regardless;
+- walls around it (:mod:`generation.isolation`): under bubblewrap where it runs (read-only root,
+  the user's and the project's files hidden, only the scratch dir writable, no network, its own
+  namespaces), else ``unshare --net --pid`` where allowed; the runner's audit hook refuses
+  writes outside the scratch dir, network calls and new processes regardless;
 - cwd, HOME and TMPDIR in the scratch dir, and a minimal environment (no API keys leak in).
 
 The scratch dir is deleted afterwards. Nothing here imports the candidate into this process.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import resource
@@ -30,7 +30,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from generation import isolation as walls
+
+REPO_ROOT = walls.REPO_ROOT
 LOG_TAIL = 4000  # characters of the child's log kept in a result
 
 
@@ -51,24 +53,7 @@ class SandboxResult:
     data: dict = field(default_factory=dict)  # the stage's report (see runner.py)
     wall_s: float = 0.0
     log_tail: str = ""         # the end of what the program printed (stdout and stderr)
-    isolation: str = ""        # which network/process isolation was used
-
-
-@functools.lru_cache(maxsize=1)
-def isolation_prefix() -> tuple[str, ...]:
-    """The ``unshare`` command line that gives the child no network and its own PID namespace,
-    or () where this machine does not allow it (then the audit hook alone blocks network)."""
-    unshare = shutil.which("unshare")
-    if not unshare:
-        return ()
-    for extra in ((), ("--map-root-user",)):
-        cmd = (unshare, "--net", "--pid", "--fork", "--kill-child=SIGKILL", *extra)
-        try:
-            if subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0:
-                return cmd
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return ()
+    isolation: str = ""        # which walls it ran behind: "bwrap", "unshare(net,pid)", "audit-hook only"
 
 
 def _child_env(scratch: Path) -> dict[str, str]:
@@ -107,24 +92,25 @@ def _kill_group(pgid: int) -> None:
 
 
 def run_stage(source: str, stage: str, seeds: list[int], limits: Limits = Limits(),
-              scratch_root: str | os.PathLike | None = None) -> SandboxResult:
-    """Run ``stage`` ("runtime" | "oracle") of the runner on ``source`` over ``seeds``."""
+              scratch_root: str | os.PathLike | None = None, isolation: str = "auto") -> SandboxResult:
+    """Run ``stage`` ("runtime" | "oracle") of the runner on ``source`` over ``seeds``, behind
+    the walls ``isolation`` ("auto" | "bwrap" | "fallback", see :mod:`generation.isolation`)."""
+    chosen = walls.resolve(isolation)
     scratch = Path(tempfile.mkdtemp(prefix="roboforge-sandbox-", dir=scratch_root))
     try:
-        return _run(source, stage, seeds, limits, scratch)
+        return _run(source, stage, seeds, limits, scratch, chosen)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(source: str, stage: str, seeds: list[int], limits: Limits, scratch: Path) -> SandboxResult:
+def _run(source: str, stage: str, seeds: list[int], limits: Limits, scratch: Path, iso: str) -> SandboxResult:
     task_file = scratch / "candidate_task.py"
     task_file.write_text(source)
     out_path, log_path = scratch / ".result", scratch / ".log"
     nonce = secrets.token_hex(16)
     request = {"stage": stage, "task_file": str(task_file), "seeds": list(map(int, seeds)),
                "scratch": str(scratch)}
-    prefix = isolation_prefix()
-    cmd = [*prefix, sys.executable, "-s", "-B", "-m", "generation.runner"]
+    cmd = [*walls.command_prefix(iso, scratch), sys.executable, "-s", "-B", "-m", "generation.runner"]
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=scratch, env=_child_env(scratch), stdin=subprocess.PIPE,
@@ -142,7 +128,6 @@ def _run(source: str, stage: str, seeds: list[int], limits: Limits, scratch: Pat
             proc.wait()
     wall = time.monotonic() - t0
     log_tail = _tail(log_path)
-    iso = "unshare(net,pid)" if prefix else "audit-hook only"
     result = _parse(out_path, nonce)
     if timed_out:
         return SandboxResult(False, f"wall-clock limit: no result within {limits.wall_s:g} s "
@@ -190,7 +175,7 @@ def _parse(path: Path, nonce: str) -> dict | None:
 
 def _death_reason(rc: int, limits: Limits, log_tail: str) -> str:
     """Why a child ended without a result (the CPU limit is recognised before this, from the
-    CPU time the child used). Under ``unshare`` a signal death shows up as 128 + signal, or for
+    CPU time the child used). Under ``unshare`` or bwrap a signal death shows up as 128 + signal, or for
     SIGKILL as unshare's complaint that it cannot re-raise it."""
     sig = -rc if rc < 0 else (rc - 128 if rc > 128 else 0)
     if "sigprocmask unblock failed" in log_tail:

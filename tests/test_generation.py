@@ -16,6 +16,7 @@ import envs
 from envs.library import LibraryError, load_library
 from envs.static_check import check_source
 from generation import cli
+from generation import isolation as walls
 from generation.catalogue import procedural_space
 from generation.codegen_procedural import render
 from generation.curriculum import curriculum
@@ -172,4 +173,5 @@ def test_generated_tasks_pass_conformance_in_a_fresh_process(tmp_path, capsys):
     assert cli.main(["report", "--library", str(lib), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["admitted"] == summary["n_admitted"] and report["funnel"]["static"]["reached"] == 3
+    assert report["sandbox_isolation"] == {walls.resolve("auto"): 3}  # which walls each candidate ran behind
     assert 0.0 < report["diversity_mean_pairwise_cosine_distance"] < 1.0

@@ -4,7 +4,10 @@ byte-for-byte the same, and no sandbox scratch dir is left behind.
 
 The top-level programs go through the real `admit` command (in-process, so the embedding model
 loads once); those under sandbox_walls/ run with the static gate off, to show the sandbox
-process alone contains what the static gate normally stops first.
+process alone contains what the static gate normally stops first. Every program runs behind both
+sandbox isolations (bubblewrap, and the rlimits + unshare fallback); the bwrap runs are skipped,
+with the reason, where bwrap cannot start. Under bwrap a program also cannot read the user's or
+the project's files.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from generation import cli
+from generation import isolation as walls
 from generation.embedding import NoveltyIndex
 from generation.gates import GateConfig, validate
 from generation.library import Library
@@ -49,6 +53,14 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 def _scratch_dirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("roboforge-sandbox-*")}
+
+
+@pytest.fixture(params=["fallback", "bwrap"])
+def isolation(request):
+    """The sandbox isolation a test runs under (skipped, with the reason, where bwrap cannot start)."""
+    if request.param == "bwrap" and walls.bwrap_problem():
+        pytest.skip(walls.bwrap_problem())
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -89,25 +101,27 @@ def test_corpus_is_large_and_covers_every_gate():
 
 
 @pytest.mark.parametrize("program", sorted(CORPUS.glob("*.py")), ids=lambda p: p.stem)
-def test_admit_rejects_at_the_right_gate(program, library, capsys):
+def test_admit_rejects_at_the_right_gate(program, library, isolation, capsys):
     head = _header(program)
     before, scratch_before = _snapshot(library), _scratch_dirs()
-    argv = ["admit", str(program), "--library", str(library), "--json", *_limits_args(head)]
+    argv = ["admit", str(program), "--library", str(library), "--json", "--sandbox-isolation", isolation,
+            *_limits_args(head)]
     code = cli.main(argv)
     verdict = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == cli.EXIT_REJECTED, verdict
     assert verdict["admitted"] is False
     assert verdict["gate"] == head["expect"], verdict
+    assert verdict["isolation"] == (None if head["expect"] == "static" else walls.resolve(isolation)), verdict
     assert re.search(head["reason"], verdict["reason"], re.I), verdict["reason"]
     assert _snapshot(library) == before, "a rejected program changed the library"
     assert _scratch_dirs() <= scratch_before, "a sandbox scratch dir was left behind"
 
 
 @pytest.mark.parametrize("program", sorted((CORPUS / "sandbox_walls").glob("*.py")), ids=lambda p: p.stem)
-def test_sandbox_contains_programs_without_the_static_gate(program):
+def test_sandbox_contains_programs_without_the_static_gate(program, isolation):
     head = _header(program)
     assert head.get("static") == "skip"
-    config = GateConfig(skip_static=True)
+    config = GateConfig(skip_static=True, isolation=isolation)
     for part in head.get("limits", "").split():
         k, v = part.split("=")
         field = {"cpu": "cpu_s", "wall": "wall_s"}[k]
@@ -131,3 +145,74 @@ def test_sandbox_contains_programs_without_the_static_gate(program):
     assert not verdict.admitted
     assert verdict.gate == head["expect"], verdict.summary()
     assert re.search(head["reason"], verdict.reason, re.I), verdict.reason
+    assert verdict.isolation == walls.resolve(isolation)
+
+
+def test_without_bwrap_auto_falls_back_and_asking_for_bwrap_is_a_usage_error(monkeypatch, tmp_path, capsys):
+    real_which = walls.shutil.which
+    monkeypatch.setattr(walls.shutil, "which", lambda name: None if name == "bwrap" else real_which(name))
+    walls.bwrap_problem.cache_clear()
+    try:
+        assert walls.resolve("auto") in (walls.UNSHARE, walls.AUDIT_ONLY)
+        task = tmp_path / "task.py"
+        task.write_text("# not even read: the isolation is checked first\n")
+        code = cli.main(["admit", str(task), "--library", str(tmp_path / "lib"), "--sandbox-isolation", "bwrap"])
+        assert code == cli.EXIT_USAGE
+        assert "isolation=bwrap is unavailable: bwrap is not installed" in capsys.readouterr().err
+    finally:
+        walls.bwrap_problem.cache_clear()
+
+
+PEEK = """
+from envs.core import On, Task
+from envs.registry import register_task
+
+
+@register_task("peek_outside")
+class PeekOutside(Task):
+    instruction = "stack the {top.color} block on the {base.color} block"
+
+    def build(self, scene, rng):
+        seen = []
+        for path in PATHS:
+            try:
+                with open(path) as f:
+                    seen.append("READ " + f.read(20))
+            except OSError as err:
+                seen.append("HIDDEN " + type(err).__name__)
+        raise RuntimeError(" | ".join(seen))
+
+    def goals(self):
+        return [On(self.top, self.base)]
+"""
+
+
+@pytest.mark.parametrize("where", ["home", "project"])
+def test_bwrap_hides_the_users_and_the_projects_files(where, tmp_path):
+    """A program past the static gate tries to read a file in the user's home directory or in the
+    project checkout: the fallback lets it (reads are not walled off there, which is also what
+    shows the probe works), bwrap shows it an empty directory."""
+    problem = walls.bwrap_problem()
+    if problem:
+        pytest.skip(problem)
+    if where == "home":
+        secret = tempfile.NamedTemporaryFile("w", dir=Path.home(), prefix=".roboforge-secret-", suffix=".txt",
+                                             delete=False)
+        secret.write("home secret")
+        secret.close()
+        path = Path(secret.name)
+    else:
+        path = Path(__file__).resolve().parents[1] / "README.md"
+    try:
+        source = PEEK.replace("PATHS", repr([str(path)]))
+        reasons = {}
+        for iso in ("fallback", "bwrap"):
+            verdict = validate(source, taken_names=set(), novelty=NoveltyIndex(),
+                               config=GateConfig(skip_static=True, isolation=iso))
+            assert verdict.gate == "runtime" and "RuntimeError" in verdict.reason, verdict.reason
+            reasons[iso] = verdict.reason
+    finally:
+        if where == "home":
+            path.unlink()
+    assert "READ " in reasons["fallback"], reasons
+    assert "HIDDEN FileNotFoundError" in reasons["bwrap"] and "READ" not in reasons["bwrap"], reasons
