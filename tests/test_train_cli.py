@@ -98,6 +98,18 @@ def test_bad_overrides_name_key_and_allowed_values(tmp_path, override, expected)
     assert "Traceback" not in res.stderr
 
 
+def test_library_override_loads_generated_tasks_and_names_the_generator(tmp_path):
+    from generation.library import Library
+
+    source = (ROOT / "envs" / "tasks" / "stack_tower.py").read_text().replace('"stack_tower"', '"tower_from_lib"')
+    Library(tmp_path / "lib").admit("tower_from_lib", source, {"generator": "test"})
+    # env= resolves to the library's task (else "unknown task"), so the next check is the one to fail
+    res = run_cli(*tiny_args(tmp_path), f"library={tmp_path / 'lib'}", "env=tower_from_lib", "obs_mode=depth")
+    assert res.returncode == 2 and "obs_mode='depth' is invalid" in res.stderr, res.stderr[-2000:]
+    res = run_cli(*tiny_args(tmp_path), f"library={tmp_path / 'missing'}")
+    assert res.returncode == 2 and "python -m generation generate --library DIR" in res.stderr, res.stderr[-2000:]
+
+
 def test_bad_demo_sim_names_choices(tmp_path):
     res = run_cli(*tiny_args(tmp_path), "data.sim=isaac")
     assert res.returncode == 2 and "data.sim" in res.stderr and "maniskill" in res.stderr, res.stderr[-2000:]
