@@ -1,4 +1,7 @@
-"""Gate 1, static: what a task program may contain, decided from its syntax tree alone.
+"""The static check: what a task program may contain, decided from its syntax tree alone.
+
+It is gate 1 of task generation (:mod:`generation.gates`) and runs again on every file that
+:func:`envs.load_library` loads, which is why it lives in envs, beside the registry.
 
 A task program is data for the task API, not a general program. It may:
 - import only from ``envs.core`` (and its modules), ``register_task`` from ``envs.registry``,
