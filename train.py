@@ -19,7 +19,6 @@ import time
 from functools import partial
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 # Idle OpenMP threads sleep instead of spinning: on small or shared CPUs spinning threads starve
 # each other (measured 10x slower training with 2 threads on a loaded 2-core machine).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -32,8 +31,6 @@ OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or def
 log = logging.getLogger("roboforge")
 logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no accelerate module" chatter
 
-OBS_MODES = ("state", "rgb", "rgbd", "pointcloud")
-CONTROL_MODES = ("ee_delta_pose", "joint_pos")
 IMITATION_POLICIES = ("diffusion",)
 RL_POLICIES = ("ppo", "sac")
 
@@ -44,6 +41,7 @@ class ConfigError(ValueError):
 
 def validate(cfg: DictConfig) -> None:
     import envs
+    from envs.core import CONTROL_MODES, OBS_MODES, SIMS
 
     if cfg.get("library"):
         if not Path(cfg.library).is_dir():
@@ -60,7 +58,7 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.control_mode in CONTROL_MODES, "control_mode", ", ".join(CONTROL_MODES))
     need(cfg.policy.name in IMITATION_POLICIES + RL_POLICIES, "policy.name", ", ".join(IMITATION_POLICIES + RL_POLICIES))
     need(cfg.device in ("cpu", "cuda"), "device", "cpu, cuda")
-    need(cfg.data.get("sim") in (None, "mujoco", "maniskill"), "data.sim", "null (the training sim), mujoco, maniskill")
+    need(cfg.data.get("sim") in (None, *SIMS), "data.sim", f"null (the training sim), {', '.join(SIMS)}")
     for key in ("train.steps", "train.batch_size", "train.checkpoint_every", "train.log_every",
                 "train.num_threads", "data.num_demos", "eval.episodes"):
         v = OmegaConf.select(cfg, key)

@@ -4,13 +4,16 @@
 """
 import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering unless the user chose otherwise
+# The one place MUJOCO_GL gets its default (headless EGL unless the user chose otherwise). MuJoCo
+# reads it when first imported, and every module that imports mujoco lives under this package,
+# whose __init__ Python runs first.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
-from envs.registry import (UnknownTaskError, env_id, get_task, list_tasks, make_env,  # noqa: E402
+from envs.registry import (SIMS, UnknownTaskError, env_id, get_task, list_tasks, make_env,  # noqa: E402
                            register_task, task_source_hash)
 from envs import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
 from envs.library import load_library  # noqa: E402  (a generated-task library: docs/generation.md)
 
 
-__all__ = ["UnknownTaskError", "env_id", "get_task", "list_tasks", "load_library", "make_env", "register_task",
+__all__ = ["SIMS", "UnknownTaskError", "env_id", "get_task", "list_tasks", "load_library", "make_env", "register_task",
            "task_source_hash"]

@@ -7,10 +7,10 @@ import inspect
 
 import gymnasium as gym
 
+from envs.core.surface import SIMS
 from envs.core.task import Task
 
 _TASKS: dict[str, type[Task]] = {}
-SIMS = ("mujoco", "maniskill")
 
 
 class UnknownTaskError(ValueError):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.backends.mujoco.controller import POS_SCALE, ROT_SCALE, quat_error, quat_mul
 from envs.core.predicates import PUSH_CLEARANCE, PUSH_HEIGHT, Goal
+from envs.core.robot import GRIPPER_CLOSED, GRIPPER_OPEN, POS_SCALE, ROT_SCALE
+from envs.core.rotations import quat_error, quat_mul
+from envs.core.rotations import yaw_quat as _z_rotation
 
 # TCP pointing down, fingers opening along world x (yaw 0).
 DOWN_QUAT = np.array([0.0, 0.70710678, 0.70710678, 0.0])
@@ -25,7 +27,8 @@ PHASE_TIMEOUT = 60     # control steps before a phase gives up and moves on
 
 
 def yaw_quat(yaw: float) -> np.ndarray:
-    return quat_mul(np.array([np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]), DOWN_QUAT)
+    """TCP orientation pointing down with the fingers' closing axis turned ``yaw`` rad about +z."""
+    return quat_mul(_z_rotation(yaw), DOWN_QUAT)
 
 
 def grasp_yaw(obj, quat: np.ndarray) -> float:
@@ -49,7 +52,7 @@ class PickPlaceOracle:
         c = self.env.controller
         self.target_pos = np.array(c.target_pos, dtype=float)
         self.target_quat = np.array(c.target_quat, dtype=float)
-        self.gripper = 1.0
+        self.gripper = GRIPPER_OPEN
         self._plan = self._run()
 
     def act(self, obs=None) -> np.ndarray:
@@ -126,17 +129,17 @@ class PickPlaceOracle:
         # clear everything else, and carry the held object's underside over it
         travel_z = lambda: max(self._tallest(exclude=obj) + CLEARANCE + 2 * hz, 0.12)  # noqa: E731
 
-        yield from self._gripper(1.0, 0)
+        yield from self._gripper(GRIPPER_OPEN, 0)
         yield from self._move(lambda: np.array([*pos()[:2], travel_z()]), q, tol=0.02)
         yield from self._move(lambda: pos() + [0, 0, grasp_dz], q, FINE_SPEED, tol=0.006)
-        yield from self._gripper(-1.0, 8)
+        yield from self._gripper(GRIPPER_CLOSED, 8)
         s = self._state()
         offset = s.tcp_pos - s.objects[obj.name].pos  # keep the grasp offset when placing
         yield from self._move(lambda: np.array([*self._state().tcp_pos[:2], travel_z()]), q, tol=0.02)
         target = lambda: goal.target(self._state()) + offset  # noqa: E731
         yield from self._move(lambda: np.array([*target()[:2], travel_z()]), q, tol=0.01)
         yield from self._move(lambda: target() + [0, 0, 0.006], q, FINE_SPEED, tol=0.005)
-        yield from self._gripper(1.0, 6)
+        yield from self._gripper(GRIPPER_OPEN, 6)
         up = self._state().tcp_pos + [0, 0, 0.06]
         yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)
 
@@ -144,7 +147,7 @@ class PickPlaceOracle:
         """Push in straight strokes along the object->target line with the fingers closed and
         their wide face forward; re-approach from behind when the object drifts off the line."""
         obj, r, push_z = goal.obj, goal.obj.footprint_radius, PUSH_HEIGHT
-        yield from self._gripper(-1.0, 4)
+        yield from self._gripper(GRIPPER_CLOSED, 4)
         for _ in range(4):  # strokes
             s = self._state()
             if goal.check(s):

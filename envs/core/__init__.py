@@ -1,8 +1,16 @@
-"""Backend-agnostic task API: scenes, goal predicates, tasks."""
+"""Backend-agnostic task API and the contracts every backend implements: scenes, goal predicates,
+tasks, the robot/action contract (:mod:`.robot`), the observation layout (:mod:`.observation`)
+and the Gymnasium surface (:mod:`.surface`)."""
+from envs.core.observation import CAMERAS, IMAGE_OBS_MODES, OBS_MODES, POINTCLOUD_POINTS, state_layout
 from envs.core.predicates import AtPose, Bridge, Goal, InZone, Near, On, Pushed, Reached
-from envs.core.scene import COLORS, REGIONS, ObjectSpec, Scene, SceneError
+from envs.core.robot import CONTROL_HZ, CONTROL_MODES
+from envs.core.rotations import yaw_quat
+from envs.core.scene import COLORS, OBJECT_KINDS, REGIONS, ObjectSpec, Scene, SceneError
 from envs.core.state import ObjectState, SceneState
+from envs.core.surface import SIMS
 from envs.core.task import Task, build_layout
 
-__all__ = ["AtPose", "Bridge", "Goal", "Reached", "InZone", "Near", "On", "Pushed", "COLORS", "REGIONS", "ObjectSpec",
-           "Scene", "SceneError", "ObjectState", "SceneState", "Task", "build_layout"]
+__all__ = ["AtPose", "Bridge", "Goal", "Reached", "InZone", "Near", "On", "Pushed", "CAMERAS", "COLORS",
+           "CONTROL_HZ", "CONTROL_MODES", "IMAGE_OBS_MODES", "OBJECT_KINDS", "OBS_MODES", "POINTCLOUD_POINTS",
+           "REGIONS", "SIMS", "ObjectSpec", "Scene", "SceneError", "ObjectState", "SceneState", "Task",
+           "build_layout", "state_layout", "yaw_quat"]

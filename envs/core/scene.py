@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from envs.core.rotations import yaw_quat
+
 # Named colours (RGBA) that instructions can mention; generated tasks draw from the same palette.
 COLORS: dict[str, tuple[float, float, float, float]] = {
     "red": (0.85, 0.15, 0.15, 1.0),
@@ -35,6 +37,11 @@ REGIONS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 }
 
 
+# Every kind of object a scene can hold (the add_* methods below); backends build each of them.
+OBJECT_KINDS = frozenset({"block", "cylinder", "zone", "bowl", "marker"})
+BOWL_WALLS = 12  # wall segments approximating a round bowl, the same on every backend
+
+
 class SceneError(ValueError):
     """A task asked the scene for something impossible (unknown colour, no room to place...)."""
 
@@ -44,13 +51,18 @@ class ObjectSpec:
     """One object or fixture. ``half_size`` is (x, y, z) half extents of its bounding box."""
 
     name: str
-    kind: str  # "block" | "cylinder" | "zone" | "bowl" | "marker"
+    kind: str  # one of OBJECT_KINDS
     color: str
     half_size: tuple[float, float, float]
     mass: float = 0.05
     movable: bool = True
     pos: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    yaw: float = 0.0
+    yaw: float = 0.0  # rad about +z
+
+    @property
+    def quat(self) -> np.ndarray:
+        """Initial orientation (w, x, y, z): ``yaw`` about +z."""
+        return yaw_quat(self.yaw)
 
     @property
     def rgba(self) -> tuple[float, float, float, float]:

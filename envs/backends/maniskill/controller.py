@@ -1,8 +1,8 @@
 """roboforge action semantics on ManiSkill's Panda, batched over parallel environments in torch.
 
-The same contract as the MuJoCo backend (:mod:`envs.backends.mujoco.controller`, whose constants
-are imported so the two can't drift): ``ee_delta_pose`` (7-D) moves an *accumulated* Cartesian TCP
-target by ``POS_SCALE`` m / ``ROT_SCALE`` rad (axis-angle, base frame) per unit action and step,
+The contract of :mod:`envs.core.robot`, which the MuJoCo backend implements too (constants and
+mappings come from there, so the two can't drift): ``ee_delta_pose`` (7-D) moves an *accumulated*
+Cartesian TCP target by ``POS_SCALE`` m / ``ROT_SCALE`` rad (axis-angle, base frame) per unit action and step,
 clipped to ``WORKSPACE`` and kept within ``MAX_LEAD`` of the real TCP; one damped-least-squares IK
 step with a null-space pull toward the home posture turns it into joint targets. ``joint_pos``
 (8-D) maps [-1, 1] linearly onto the joint limits. Gripper: +1 open (40 mm per finger), -1 closed.
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from envs.backends.maniskill.kinematics import SerialChain, axis_angle_quat, matrix_quat, quat_error, quat_mul
-from envs.backends.mujoco.controller import (GRIPPER_MAX, IK_DAMPING, MAX_LEAD, NULLSPACE_GAIN, POS_SCALE,
-                                             ROT_SCALE, WORKSPACE)
+from envs.core.robot import (ACTION_DIMS, IK_DAMPING, MAX_LEAD, NULLSPACE_GAIN, POS_SCALE, ROT_SCALE, WORKSPACE,
+                             gripper_opening, joint_targets, normalize_joints)
 
 MS_GRIPPER_RANGE = (-0.01, 0.04)  # m per finger: ManiSkill panda's normalized gripper command range
 
@@ -42,7 +42,7 @@ class ArmController:
 
     @property
     def action_dim(self) -> int:
-        return 7 if self.mode == "ee_delta_pose" else 8
+        return ACTION_DIMS[self.mode]
 
     def tcp_pose(self, q: torch.Tensor):
         pos, rot = self.chain.fk(q[:, :7])
@@ -56,7 +56,7 @@ class ArmController:
 
     def gripper_command(self, a: torch.Tensor) -> torch.Tensor:
         """roboforge gripper action (+1 open .. -1 closed over 0..40 mm per finger) -> ManiSkill's."""
-        width = (a + 1.0) * 0.5 * GRIPPER_MAX
+        width = gripper_opening(a)
         lo, hi = MS_GRIPPER_RANGE
         return 2.0 * (width - lo) / (hi - lo) - 1.0
 
@@ -66,7 +66,7 @@ class ArmController:
         action = action.clamp(-1.0, 1.0)
         grip = self.gripper_command(action[:, -1:])
         if self.mode == "joint_pos":
-            arm = self.low + (action[:, :7] + 1.0) * 0.5 * (self.high - self.low)
+            arm = joint_targets(action[:, :7], self.low, self.high)
             return torch.cat([arm, grip], 1)
         tcp_pos, tcp_rot, J = self.chain.fk(q[:, :7], with_jacobian=True)
         tp = torch.minimum(torch.maximum(self.target_pos + action[:, :3] * POS_SCALE, self.workspace[0]), self.workspace[1])
@@ -101,7 +101,7 @@ class ArmController:
         return q
 
     def normalize_joints(self, q: torch.Tensor) -> torch.Tensor:
-        return 2.0 * (q - self.low) / (self.high - self.low) - 1.0
+        return normalize_joints(q, self.low, self.high)
 
 
 class SingleArmView:

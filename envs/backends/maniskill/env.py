@@ -40,13 +40,14 @@ from mani_skill.utils.structs.types import SimConfig
 from envs.backends.maniskill.controller import ArmController, SingleArmView
 from envs.backends.maniskill.goals import BatchedGoals, Snapshot
 from envs.backends.maniskill.kinematics import SerialChain
-from envs.backends.mujoco.compiler import BOWL_WALLS, CONTROL_HZ, home_qpos
-from envs.backends.mujoco.env import CAMERAS, CONTROL_MODES, INIT_JOINT_NOISE, OBS_MODES, POINTCLOUD_POINTS
-from envs.core.scene import Scene
+from envs.core import observation as ob
+from envs.core.observation import CAMERAS, POINTCLOUD_POINTS
+from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
+from envs.core.rotations import yaw_quat
+from envs.core.scene import BOWL_WALLS, Scene
+from envs.core.surface import FEATURES, check_features, check_modes
 from envs.core.task import Task, build_layout
 
-
-FEATURES = frozenset({"block", "cylinder", "zone", "bowl", "marker"})
 PANDA_URDF = f"{PACKAGE_ASSET_DIR}/robots/panda/panda_v2.urdf"
 TCP_LINK = "panda_hand_tcp"
 CONTACT_FORCE = 0.05       # N: a finger "touches" an object above this contact force
@@ -60,11 +61,6 @@ FRONT_CAMERA = ((1.05, 0.42, 0.5), (0.48, 0.0, 0.06), 45.0)
 WRIST_CAMERA_POSE = sapien.Pose(p=[0.07, 0.0, 0.02], q=[0.70710678, 0.0, -0.70710678, 0.0])
 WRIST_FOV = 70.0
 CAMERA_FAR = 10.0          # m: far clip of the observation cameras; depth of pixels that hit nothing
-
-
-def _yaw_quat(yaw: np.ndarray) -> np.ndarray:
-    yaw = np.asarray(yaw, dtype=np.float64)
-    return np.stack([np.cos(yaw / 2), np.zeros_like(yaw), np.zeros_like(yaw), np.sin(yaw / 2)], -1)
 
 
 class _Episode:
@@ -88,15 +84,8 @@ class ManiSkillBatchEnv(BaseEnv):
                  control_mode: str = "ee_delta_pose", render_mode: str | None = None, reward_mode: str = "dense",
                  image_size: int = 128, render_size: int = 256, sim_backend: str = "auto",
                  render_backend: str | None = None, sim_config: dict | None = None, **kwargs):
-        if obs_mode not in OBS_MODES:
-            raise ValueError(f"unknown obs_mode {obs_mode!r}; choose one of {', '.join(OBS_MODES)}")
-        if control_mode not in CONTROL_MODES:
-            raise ValueError(f"unknown control_mode {control_mode!r}; choose one of {', '.join(CONTROL_MODES)}")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"unknown render_mode {render_mode!r}; the ManiSkill backend supports 'rgb_array'")
-        if reward_mode not in ("dense", "sparse"):
-            raise ValueError(f"unknown reward_mode {reward_mode!r}; choose 'dense' or 'sparse'")
-        check_features(task_cls)
+        check_modes("ManiSkill", obs_mode, control_mode, render_mode, reward_mode)
+        check_features(task_cls, FEATURES, "ManiSkill")
         self.metadata = dict(self.metadata)  # vector wrappers update it: keep the class's own intact
         self.task_cls = task_cls
         self.roboforge_obs_mode, self.roboforge_control_mode = obs_mode, control_mode
@@ -171,7 +160,7 @@ class ManiSkillBatchEnv(BaseEnv):
             b = self.scene.create_actor_builder()
             _add_shapes(b, obj)
             b.set_scene_idxs([i])
-            b.set_initial_pose(sapien.Pose(p=np.asarray(obj.pos, float), q=_yaw_quat(obj.yaw)))
+            b.set_initial_pose(sapien.Pose(p=np.asarray(obj.pos, float), q=obj.quat))
             name = obj.name if len(objs) == 1 else f"{obj.name}-{i}"
             actors.append(b.build(name=name) if obj.movable else b.build_kinematic(name=name))
         return actors[0] if len(actors) == 1 else Actor.merge(actors, name=objs[0].name)
@@ -249,7 +238,7 @@ class ManiSkillBatchEnv(BaseEnv):
         for k, view in enumerate(self._views):
             objs = [ep.scene.objects[k] for ep in eps]
             p = torch.as_tensor(np.stack([o.pos for o in objs]), device=dev, dtype=torch.float32)
-            q = torch.as_tensor(_yaw_quat([o.yaw for o in objs]), device=dev, dtype=torch.float32)
+            q = torch.as_tensor(yaw_quat([o.yaw for o in objs]), device=dev, dtype=torch.float32)
             view.set_pose(Pose.create_from_pq(p, q))
             if not objs[0].movable:
                 self._fixture_pos[idx, k], self._fixture_quat[idx, k] = p, q
@@ -372,27 +361,17 @@ class ManiSkillBatchEnv(BaseEnv):
 
     # -- observations ----------------------------------------------------------------------
     def state_layout(self) -> dict[str, slice]:
-        """Names of the slices of the ``state`` observation vector (same as the MuJoCo backend)."""
-        layout, i = {}, 0
-        for key, n in [("qpos", 7), ("qvel", 7), ("gripper_width", 1), ("tcp_pos", 3), ("tcp_quat", 4)]:
-            layout[key], i = slice(i, i + n), i + n
-        for k in self._movable:
-            for key, n in [("pos", 3), ("quat", 4), ("rel_pos", 3)]:
-                layout[f"{self.object_names[k]}.{key}"], i = slice(i, i + n), i + n
-        for k in self._fixtures:
-            layout[f"{self.object_names[k]}.pos"], i = slice(i, i + 3), i + 3
-        for k in range(len(self.goals._slots)):
-            layout[f"goal_{k}.delta"], i = slice(i, i + 3), i + 3
-        return layout
+        """Names of the slices of the ``state`` observation vector (:func:`envs.core.observation.state_layout`)."""
+        names = self.object_names
+        return ob.state_layout([names[k] for k in self._movable], [names[k] for k in self._fixtures],
+                               len(self.goals._slots))
 
     def _state_obs(self, s: Snapshot) -> torch.Tensor:
-        tq = torch.where(s.tcp_quat[:, :1] < 0, -s.tcp_quat, s.tcp_quat)
-        parts = [s.qpos[:, :7], s.qvel[:, :7], s.qpos[:, 7:9].sum(1, keepdim=True), s.tcp_pos, tq]
-        for k in self._movable:
-            parts += [s.pos[:, k], s.quat[:, k], s.pos[:, k] - s.tcp_pos]
-        parts += [s.pos[:, k] for k in self._fixtures]
-        parts += self.goals.deltas(s, self._evals)
-        return torch.cat(parts, 1).to(torch.float32)
+        return ob.state_observation(
+            s.qpos[:, :7], s.qvel[:, :7], s.qpos[:, 7:9].sum(1, keepdim=True), s.tcp_pos, s.tcp_quat,
+            objects=[(s.pos[:, k], s.quat[:, k]) for k in self._movable],
+            fixtures=[s.pos[:, k] for k in self._fixtures],
+            goal_deltas=self.goals.deltas(s, self._evals))
 
     def get_obs(self, info: dict | None = None, unflattened: bool = False):
         if info is None:
@@ -427,19 +406,7 @@ class ManiSkillBatchEnv(BaseEnv):
 
     @cached_property
     def single_observation_space(self) -> spaces.Space:
-        n = sum(sl.stop - sl.start for sl in self.state_layout().values())
-        state = spaces.Box(-np.inf, np.inf, (n,), np.float32)
-        if self.roboforge_obs_mode == "state":
-            return state
-        s, d = self.image_size, {"state": state}
-        if self.roboforge_obs_mode in ("rgb", "rgbd"):
-            for cam in CAMERAS:
-                d[f"{cam}_rgb"] = spaces.Box(0, 255, (s, s, 3), np.uint8)
-                if self.roboforge_obs_mode == "rgbd":
-                    d[f"{cam}_depth"] = spaces.Box(0.0, np.inf, (s, s, 1), np.float32)
-        else:
-            d["pointcloud"] = spaces.Box(-np.inf, np.inf, (POINTCLOUD_POINTS, 6), np.float32)
-        return spaces.Dict(d)
+        return ob.observation_space(self.roboforge_obs_mode, ob.state_dim(self.state_layout()), self.image_size)
 
     @cached_property
     def observation_space(self) -> spaces.Space:
@@ -499,7 +466,7 @@ def _add_shapes(b, obj) -> None:
         seg = np.pi * hx / BOWL_WALLS * 1.05
         for i in range(BOWL_WALLS):
             a = 2 * np.pi * i / BOWL_WALLS
-            wall = sapien.Pose(p=[hx * np.cos(a), hx * np.sin(a), 0], q=_yaw_quat(a))
+            wall = sapien.Pose(p=[hx * np.cos(a), hx * np.sin(a), 0], q=yaw_quat(a))
             b.add_box_collision(wall, half_size=[t / 2, seg, hz], material=mat)
             b.add_box_visual(wall, half_size=[t / 2, seg, hz], material=visual)
     else:
@@ -515,13 +482,6 @@ def _set_color(view: Actor, i: int, obj) -> None:
     for shape in rb.render_shapes:
         for part in getattr(shape, "parts", None) or [shape]:
             part.material.set_base_color(rgba)
-
-
-def check_features(task_cls: type[Task]) -> None:
-    """Reject at load a task that needs something this backend lacks, naming it."""
-    missing = set(task_cls.features) - FEATURES
-    if missing:
-        raise ValueError(f"task {task_cls.name!r} needs {sorted(missing)}, which the ManiSkill backend lacks")
 
 
 class ManiSkillTaskEnv(gym.Env):

@@ -6,22 +6,17 @@ each scene object becomes a body (free-jointed if movable, static if a fixture).
 from __future__ import annotations
 
 import copy
-import os
 import xml.etree.ElementTree as ET
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from envs.core.scene import Scene
-
-ASSETS = Path(os.environ.get("ROBOFORGE_ASSETS", Path(__file__).resolve().parents[3] / "assets"))
-PANDA_XML = ASSETS / "panda" / "panda.xml"
+from envs.core.robot import CONTROL_HZ, PANDA_XML
+from envs.core.rotations import yaw_quat
+from envs.core.scene import BOWL_WALLS, Scene
 
 TIMESTEP = 0.002      # s: physics step
-CONTROL_HZ = 20       # policy/action rate
 N_SUBSTEPS = round(1.0 / (CONTROL_HZ * TIMESTEP))
-BOWL_WALLS = 12       # wall segments approximating a round bowl
 
 
 @lru_cache(maxsize=1)
@@ -46,14 +41,10 @@ def _fmt(v) -> str:
     return " ".join(f"{float(x):.6g}" for x in np.atleast_1d(v))
 
 
-def _yaw_quat(yaw: float) -> np.ndarray:
-    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
-
-
 def _add_object(world: ET.Element, obj) -> None:
     hx, hy, hz = obj.half_size
     rgba = _fmt(obj.rgba)
-    body = ET.SubElement(world, "body", name=obj.name, pos=_fmt(obj.pos), quat=_fmt(_yaw_quat(obj.yaw)))
+    body = ET.SubElement(world, "body", name=obj.name, pos=_fmt(obj.pos), quat=_fmt(obj.quat))
     if obj.kind in ("block", "cylinder"):
         ET.SubElement(body, "freejoint", name=f"{obj.name}_joint")
         geom = dict(name=obj.name, rgba=rgba, mass=f"{obj.mass:.6g}", friction="1 0.005 0.0001",
@@ -76,7 +67,7 @@ def _add_object(world: ET.Element, obj) -> None:
         for i in range(BOWL_WALLS):
             a = 2 * np.pi * i / BOWL_WALLS
             ET.SubElement(body, "geom", name=f"{obj.name}_wall{i}", type="box", size=_fmt((t / 2, seg, hz)),
-                          pos=_fmt((hx * np.cos(a), hx * np.sin(a), 0)), quat=_fmt(_yaw_quat(a)), rgba=rgba)
+                          pos=_fmt((hx * np.cos(a), hx * np.sin(a), 0)), quat=_fmt(yaw_quat(a)), rgba=rgba)
     else:
         raise ValueError(f"the MuJoCo backend has no object kind {obj.kind!r}")
 
@@ -120,8 +111,3 @@ def compile_scene(scene: Scene, model_name: str = "roboforge") -> str:
             root.append(copy.deepcopy(section))
     return ET.tostring(root, encoding="unicode")
 
-
-def home_qpos() -> np.ndarray:
-    """Robot joint positions (7 arm + 2 fingers) of the ``home`` keyframe."""
-    key = _robot_tree().find("keyframe/key[@name='home']")
-    return np.array([float(x) for x in key.get("qpos").split()])

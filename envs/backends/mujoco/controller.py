@@ -1,28 +1,18 @@
-"""Arm controllers: normalized actions in [-1, 1] -> joint position targets for the PD servos.
-
-``ee_delta_pose`` (7-D): [dx, dy, dz, rx, ry, rz, gripper]. The first six move a Cartesian
-target of the tool centre point (TCP) in the robot base frame (= world frame here): translation
-``POS_SCALE`` m and rotation ``ROT_SCALE`` rad (axis-angle, base frame) per unit action per control
-step. The target accumulates (like ManiSkill's ``use_target``), so the commanded trajectory is
-exact even while the arm lags; it is kept within ``MAX_LEAD`` of the real TCP. Damped least
-squares IK turns it into joint targets each step.
-``joint_pos`` (8-D): 7 arm joint targets mapped linearly from [-1, 1] onto the joint limits, then
-the gripper. Gripper (both modes): +1 open (80 mm), -1 closed, linear in between.
+"""The MuJoCo arm controller: normalized actions in [-1, 1] -> joint position targets for the
+Panda's PD servos, as :mod:`envs.core.robot` defines them (``ee_delta_pose`` through an
+accumulated Cartesian target and damped least squares IK each step, ``joint_pos`` mapped onto the
+joint limits, the gripper opening linear in its action).
 """
 from __future__ import annotations
 
 import mujoco
 import numpy as np
 
-POS_SCALE = 0.02     # m per control step at |action| = 1 (0.4 m/s at 20 Hz)
-ROT_SCALE = 0.1      # rad per control step at |action| = 1
-MAX_LEAD = 0.06      # m: how far the Cartesian target may run ahead of the real TCP
-WORKSPACE = np.array([[0.15, -0.45, 0.005], [0.8, 0.45, 0.6]])  # TCP target bounds, m
-IK_DAMPING = 0.05
-NULLSPACE_GAIN = 0.2
-GRIPPER_MAX = 0.04   # m per finger (tendon = mean finger opening)
+from envs.core.robot import (ACTION_DIMS, IK_DAMPING, MAX_LEAD, NULLSPACE_GAIN, POS_SCALE, ROT_SCALE, WORKSPACE,
+                             gripper_opening, joint_targets, normalize_joints)
 
 
+# MuJoCo's own quaternion routines (C) in the per-step path; envs.core.rotations has their numpy twins
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty(4)
     mujoco.mju_mulQuat(out, a, b)
@@ -65,7 +55,7 @@ class ArmController:
 
     @property
     def action_dim(self) -> int:
-        return 7 if self.mode == "ee_delta_pose" else 8
+        return ACTION_DIMS[self.mode]
 
     def reset(self) -> None:
         """Anchor the Cartesian target at the current TCP pose and hold the current joints."""
@@ -81,9 +71,9 @@ class ArmController:
 
     def apply(self, action: np.ndarray) -> None:
         d = self.data
-        d.ctrl[7] = (action[-1] + 1.0) * 0.5 * GRIPPER_MAX
+        d.ctrl[7] = gripper_opening(action[-1])
         if self.mode == "joint_pos":
-            d.ctrl[:7] = self.low + (action[:7] + 1.0) * 0.5 * (self.high - self.low)
+            d.ctrl[:7] = joint_targets(action[:7], self.low, self.high)
             return
         tcp_pos = d.site_xpos[self.tcp]
         tp = np.clip(self.target_pos + action[:3] * POS_SCALE, WORKSPACE[0], WORKSPACE[1])
@@ -126,4 +116,4 @@ class ArmController:
             self.data = saved
 
     def normalize_joints(self, q: np.ndarray) -> np.ndarray:
-        return 2.0 * (q - self.low) / (self.high - self.low) - 1.0
+        return normalize_joints(q, self.low, self.high)

@@ -1,17 +1,9 @@
 """Gymnasium environment running a roboforge task on MuJoCo.
 
-Observation modes
-- ``state``: flat float32 vector; layout (see ``state_layout``): arm qpos (7), arm qvel (7),
-  gripper width (1, m), TCP position (3, m, base frame), TCP quaternion (4, wxyz, w >= 0), then per
-  movable object in the task's build order: position (3), quaternion (4), position minus TCP (3);
-  then per fixture (zones, bowls): position (3); then per goal: the goal's target minus the
-  position of what it moves (3; the TCP for reach goals), like ManiSkill's obj_to_goal_pos.
-- ``rgb``: dict with ``state`` plus ``front_rgb`` / ``wrist_rgb`` (H, W, 3) uint8.
-- ``rgbd``: as ``rgb`` plus ``front_depth`` / ``wrist_depth`` (H, W, 1) float32 metres.
-- ``pointcloud``: dict with ``state`` and ``pointcloud`` (N, 6) float32: xyz (world) + rgb in [0, 1]
-  from the front and wrist depth cameras, table-top region only, a fixed N points.
-Actions are described in :mod:`envs.backends.mujoco.controller`. ``info`` carries ``success``,
-``instruction`` and the named ``conditions`` every step. ``terminated`` = success.
+Observations follow :mod:`envs.core.observation` (the ``state`` vector; images from the front
+and wrist cameras; a point cloud unprojected from their depth, table-top region only, a fixed N
+points); actions follow :mod:`envs.core.robot`. ``info`` carries ``success``, ``instruction``
+and the named ``conditions`` every step. ``terminated`` = success.
 """
 from __future__ import annotations
 
@@ -19,25 +11,20 @@ import atexit
 import os
 import weakref
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+# MUJOCO_GL: its default is set once, in envs/__init__.py, which runs before this import
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
 
-import gymnasium as gym  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from gymnasium import spaces  # noqa: E402
-
-from envs.backends.mujoco.compiler import N_SUBSTEPS, CONTROL_HZ, compile_scene, home_qpos  # noqa: E402
-from envs.backends.mujoco.controller import ArmController  # noqa: E402
-from envs.core.predicates import goal_delta  # noqa: E402
-from envs.core.state import ObjectState, SceneState  # noqa: E402
-from envs.core.task import Task, build_layout  # noqa: E402
-
-OBS_MODES = ("state", "rgb", "rgbd", "pointcloud")
-CONTROL_MODES = ("ee_delta_pose", "joint_pos")
-CAMERAS = ("front", "wrist")
-POINTCLOUD_POINTS = 1024
-INIT_JOINT_NOISE = 0.02  # rad: per-episode perturbation of the home posture
-FEATURES = frozenset({"block", "cylinder", "zone", "bowl", "marker"})
+from envs.backends.mujoco.compiler import N_SUBSTEPS, compile_scene
+from envs.backends.mujoco.controller import ArmController
+from envs.core import observation as ob
+from envs.core.predicates import goal_delta
+from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
+from envs.core.state import ObjectState, SceneState
+from envs.core.surface import FEATURES, check_features, check_modes
+from envs.core.task import Task, build_layout
 
 
 class RenderError(RuntimeError):
@@ -70,20 +57,11 @@ class MujocoTaskEnv(gym.Env):
     def __init__(self, task_cls: type[Task], obs_mode: str = "state", control_mode: str = "ee_delta_pose",
                  render_mode: str | None = None, image_size: int = 128, render_size: int = 256,
                  reward_mode: str = "dense", num_envs: int = 1):
-        if obs_mode not in OBS_MODES:
-            raise ValueError(f"unknown obs_mode {obs_mode!r}; choose one of {', '.join(OBS_MODES)}")
-        if control_mode not in CONTROL_MODES:
-            raise ValueError(f"unknown control_mode {control_mode!r}; choose one of {', '.join(CONTROL_MODES)}")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"unknown render_mode {render_mode!r}; the MuJoCo backend supports 'rgb_array'")
-        if reward_mode not in ("dense", "sparse"):
-            raise ValueError(f"unknown reward_mode {reward_mode!r}; choose 'dense' or 'sparse'")
+        check_modes("MuJoCo", obs_mode, control_mode, render_mode, reward_mode)
         if num_envs != 1:
             raise ValueError("the MuJoCo env is single-instance; for batches use gymnasium.vector "
                              "(SyncVectorEnv/AsyncVectorEnv) over num_envs copies")
-        missing = set(task_cls.features) - FEATURES
-        if missing:
-            raise ValueError(f"task {task_cls.name!r} needs {sorted(missing)}, which the MuJoCo backend lacks")
+        check_features(task_cls, FEATURES, "MuJoCo")
         self.task_cls, self.obs_mode, self.control_mode = task_cls, obs_mode, control_mode
         self.render_mode, self.reward_mode = render_mode, reward_mode
         self.image_size, self.render_size = image_size, render_size
@@ -116,7 +94,7 @@ class MujocoTaskEnv(gym.Env):
                     self.model.geom_rgba[g] = obj.rgba if obj.kind not in ("zone", "marker") else (*obj.rgba[:3], 0.7)
         mujoco.mj_resetData(self.model, self.data)
         for obj in scene.objects:
-            quat = np.array([np.cos(obj.yaw / 2), 0, 0, np.sin(obj.yaw / 2)])
+            quat = obj.quat
             if obj.movable:
                 adr = self._obj_qpos[obj.name]
                 self.data.qpos[adr:adr + 3], self.data.qpos[adr + 3:adr + 7] = obj.pos, quat
@@ -174,45 +152,19 @@ class MujocoTaskEnv(gym.Env):
         return out[0], out[1]
 
     def state_layout(self) -> dict[str, slice]:
-        """Names of the slices of the ``state`` observation vector."""
-        layout, i = {}, 0
-        for key, n in [("qpos", 7), ("qvel", 7), ("gripper_width", 1), ("tcp_pos", 3), ("tcp_quat", 4)]:
-            layout[key], i = slice(i, i + n), i + n
-        for o in self._movable:
-            for key, n in [("pos", 3), ("quat", 4), ("rel_pos", 3)]:
-                layout[f"{o.name}.{key}"], i = slice(i, i + n), i + n
-        for o in self._fixtures:
-            layout[f"{o.name}.pos"], i = slice(i, i + 3), i + 3
-        for k in range(len(self.goals)):
-            layout[f"goal_{k}.delta"], i = slice(i, i + 3), i + 3
-        return layout
+        """Names of the slices of the ``state`` observation vector (:func:`envs.core.observation.state_layout`)."""
+        return ob.state_layout([o.name for o in self._movable], [o.name for o in self._fixtures], len(self.goals))
 
     def _state_obs(self, s: SceneState) -> np.ndarray:
         d = self.data
-        tq = s.tcp_quat if s.tcp_quat[0] >= 0 else -s.tcp_quat
-        parts = [d.qpos[:7], d.qvel[:7], [s.gripper_width], s.tcp_pos, tq]
-        for o in self._movable:
-            st = s.objects[o.name]
-            parts += [st.pos, st.quat, st.pos - s.tcp_pos]
-        parts += [s.objects[o.name].pos for o in self._fixtures]
-        parts += [goal_delta(g, s) for g in self.goals]
-        return np.concatenate(parts).astype(np.float32)
+        return ob.state_observation(
+            d.qpos[:7], d.qvel[:7], np.array([s.gripper_width]), s.tcp_pos, s.tcp_quat,
+            objects=[(s.objects[o.name].pos, s.objects[o.name].quat) for o in self._movable],
+            fixtures=[s.objects[o.name].pos for o in self._fixtures],
+            goal_deltas=[goal_delta(g, s) for g in self.goals])
 
     def _make_obs_space(self) -> spaces.Space:
-        n = sum(sl.stop - sl.start for sl in self.state_layout().values())
-        state = spaces.Box(-np.inf, np.inf, (n,), np.float32)
-        if self.obs_mode == "state":
-            return state
-        s = self.image_size
-        d = {"state": state}
-        if self.obs_mode in ("rgb", "rgbd"):
-            for cam in CAMERAS:
-                d[f"{cam}_rgb"] = spaces.Box(0, 255, (s, s, 3), np.uint8)
-                if self.obs_mode == "rgbd":
-                    d[f"{cam}_depth"] = spaces.Box(0.0, np.inf, (s, s, 1), np.float32)
-        else:
-            d["pointcloud"] = spaces.Box(-np.inf, np.inf, (POINTCLOUD_POINTS, 6), np.float32)
-        return spaces.Dict(d)
+        return ob.observation_space(self.obs_mode, ob.state_dim(self.state_layout()), self.image_size)
 
     def _obs(self, s: SceneState):
         state = self._state_obs(s)
@@ -220,7 +172,7 @@ class MujocoTaskEnv(gym.Env):
             return state
         obs = {"state": state}
         if self.obs_mode in ("rgb", "rgbd"):
-            for cam in CAMERAS:
+            for cam in ob.CAMERAS:
                 obs[f"{cam}_rgb"] = self._render(cam, self.image_size)
                 if self.obs_mode == "rgbd":
                     obs[f"{cam}_depth"] = self._render(cam, self.image_size, depth=True)[..., None]
@@ -252,15 +204,15 @@ class MujocoTaskEnv(gym.Env):
 
     def _pointcloud(self) -> np.ndarray:
         pts = []
-        for cam in CAMERAS:
+        for cam in ob.CAMERAS:
             rgb = self._render(cam, self.image_size).reshape(-1, 3) / 255.0
             depth = self._render(cam, self.image_size, depth=True)
             pts.append(np.concatenate([self._unproject(cam, depth), rgb], axis=1))
         cloud = np.concatenate(pts).astype(np.float32)
         keep = cloud[(cloud[:, 2] > -0.01) & (np.abs(cloud[:, 1]) < 0.6) & (cloud[:, 0] < 1.0)]
         if len(keep) == 0:
-            return np.zeros((POINTCLOUD_POINTS, 6), np.float32)
-        idx = np.linspace(0, len(keep) - 1, POINTCLOUD_POINTS).astype(int)  # deterministic subsample
+            return np.zeros((ob.POINTCLOUD_POINTS, 6), np.float32)
+        idx = np.linspace(0, len(keep) - 1, ob.POINTCLOUD_POINTS).astype(int)  # deterministic subsample
         return keep[idx]
 
     def _unproject(self, camera: str, depth: np.ndarray) -> np.ndarray:
