@@ -7,7 +7,7 @@ Latency: ``make demo``'s policy shape (configs/policy/diffusion.yaml) on stack_b
 DDIM-10, one chunk of 8 actions per call, batch 1 (a robot) and 50 (lockstep evaluation); random
 weights (latency does not depend on their values). The three runners alternate within each round;
 the round with the lowest median counts for each. With ``--checkpoint``, that trained policy is
-exported to ONNX and ``policies.export.verify`` runs both on ``--episodes`` unseen seeds.
+exported to ONNX and ``train.verify_export`` runs both on ``--episodes`` unseen seeds.
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def main() -> None:
                                                               / res["torchscript"]["median_ms"], 2)
             out[f"batch_{batch}"] = res
         if args.checkpoint:
-            from policies.export.verify import verify_export
+            from train.verify_export import verify_export
 
             exp = export_policy(args.checkpoint, "onnx", tmp / "trained")
             r = verify_export(exp, args.checkpoint, episodes=args.episodes, threads=args.threads, progress=False,

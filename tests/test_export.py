@@ -16,9 +16,10 @@ import yaml
 
 import envs
 from policies.diffusion import DiffusionConfig, DiffusionPolicy
-from policies.export import ExportError, export_policy, verify_export
+from policies.export import ExportError, export_policy
 from policies.export.runtime import ExportedPolicy, ObservationError
 from policies.rl.mlp_policy import MLPActorConfig, MLPActorPolicy
+from train.verify_export import verify_export
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "stack_blocks"
@@ -181,6 +182,17 @@ def test_verify_rejects_a_different_checkpoint(onnx_dir, tmp_path, run_dir):
     p.save(other)
     with pytest.raises(ExportError, match="different checkpoint"):
         verify_export(onnx_dir, other, episodes=0)
+
+
+def test_verify_command_and_its_old_name(onnx_dir, ckpt, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "train.verify_export", onnx_dir, "--checkpoint", ckpt, "--episodes", "0"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stderr
+    other = tmp_path / "other"
+    shutil.copytree(ckpt, other)
+    (other / "config.json").write_text((other / "config.json").read_text() + " ")  # another checkpoint hash
+    r = cli("verify", onnx_dir, "--checkpoint", other, "--episodes", "0")
+    assert r.returncode == 2 and "different checkpoint" in r.stderr, r.stderr
 
 
 def test_rl_mlp_policy_exports_with_its_normalizer(tmp_path):

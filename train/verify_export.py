@@ -1,6 +1,10 @@
 """Does the export behave like the checkpoint? Numerically (same inputs and noise) and in sim.
 
-    python -m policies.export verify DIR --checkpoint CKPT [--episodes 50] [--seed-start 100000]
+    python -m train.verify_export DIR --checkpoint CKPT [--episodes 50] [--seed-start 100000]
+
+(``python -m policies.export verify ...`` is the same command under its older name.) Verification
+lives in ``train/``, not beside the exporter, because it evaluates policies in sim with
+:func:`train.evaluate.evaluate`; imports run one way, from train down to policies.
 
 1. Fidelity: observations from the task's environment (resets and random-action steps on seeds
    disjoint from evaluation), stacked into histories, with the same standard-normal noise, go
@@ -15,7 +19,10 @@ The result is written to ``DIR/verify.json`` and printed as a table.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import logging
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -23,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from policies.export import ExportError
 from policies.export import manifest as mf
+from policies.export.errors import ExportError
 from policies.export.exporter import checkpoint_hash, load_checkpoint
 from policies.export.runtime import ExportedPolicy
+from train.evaluate import evaluate
 
 TOLERANCE = 1e-4
 FIDELITY_SEED_START = 900_000  # observation seeds for the numeric check, apart from training and eval seeds
@@ -71,8 +79,8 @@ def fidelity_check(policy, exported: ExportedPolicy, make_env, n: int = 64) -> d
 
 def verify_export(export_dir: str | Path, checkpoint: str | Path, episodes: int = 50, seed_start: int = 100_000,
                   threads: int | None = None, progress: bool = True, write: bool = True) -> dict:
-    from train.evaluate import evaluate
-
+    """Check the export in ``export_dir`` against the checkpoint it came from (see the module
+    docstring); the result dict is also written to ``export_dir/verify.json`` unless ``write`` is off."""
     export_dir, ckpt = Path(export_dir), Path(checkpoint).resolve()
     exported = ExportedPolicy(export_dir, seed=0, threads=threads)
     m = exported.manifest
@@ -128,3 +136,27 @@ def print_result(r: dict) -> None:
             print(f"  {label:<20}{x['success_rate']:.2f} ({x['num_successes']}/{x['num_episodes']})  {x['wall_s']:.0f} s")
         print(f"  gap (exported - torch, same noise) {r['success_gap_points']:+.1f} points; 'own sampler' draws "
               f"different noise (sampling spread)")
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m train.verify_export") -> int:
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description="Compare an export with its checkpoint: max abs difference on the "
+                                             "same inputs and noise, and success in sim on unseen seeds.")
+    ap.add_argument("export_dir")
+    ap.add_argument("--checkpoint", required=True, help="the checkpoint directory it was exported from")
+    ap.add_argument("--episodes", type=int, default=50, help="sim episodes per policy (0: numeric check only)")
+    ap.add_argument("--seed-start", type=int, default=100_000, help="first evaluation seed (unseen in training)")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        r = verify_export(a.export_dir, a.checkpoint, episodes=a.episodes, seed_start=a.seed_start, threads=a.threads)
+    except (ValueError, FileNotFoundError) as e:  # ExportError, UnknownTaskError, bad manifests
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_result(r)
+    return 0 if r["fidelity"]["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,12 +1,17 @@
-"""Command line: export a checkpoint, or verify an export against it.
+"""Command line: export a checkpoint.
 
     python -m policies.export CHECKPOINT --format onnx|torchscript --out DIR [--env TASK ...]
-    python -m policies.export verify DIR --checkpoint CHECKPOINT [--episodes 50] [--seed-start 100000]
+
+``python -m policies.export verify DIR --checkpoint CHECKPOINT ...`` is kept as an alias of
+``python -m train.verify_export DIR --checkpoint CHECKPOINT ...``. It is run with ``runpy`` by
+module name, not imported: policies never import train (train evaluates policies, not the
+other way round).
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import runpy
 import sys
 
 
@@ -15,7 +20,7 @@ def _export_main(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m policies.export",
                                  description="Export a saved policy to ONNX or TorchScript with manifest.json "
-                                             "(use `python -m policies.export verify -h` to check an export).")
+                                             "(use `python -m train.verify_export -h` to check an export).")
     ap.add_argument("checkpoint", help="saved policy directory (config.json + model.safetensors), e.g. "
                                        "outputs/<date>/<time>/checkpoints/last")
     ap.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
@@ -48,33 +53,21 @@ def _export_main(argv: list[str]) -> int:
     return 0
 
 
-def _verify_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m policies.export verify",
-                                 description="Compare an export with its checkpoint: max abs difference on the "
-                                             "same inputs and noise, and success in sim on unseen seeds.")
-    ap.add_argument("export_dir")
-    ap.add_argument("--checkpoint", required=True, help="the checkpoint directory it was exported from")
-    ap.add_argument("--episodes", type=int, default=50, help="sim episodes per policy (0: numeric check only)")
-    ap.add_argument("--seed-start", type=int, default=100_000, help="first evaluation seed (unseen in training)")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime")
-    a = ap.parse_args(argv)
-
-    from policies.export.verify import print_result, verify_export
-
+def _verify_alias(argv: list[str]) -> int:
+    """``verify ...``: run ``python -m train.verify_export ...`` in this process."""
+    sys.argv = ["python -m train.verify_export", *argv]
     try:
-        r = verify_export(a.export_dir, a.checkpoint, episodes=a.episodes, seed_start=a.seed_start, threads=a.threads)
-    except (ValueError, FileNotFoundError) as e:  # ExportError, UnknownTaskError, bad manifests
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print_result(r)
-    return 0 if r["fidelity"]["passed"] else 1
+        runpy.run_module("train.verify_export", run_name="__main__", alter_sys=True)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] == "verify":
-        return _verify_main(argv[1:])
+        return _verify_alias(argv[1:])
     return _export_main(argv)
 
 

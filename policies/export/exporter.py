@@ -21,7 +21,7 @@ import torch
 
 from policies.common.export_spec import ACTION_OUTPUT, ExportSpec
 from policies.common.policy import CONFIG_FILE, WEIGHTS_FILE, load_policy
-from policies.export import ExportError
+from policies.export.errors import ExportError
 from policies.export import manifest as mf
 from policies.export.runtime import MANIFEST
 

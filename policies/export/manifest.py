@@ -1,9 +1,10 @@
 """``manifest.json``: everything the robot side must know to feed an exported policy and apply its
 actions (unitree_rl_gym's deploy config and IsaacLab's exporter are the models).
 
-Facts come from the live environment (observation layout, action bounds, cameras), the arm
-controller's constants (action scales, gripper convention) and the policy (history, chunking,
-normalization), never restated by hand.
+Facts come from the live environment (observation layout, action bounds, cameras), the robot and
+action contract every backend implements (:mod:`envs.core.robot`: action scales, gripper
+convention, joints, control rate) and the policy (history, chunking, normalization), never
+restated by hand.
 """
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.export import ExportError
+from envs.core import robot
+from envs.core.observation import CAMERAS, IMAGE_OBS_MODES
 from policies.common.export_spec import ACTION_OUTPUT, NOISE_INPUT, OBS_INPUT, ExportSpec
+from policies.export.errors import ExportError
 from policies.export.runtime import MANIFEST_FORMAT, MANIFEST_VERSION
 
 RUN_CONFIG = "config.yaml"
-IMAGE_OBS_MODES = ("rgb", "rgbd", "pointcloud")
 
-# units and frames of the state observation's fields (envs/backends/*: state_layout()); the robot
+# units and frames of the state observation's fields (envs/core/observation.py); the robot
 # base frame is the world frame in sim (Panda base at the origin, z up, table top at z = 0)
 _FIELDS = [
     ("qpos", "rad", "arm joint positions, robot.arm_joints order"),
@@ -113,12 +115,10 @@ def _observation(env, spec: ExportSpec, obs_mode: str) -> dict:
 
 
 def _action(env, control_mode: str) -> dict:
-    from envs.backends.mujoco import controller as c
-
     space = env.action_space
     common = {"shape": list(space.shape), "dtype": "float32", "low": space.low.tolist(), "high": space.high.tolist(),
-              "gripper": {"index": int(space.shape[0]) - 1, "open": 1.0, "closed": -1.0,
-                          "width_open_m": 2 * c.GRIPPER_MAX,
+              "gripper": {"index": int(space.shape[0]) - 1, "open": robot.GRIPPER_OPEN, "closed": robot.GRIPPER_CLOSED,
+                          "width_open_m": 2 * robot.GRIPPER_MAX,
                           "meaning": "finger opening target, linear from closed (-1) to 80 mm open (+1)"}}
     if control_mode == "ee_delta_pose":
         return {"control_mode": control_mode, **common,
@@ -128,10 +128,10 @@ def _action(env, control_mode: str) -> dict:
                              "measured pose each step) and is solved to joint targets by damped least squares IK",
                 "components": [{"name": "translation", "slice": [0, 3]}, {"name": "rotation", "slice": [3, 6]},
                                {"name": "gripper", "slice": [6, 7]}],
-                "scale": {"translation_m_per_step": c.POS_SCALE, "rotation_rad_per_step": c.ROT_SCALE,
-                          "max_target_lead_m": c.MAX_LEAD},
+                "scale": {"translation_m_per_step": robot.POS_SCALE, "rotation_rad_per_step": robot.ROT_SCALE,
+                          "max_target_lead_m": robot.MAX_LEAD},
                 "frame": "robot base frame", "rotation_representation": "axis-angle (rad)",
-                "workspace_m": {"low": c.WORKSPACE[0].tolist(), "high": c.WORKSPACE[1].tolist()}}
+                "workspace_m": {"low": robot.WORKSPACE[0].tolist(), "high": robot.WORKSPACE[1].tolist()}}
     u = env.unwrapped
     ctl = getattr(u, "controller", None)
     limits = {"low": ctl.low.tolist(), "high": ctl.high.tolist()} if ctl is not None else None
@@ -143,11 +143,9 @@ def _action(env, control_mode: str) -> dict:
 
 
 def _robot() -> dict:
-    from envs.backends.mujoco.compiler import home_qpos
-
-    return {"name": "franka_panda", "model": "assets/panda/panda.xml (MuJoCo); ManiSkill's panda agent",
-            "arm_joints": [f"joint{i}" for i in range(1, 8)], "gripper_joints": ["finger_joint1", "finger_joint2"],
-            "home_qpos": np.round(home_qpos()[:7], 6).tolist(),
+    return {"name": robot.ROBOT_NAME, "model": "assets/panda/panda.xml (MuJoCo); ManiSkill's panda agent",
+            "arm_joints": list(robot.ARM_JOINTS), "gripper_joints": list(robot.GRIPPER_JOINTS),
+            "home_qpos": np.round(robot.home_qpos()[:7], 6).tolist(),
             "base_frame": "z up, x forward from the robot base; the table top is at z = 0"}
 
 
@@ -159,8 +157,6 @@ def _cameras(env, obs_mode: str) -> list[dict]:
     model = getattr(u, "model", None)
     if model is None or not hasattr(u, "image_size"):
         return [{"note": "camera intrinsics are only read from the MuJoCo backend"}]
-    from envs.backends.mujoco.env import CAMERAS
-
     out, size = [], u.image_size
     for name in CAMERAS:
         cam = model.camera(name)
@@ -174,8 +170,6 @@ def _cameras(env, obs_mode: str) -> list[dict]:
 
 def build_manifest(policy, spec: ExportSpec, run: dict, *, fmt: str, model_file: Path, source: dict,
                    opset: int | None = None) -> dict:
-    from envs.backends.mujoco.compiler import CONTROL_HZ
-
     env = make_run_env(run)
     try:
         env.reset(seed=0)
@@ -204,7 +198,7 @@ def build_manifest(policy, spec: ExportSpec, run: dict, *, fmt: str, model_file:
                                "dtype": "float32", "meaning": "raw actions, the first to be applied now"}]},
         "runtime": "roboforge_runtime.py in this directory (numpy + onnxruntime): ExportedPolicy(dir).act(obs)",
         "task": task, "obs_mode": run["obs_mode"], "observation": observation, "action": action,
-        "control": {"frequency_hz": CONTROL_HZ, "n_obs_steps": spec.n_obs_steps,
+        "control": {"frequency_hz": robot.CONTROL_HZ, "n_obs_steps": spec.n_obs_steps,
                     "n_action_steps": spec.n_action_steps,
                     "execution": "call the graph, apply its n_action_steps actions one per control step, then "
                                  "call it again with the latest observations (receding horizon)"},
