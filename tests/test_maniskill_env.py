@@ -290,9 +290,9 @@ def test_vector_env_and_sb3_adapter_on_cpu():
     pytest.importorskip("stable_baselines3")
     from stable_baselines3.common.vec_env import VecEnv
 
-    from envs.backends.maniskill.vector import make_sb3_vec_env
+    from policies.rl.sb3 import make_vec_env
 
-    sb3 = make_sb3_vec_env("reach_target", num_envs=2)
+    sb3 = make_vec_env("reach_target", "maniskill", num_envs=2, seed=0)
     assert isinstance(sb3, VecEnv)
     obs = sb3.reset()
     obs, r, done, infos = sb3.step(np.zeros((2, 7), np.float32))

@@ -8,9 +8,9 @@
   batch becomes Gymnasium's ``AsyncVectorEnv`` over single environments (logged once): numpy
   arrays with a leading batch dimension, partial resets via the same ``env_idx`` option.
 
-For training, :func:`make_vec_env` returns a Gymnasium ``VectorEnv`` with same-step auto-reset
-(``info["final_obs"]``/``info["final_info"]``) on both, and :func:`make_sb3_vec_env` a
-stable-baselines3 ``VecEnv``.
+:func:`make_vec_env` returns a Gymnasium ``VectorEnv`` with same-step auto-reset
+(``info["final_obs"]``/``info["final_info"]``) on both. stable-baselines3 vector envs are built by
+the RL glue (:func:`policies.rl.sb3.make_vec_env`), not here.
 """
 from __future__ import annotations
 
@@ -51,9 +51,9 @@ def make_env(task_cls, num_envs: int = 1, sim_backend: str | None = None, **kwar
 
 
 def _single(task: str, kwargs: dict) -> gym.Env:
-    import envs  # noqa: F401  (registers the tasks in a fresh worker process)
+    from envs import env_id  # (importing envs registers the tasks in a fresh worker process)
 
-    return gym.make(f"roboforge/{task}-v0", sim="maniskill", **kwargs)
+    return gym.make(env_id(task), sim="maniskill", **kwargs)
 
 
 def _async(task: str, num_envs: int, kwargs: dict, autoreset_mode) -> gym.vector.AsyncVectorEnv:
@@ -119,26 +119,3 @@ def make_vec_env(task: str, num_envs: int, auto_reset: bool = True, **kwargs) ->
     return _VectorEnv(TimeLimitWrapper(base, task_cls.max_episode_steps), auto_reset=auto_reset,
                       ignore_terminations=False, record_metrics=True)
 
-
-def make_sb3_vec_env(task: str, num_envs: int, sim_backend: str | None = None, **kwargs):
-    """A stable-baselines3 ``VecEnv``: ManiSkill's SB3 adapter over one batched simulation
-    (``physx_cuda`` when there is CUDA; ``sim_backend="physx_cpu"`` batches a single CPU scene),
-    else SB3's ``SubprocVecEnv`` over CPU episodes. Needs ``stable-baselines3`` installed."""
-    from envs.registry import get_task
-
-    task_cls = get_task(task)
-    if sim_backend is None and not gpu_sim_available():
-        from stable_baselines3.common.vec_env import SubprocVecEnv
-
-        _cpu_fallback_notice(num_envs)
-        return SubprocVecEnv([functools.partial(_single, task, kwargs)] * num_envs, start_method="spawn")
-    from mani_skill.utils.registration import TimeLimitWrapper
-    from mani_skill.vector.wrappers.sb3 import ManiSkillSB3VectorEnv
-
-    class _Timed(TimeLimitWrapper):  # Gymnasium 1.x wrappers no longer forward these attributes
-        num_envs = property(lambda self: self.base_env.num_envs)
-        single_observation_space = property(lambda self: self.base_env.single_observation_space)
-        single_action_space = property(lambda self: self.base_env.single_action_space)
-
-    base = ManiSkillBatchEnv(task_cls, num_envs=num_envs, sim_backend=sim_backend or "physx_cuda", **kwargs)
-    return ManiSkillSB3VectorEnv(_Timed(base, task_cls.max_episode_steps))
