@@ -20,6 +20,9 @@ from gymnasium import spaces
 OBS_MODES = ("state", "rgb", "rgbd", "pointcloud")
 IMAGE_OBS_MODES = ("rgb", "rgbd", "pointcloud")
 CAMERAS = ("front", "wrist")
+# the fixed front camera, world frame: eye (m), the point it looks at (m), vertical field of view
+# (degrees); the wrist camera rides on the hand (assets/panda/panda.xml, mirrored on ManiSkill)
+FRONT_CAMERA = ((1.05, 0.42, 0.5), (0.48, 0.0, 0.06), 45.0)
 POINTCLOUD_POINTS = 1024
 
 PROPRIO_FIELDS = (("qpos", 7), ("qvel", 7), ("gripper_width", 1), ("tcp_pos", 3), ("tcp_quat", 4))

@@ -41,7 +41,7 @@ from envs.backends.maniskill.controller import ArmController, SingleArmView
 from envs.backends.maniskill.goals import BatchedGoals, Snapshot
 from envs.backends.maniskill.kinematics import SerialChain
 from envs.core import observation as ob
-from envs.core.observation import CAMERAS, POINTCLOUD_POINTS
+from envs.core.observation import CAMERAS, FRONT_CAMERA, POINTCLOUD_POINTS
 from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
 from envs.core.rotations import yaw_quat
 from envs.core.scene import BOWL_WALLS, Scene
@@ -55,8 +55,6 @@ OBJECT_FRICTION = 1.0      # same as the MuJoCo scene (ManiSkill's default is 0.
 ZONE_ALPHA = 0.7
 # what each roboforge obs mode asks ManiSkill's cameras for (raw float textures are read, see _camera_obs)
 _MS_OBS_MODE = {"state": "state_dict", "rgb": "rgb", "rgbd": "rgb+depth", "pointcloud": "rgb+depth"}
-# cameras as in the MuJoCo scene: (eye, target, vertical fov in degrees)
-FRONT_CAMERA = ((1.05, 0.42, 0.5), (0.48, 0.0, 0.06), 45.0)
 # wrist camera on panda_hand at (0.07, 0, 0.02), looking along the hand's +z, image-up = hand -x
 WRIST_CAMERA_POSE = sapien.Pose(p=[0.07, 0.0, 0.02], q=[0.70710678, 0.0, -0.70710678, 0.0])
 WRIST_FOV = 70.0

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from envs.core.observation import FRONT_CAMERA
 from envs.core.robot import CONTROL_HZ, PANDA_XML
 from envs.core.rotations import yaw_quat
 from envs.core.scene import BOWL_WALLS, Scene
@@ -97,8 +98,8 @@ def compile_scene(scene: Scene, model_name: str = "roboforge") -> str:
     ET.SubElement(world, "geom", name="floor", type="plane", size="3 3 0.1", pos="0 0 -0.75", material="floor")
     ET.SubElement(world, "geom", name="table", type="box", size="0.55 0.7 0.375", pos="0.4 0 -0.375",
                   material="table", friction="1 0.005 0.0001")
-    ET.SubElement(world, "camera", name="front", pos="1.05 0.42 0.5",
-                  xyaxes=lookat_xyaxes((1.05, 0.42, 0.5), (0.48, 0, 0.06)), fovy="45")
+    eye, target, fovy = FRONT_CAMERA
+    ET.SubElement(world, "camera", name="front", pos=_fmt(eye), xyaxes=lookat_xyaxes(eye, target), fovy=_fmt(fovy))
     ET.SubElement(world, "camera", name="side", pos="0.5 -0.9 0.5",
                   xyaxes=lookat_xyaxes((0.5, -0.9, 0.5), (0.5, 0, 0.05)), fovy="45")
     for child in robot.find("worldbody"):
