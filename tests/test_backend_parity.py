@@ -11,11 +11,11 @@ import pytest
 
 import envs
 from envs.backends import maniskill
+from envs.core import SIMS
 from planners import make_oracle
 
 _PROBLEM = maniskill.problem()
 pytestmark = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
-SIMS = ("mujoco", "maniskill")
 UNSEEN_SEEDS = range(70_000, 70_010)  # demo seeds start at 0, eval seeds at 100_000
 
 
