@@ -73,7 +73,7 @@ def test_state_layout_info_and_oracle_surface():
     assert np.allclose(obs[lay["top.rel_pos"]], s.objects["top"].pos - s.tcp_pos, atol=1e-6)
     assert obs[lay["gripper_width"]][0] == pytest.approx(0.08, abs=1e-3)
     assert np.allclose(u.controller.target_pos, s.tcp_pos, atol=1e-4)
-    assert info["success"] is False and "stack the" in info["instruction"]
+    assert info["success"] is False and "stack the" in info["instruction"] and info["task"] == "stack_blocks"
     assert set(info["conditions"]) == {"on_top", "released", "at_rest"}
     # 10 steps of +y at full scale move the TCP target 0.2 m (20 Hz, POS_SCALE 0.02 m); the arm follows
     start = u.controller.target_pos.copy()
@@ -217,6 +217,24 @@ def test_no_vulkan_device_gives_one_message_with_the_fix(monkeypatch):
 
 
 @needs_maniskill
+def test_batch_env_gives_slots_tensors_and_the_task_name():
+    from envs.backends.maniskill.env import ManiSkillBatchEnv
+    from envs.core import observation as ob
+
+    env = ManiSkillBatchEnv(envs.get_task("place_in_bowl"), num_envs=1, obs_mode="slots", sim_backend="physx_cpu")
+    obs, info = env.reset(seed=0)
+    assert isinstance(obs, torch.Tensor) and obs.shape == (1, ob.SLOTS_DIM) and obs.dtype == torch.float32
+    assert info["task"] == "place_in_bowl"
+    _, objects = ob.split_slots(obs[0].numpy())
+    want = ob.slot_attributes(env.episode(0).scene.objects, "place_in_bowl")
+    attrs = np.concatenate([objects[:2, ob.SLOT_FIELD_SLICES[k]] for k in ob.ATTRIBUTE_FIELDS], 1)
+    assert np.allclose(attrs, want, atol=1e-6) and objects[:, 0].tolist() == [1, 1] + [0] * (ob.MAX_OBJECTS - 2)
+    obs, _, _, _, info = env.step(torch.zeros(1, 7))
+    assert obs.shape == (1, ob.SLOTS_DIM) and info["task"] == "place_in_bowl"
+    env.close()
+
+
+@needs_maniskill
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
 def test_num_envs_on_cpu_falls_back_to_async_workers(caplog):
     with caplog.at_level(logging.WARNING, logger="roboforge.maniskill"):
@@ -261,6 +279,27 @@ def test_gpu_batched_reset_and_step_stay_on_device(num_envs):
     before = obs.clone()
     obs, _ = env.reset(options={"env_idx": torch.tensor([0, 3], device="cuda")})  # partial reset
     assert torch.equal(obs[1], before[1]) and not torch.equal(obs[0], before[0])
+    env.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_slots_are_per_episode_and_stay_on_device():
+    from envs.core import observation as ob
+
+    env = ms_make("sort_by_color", num_envs=16, obs_mode="slots")
+    u = env.unwrapped
+    obs, info = env.reset(seed=0)
+    obs, _, _, _, info = env.step(torch.zeros(16, 7, device="cuda"))
+    assert obs.shape == (16, ob.SLOTS_DIM) and obs.device.type == "cuda" and info["task"] == "sort_by_color"
+    _, objects = ob.split_slots(obs.cpu().numpy())
+    for i in (0, 7, 15):  # colours differ per episode: each row has its own episode's attributes
+        want = ob.slot_attributes(u.episode(i).scene.objects, "sort_by_color")
+        attrs = np.concatenate([objects[i, :6, ob.SLOT_FIELD_SLICES[k]] for k in ob.ATTRIBUTE_FIELDS], 1)
+        assert np.allclose(attrs, want, atol=1e-6), i
+        state = u.episode(i).scene
+        assert np.allclose(objects[i, :6, ob.SLOT_FIELD_SLICES["pos"]],
+                           [o.pos for o in state.objects], atol=5e-3), i  # at rest where they were placed
     env.close()
 
 

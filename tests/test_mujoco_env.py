@@ -10,7 +10,7 @@ ID = "roboforge/stack_blocks-v0"
 
 
 @pytest.mark.parametrize("control_mode", ["ee_delta_pose", "joint_pos"])
-@pytest.mark.parametrize("obs_mode", ["state", "rgb", "rgbd", "pointcloud"])
+@pytest.mark.parametrize("obs_mode", ["state", "slots", "rgb", "rgbd", "pointcloud"])
 def test_check_env_all_modes(obs_mode, control_mode):
     env = gym.make(ID, obs_mode=obs_mode, control_mode=control_mode, render_mode="rgb_array")
     check_env(env.unwrapped, skip_render_check=False)
@@ -49,7 +49,8 @@ def test_state_layout_and_info():
     assert obs[lay["gripper_width"]][0] == pytest.approx(0.08, abs=1e-3)
     assert info["success"] is False and "stack the" in info["instruction"]
     _, r, term, trunc, info = env.step(env.action_space.sample())
-    assert set(info) >= {"success", "instruction", "conditions"} and 0 <= r <= 1
+    assert set(info) >= {"success", "task", "instruction", "conditions"} and 0 <= r <= 1
+    assert info["task"] == "stack_blocks"
 
 
 def test_same_seed_same_initial_state_and_colors():
@@ -87,7 +88,7 @@ def test_joint_pos_tracks_joint_targets_and_gripper_closes():
 
 
 def test_bad_arguments_name_the_allowed_values():
-    with pytest.raises(ValueError, match="obs_mode 'depth'.*state, rgb, rgbd, pointcloud"):
+    with pytest.raises(ValueError, match="obs_mode 'depth'.*state, slots, rgb, rgbd, pointcloud"):
         gym.make(ID, obs_mode="depth")
     with pytest.raises(ValueError, match="control_mode.*ee_delta_pose, joint_pos"):
         gym.make(ID, control_mode="torque")

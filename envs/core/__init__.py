@@ -1,7 +1,8 @@
 """Backend-agnostic task API and the contracts every backend implements: scenes, goal predicates,
-tasks, the robot/action contract (:mod:`.robot`), the observation layout (:mod:`.observation`)
+tasks, the robot/action contract (:mod:`.robot`), the observation layouts (:mod:`.observation`)
 and the Gymnasium surface (:mod:`.surface`)."""
-from envs.core.observation import CAMERAS, IMAGE_OBS_MODES, OBS_MODES, POINTCLOUD_POINTS, state_layout
+from envs.core.observation import (CAMERAS, IMAGE_OBS_MODES, MAX_OBJECTS, OBS_MODES, POINTCLOUD_POINTS,
+                                   SlotCapacityError, slots_layout, split_slots, state_layout)
 from envs.core.predicates import AtPose, Bridge, Goal, InZone, Near, On, Pushed, Reached
 from envs.core.robot import CONTROL_HZ, CONTROL_MODES
 from envs.core.rotations import yaw_quat
@@ -11,6 +12,6 @@ from envs.core.surface import SIMS
 from envs.core.task import Task, build_layout
 
 __all__ = ["AtPose", "Bridge", "Goal", "Reached", "InZone", "Near", "On", "Pushed", "CAMERAS", "COLORS",
-           "CONTROL_HZ", "CONTROL_MODES", "IMAGE_OBS_MODES", "OBJECT_KINDS", "OBS_MODES", "POINTCLOUD_POINTS",
-           "REGIONS", "SIMS", "ObjectSpec", "Scene", "SceneError", "ObjectState", "SceneState", "Task",
-           "build_layout", "state_layout", "yaw_quat"]
+           "CONTROL_HZ", "CONTROL_MODES", "IMAGE_OBS_MODES", "MAX_OBJECTS", "OBJECT_KINDS", "OBS_MODES",
+           "POINTCLOUD_POINTS", "REGIONS", "SIMS", "ObjectSpec", "Scene", "SceneError", "ObjectState", "SceneState",
+           "SlotCapacityError", "Task", "build_layout", "slots_layout", "split_slots", "state_layout", "yaw_quat"]

@@ -41,7 +41,7 @@ from envs.backends.maniskill.controller import ArmController, SingleArmView
 from envs.backends.maniskill.goals import BatchedGoals, Snapshot
 from envs.backends.maniskill.kinematics import SerialChain
 from envs.core import observation as ob
-from envs.core.observation import CAMERAS, FRONT_CAMERA, POINTCLOUD_POINTS
+from envs.core.observation import CAMERAS, FRONT_CAMERA, IMAGE_OBS_MODES, POINTCLOUD_POINTS
 from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
 from envs.core.rotations import yaw_quat
 from envs.core.scene import BOWL_WALLS, Scene
@@ -54,7 +54,8 @@ CONTACT_FORCE = 0.05       # N: a finger "touches" an object above this contact 
 OBJECT_FRICTION = 1.0      # same as the MuJoCo scene (ManiSkill's default is 0.3)
 ZONE_ALPHA = 0.7
 # what each roboforge obs mode asks ManiSkill's cameras for (raw float textures are read, see _camera_obs)
-_MS_OBS_MODE = {"state": "state_dict", "rgb": "rgb", "rgbd": "rgb+depth", "pointcloud": "rgb+depth"}
+_MS_OBS_MODE = {"state": "state_dict", "slots": "state_dict", "rgb": "rgb", "rgbd": "rgb+depth",
+                "pointcloud": "rgb+depth"}
 # wrist camera on panda_hand at (0.07, 0, 0.02), looking along the hand's +z, image-up = hand -x
 WRIST_CAMERA_POSE = sapien.Pose(p=[0.07, 0.0, 0.02], q=[0.70710678, 0.0, -0.70710678, 0.0])
 WRIST_FOV = 70.0
@@ -109,7 +110,7 @@ class ManiSkillBatchEnv(BaseEnv):
 
     @property
     def _default_sensor_configs(self):
-        if self.roboforge_obs_mode == "state":
+        if self.roboforge_obs_mode not in IMAGE_OBS_MODES:
             return []
         s, (eye, target, fov) = self.image_size, FRONT_CAMERA
         return [CameraConfig("front", sapien_utils.look_at(eye, target), s, s, np.deg2rad(fov), 0.01, CAMERA_FAR,
@@ -174,6 +175,7 @@ class ManiSkillBatchEnv(BaseEnv):
         m = len(self.object_names)
         self._fixture_pos = torch.zeros(self.num_envs, m, 3, device=self.device)
         self._fixture_quat = torch.zeros(self.num_envs, m, 4, device=self.device)
+        self._slot_attrs = torch.zeros(self.num_envs, m, ob.ATTRIBUTE_DIM, device=self.device)
         if self.scene.gpu_sim_enabled or self.num_envs > 1:
             return
         # CPU: contacts are read once per step and matched to (finger, object) by entity id
@@ -252,6 +254,9 @@ class ManiSkillBatchEnv(BaseEnv):
         self.arm.reset(ids, torch.zeros(self.num_envs, 9, device=dev).index_copy(0, ids, qpos))
         half = np.array([[o.half_size for o in ep.scene.objects] for ep in eps])
         self.goals.set(idx, [ep.goals for ep in eps], half)
+        if self.roboforge_obs_mode == "slots":  # colours and sizes change per episode; the count is checked here
+            attrs = np.stack([ob.slot_attributes(ep.scene.objects, self.task_cls.name) for ep in eps])
+            self._slot_attrs[ids] = torch.as_tensor(attrs, device=dev, dtype=torch.float32)
 
     @property
     def instructions(self) -> list[str]:
@@ -339,6 +344,11 @@ class ManiSkillBatchEnv(BaseEnv):
         touch = force > CONTACT_FORCE
         return touch[0] | touch[1], touch[0] & touch[1]
 
+    def get_info(self) -> dict:
+        info = super().get_info()
+        info["task"] = self.task_cls.name  # one task per batch: the registered name, as on MuJoCo
+        return info
+
     def evaluate(self) -> dict:
         self._snap = self.snapshot()
         conds, self._evals = self.goals.evaluate(self._snap)
@@ -371,9 +381,17 @@ class ManiSkillBatchEnv(BaseEnv):
             fixtures=[s.pos[:, k] for k in self._fixtures],
             goal_deltas=self.goals.deltas(s, self._evals))
 
+    def _slots_obs(self, s: Snapshot) -> torch.Tensor:
+        return ob.slots_observation(
+            s.qpos[:, :7], s.qvel[:, :7], s.qpos[:, 7:9].sum(1, keepdim=True), s.tcp_pos, s.tcp_quat,
+            pos=s.pos, quat=s.quat, attributes=self._slot_attrs, goal_objects=self.goals.goal_objects(),
+            goal_deltas=torch.stack(self.goals.deltas(s, self._evals), 1) if self._evals else s.pos[:, :0])
+
     def get_obs(self, info: dict | None = None, unflattened: bool = False):
         if info is None:
             info = self.get_info()
+        if self.roboforge_obs_mode == "slots":
+            return self._slots_obs(self._snap)
         state = self._state_obs(self._snap)
         if self.roboforge_obs_mode == "state":
             return state
@@ -546,7 +564,7 @@ class ManiSkillTaskEnv(gym.Env):
     def _info(self, info: dict) -> dict:
         names = [g.name for g in self.goals] + ["released", "at_rest"]
         keys = self.base.goals.slot_names + ["released", "at_rest"]
-        return {"success": bool(info["success"][0]), "instruction": self.instruction,
+        return {"success": bool(info["success"][0]), "task": self.task_cls.name, "instruction": self.instruction,
                 "conditions": {n: bool(info[k][0]) for n, k in zip(names, keys)}}
 
     def render(self):

@@ -187,6 +187,12 @@ class BatchedGoals:
         return [t - torch.where((slot["skill"] == reach)[:, None], s.tcp_pos, p)
                 for slot, (_, _, p, t) in zip(self._slots, evals)]
 
+    def goal_objects(self) -> torch.Tensor:
+        """(N, G) long: the index of the object each goal moves (the marker of a reach goal)."""
+        if not self._slots:
+            return torch.zeros(self.num_envs, 0, dtype=torch.long, device=self.device)
+        return torch.stack([slot["obj"] for slot in self._slots], 1)
+
     def _host_eval(self, k: int, s: Snapshot):
         ok, dist = [], []
         for i in range(self.num_envs):

@@ -1,9 +1,10 @@
 """Gymnasium environment running a roboforge task on MuJoCo.
 
-Observations follow :mod:`envs.core.observation` (the ``state`` vector; images from the front
-and wrist cameras; a point cloud unprojected from their depth, table-top region only, a fixed N
-points); actions follow :mod:`envs.core.robot`. ``info`` carries ``success``, ``instruction``
-and the named ``conditions`` every step. ``terminated`` = success.
+Observations follow :mod:`envs.core.observation` (the ``state`` vector; the task-independent
+``slots`` vector; images from the front and wrist cameras; a point cloud unprojected from their
+depth, table-top region only, a fixed N points); actions follow :mod:`envs.core.robot`. ``info``
+carries ``success``, ``task`` (the registered name), ``instruction`` and the named
+``conditions`` every step. ``terminated`` = success.
 """
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ class MujocoTaskEnv(gym.Env):
     def _build(self, rng: np.random.Generator) -> None:
         self.task, scene = build_layout(self.task_cls, rng)
         self.scene, self.goals = scene, self.task.goals()
+        if self.obs_mode == "slots":  # colours and sizes may change per episode; the count is checked here
+            self._slot_attrs = ob.slot_attributes(scene.objects, self.task_cls.name)
+            index = {o.name: k for k, o in enumerate(scene.objects)}
+            self._goal_objects = np.array([index[g.obj.name] for g in self.goals], dtype=np.int64)
         sig = scene.signature()
         if self._signature is not None and [s[:2] for s in sig] != [s[:2] for s in self._signature]:
             raise RuntimeError(f"task {self.task_cls.name!r} built a different set of objects for another "
@@ -163,10 +168,20 @@ class MujocoTaskEnv(gym.Env):
             fixtures=[s.objects[o.name].pos for o in self._fixtures],
             goal_deltas=[goal_delta(g, s) for g in self.goals])
 
+    def _slots_obs(self, s: SceneState) -> np.ndarray:
+        d, objs = self.data, [s.objects[o.name] for o in self.scene.objects]
+        return ob.slots_observation(
+            d.qpos[:7], d.qvel[:7], np.array([s.gripper_width]), s.tcp_pos, s.tcp_quat,
+            pos=np.array([o.pos for o in objs]).reshape(-1, 3), quat=np.array([o.quat for o in objs]).reshape(-1, 4),
+            attributes=self._slot_attrs, goal_objects=self._goal_objects,
+            goal_deltas=np.array([goal_delta(g, s) for g in self.goals]).reshape(-1, 3))
+
     def _make_obs_space(self) -> spaces.Space:
         return ob.observation_space(self.obs_mode, ob.state_dim(self.state_layout()), self.image_size)
 
     def _obs(self, s: SceneState):
+        if self.obs_mode == "slots":
+            return self._slots_obs(s)
         state = self._state_obs(s)
         if self.obs_mode == "state":
             return state
@@ -264,5 +279,5 @@ class MujocoTaskEnv(gym.Env):
         return self._obs(s), reward, bool(conds["success"]), False, self._info(conds)
 
     def _info(self, conds: dict[str, bool]) -> dict:
-        return {"success": bool(conds["success"]), "instruction": self.instruction,
+        return {"success": bool(conds["success"]), "task": self.task_cls.name, "instruction": self.instruction,
                 "conditions": {k: v for k, v in conds.items() if k != "success"}}
