@@ -89,7 +89,7 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
     import gymnasium as gym
 
     import envs
-    from policies import load_policy
+    from policies import Policy
     from policies.diffusion import DiffusionConfig, DiffusionPolicy
     from train.datasets.sequence import SequenceDataset
     from train.demos import collect_demos
@@ -115,7 +115,7 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
     timings["train_s"] = time.time() - t
 
     t = time.time()
-    policy = load_policy(checkpoint_dir(run_dir), device=cfg.device)  # the EMA weights
+    policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=cfg.device)  # the EMA weights
     make_env = partial(gym.make, envs.env_id(cfg.env), sim=cfg.sim.name, obs_mode=cfg.obs_mode,
                        control_mode=cfg.control_mode)
     seeds = range(cfg.eval.seed_start, cfg.eval.seed_start + cfg.eval.episodes)

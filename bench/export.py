@@ -42,7 +42,7 @@ def make_policy(run: Path):
     policy = DiffusionPolicy(DiffusionConfig(obs_dim=obs_dim, action_dim=7, **cfg))
     rng = np.random.default_rng(0)
     policy.fit_normalizer(rng.normal(size=(1000, obs_dim)), rng.uniform(-1, 1, (1000, 7)))
-    policy.save(run / "checkpoints" / "last")
+    policy.save_pretrained(run / "checkpoints" / "last")
     (run / "config.yaml").write_text(yaml.safe_dump({"env": TASK, "sim": {"name": "mujoco"}, "obs_mode": "state",
                                                      "control_mode": "ee_delta_pose"}))
     return policy.eval(), run / "checkpoints" / "last"
@@ -102,9 +102,9 @@ def main() -> None:
             obs = rng.normal(size=(batch, c.n_obs_steps, c.obs_dim)).astype(np.float32)
             noise = rng.standard_normal((batch, c.horizon, c.action_dim), dtype=np.float32)
             obs_t, noise_t = torch.from_numpy(obs), torch.from_numpy(noise)
-            runners = {"torch_eager": lambda: policy.predict_action_chunk(obs_t, noise_t),
-                       "onnxruntime": lambda: ort.predict_chunk(obs, noise),
-                       "torchscript": lambda: ts.predict_chunk(obs, noise)}
+            runners = {"torch_eager": lambda: policy(obs_t, noise_t),
+                       "onnxruntime": lambda: ort(obs, noise),
+                       "torchscript": lambda: ts(obs, noise)}
             calls = args.calls if batch == 1 else max(5, args.calls // 4)
             res = latency(runners, args.rounds, calls)
             res["onnxruntime_speedup_vs_torch_eager"] = round(res["torch_eager"]["median_ms"]

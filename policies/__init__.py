@@ -1,9 +1,10 @@
-"""Policies share one surface: ``act(obs)``, ``reset()``, ``save(dir)``, ``load_policy(dir)``.
+"""Policies share one surface: ``Policy.from_pretrained(dir)``, ``select_action(obs)``,
+``predict_action_chunk(obs)``, ``reset()``, ``save_pretrained(dir)`` (see :mod:`policies.common.policy`).
 
 The names below load lazily (PEP 562) so that ``policies.export.runtime``, the torch-free
 deployment runtime, can be imported on a robot computer without torch.
 """
-__all__ = ["Policy", "load_policy", "register_policy"]
+__all__ = ["Policy", "register_policy"]
 
 
 def __getattr__(name: str):

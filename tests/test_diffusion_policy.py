@@ -1,4 +1,4 @@
-"""Diffusion policy: normalizer, EMA, config, U-Net, save/load, acting, and a tiny training run."""
+"""Diffusion policy: normalizer, EMA, config, U-Net, save_pretrained/from_pretrained, acting, and a tiny training run."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from policies import Policy, load_policy
+from policies import Policy
 from policies.common.ema import EMAModel
 from policies.common.normalizer import Normalizer, NormalizerNotFitted
 from policies.diffusion import DiffusionConfig, DiffusionPolicy
@@ -146,51 +146,51 @@ def test_ddim_loop_matches_diffusers_scheduler():
     assert torch.allclose(ours, x, atol=1e-6)
 
 
-def test_predict_action_chunk_shape_and_determinism():
+def test_chunk_graph_shape_and_determinism():
     policy = fitted_policy()
     obs, noise = torch.randn(3, 2, 6), torch.randn(3, 8, 2)
-    chunk = policy.predict_action_chunk(obs, noise)
+    chunk = policy(obs, noise)
     assert chunk.shape == (3, 4, 2)
-    assert torch.equal(chunk, policy.predict_action_chunk(obs, noise))
+    assert torch.equal(chunk, policy(obs, noise))
     with pytest.raises(ValueError, match=r"expected \(batch, 2, 6\)"):
-        policy.predict_action_chunk(torch.randn(3, 6))
+        policy(torch.randn(3, 6))
     with pytest.raises(ValueError, match=r"expected \(3, 8, 2\)"):
-        policy.predict_action_chunk(obs, torch.randn(3, 4, 2))
+        policy(obs, torch.randn(3, 4, 2))
 
 
 # -- save / load ------------------------------------------------------------------------------
 def test_save_load_round_trip_gives_identical_actions(tmp_path):
     policy = fitted_policy()
-    path = policy.save(tmp_path / "policy")
+    path = policy.save_pretrained(tmp_path / "policy")
     config = json.loads((path / "config.json").read_text())
     assert config["policy_type"] == "diffusion" and config["format_version"] == 1
     assert {k: v for k, v in config.items() if k not in ("policy_type", "format_version")} == policy.config.to_dict()
     assert (path / "model.safetensors").exists()
 
-    loaded = load_policy(path)
+    loaded = Policy.from_pretrained(path)
     assert isinstance(loaded, DiffusionPolicy) and loaded.config == policy.config
     assert loaded.device == torch.device("cpu") and not loaded.training
-    assert isinstance(Policy.load(path), DiffusionPolicy) and isinstance(DiffusionPolicy.load(path), DiffusionPolicy)
+    assert isinstance(Policy.from_pretrained(path), DiffusionPolicy) and isinstance(DiffusionPolicy.from_pretrained(path), DiffusionPolicy)
     obs, noise = torch.randn(2, 2, 6), torch.randn(2, 8, 2)
-    assert torch.equal(loaded.predict_action_chunk(obs, noise), policy.predict_action_chunk(obs, noise))
+    assert torch.equal(loaded(obs, noise), policy(obs, noise))
 
 
 def test_load_without_config_json_says_what_is_missing(tmp_path):
-    path = fitted_policy().save(tmp_path / "policy")
+    path = fitted_policy().save_pretrained(tmp_path / "policy")
     (path / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="has no config.json"):
-        load_policy(path)
+        Policy.from_pretrained(path)
 
 
 def test_load_without_normalizer_stats_says_so(tmp_path):
     unfitted = DiffusionPolicy(DiffusionConfig(**TINY))
-    path = unfitted.save(tmp_path / "policy")
-    with pytest.raises(ValueError, match=r"checkpoint .* has no normalizer stats; was it saved with policy.save\(\)"):
-        load_policy(path)
+    path = unfitted.save_pretrained(tmp_path / "policy")
+    with pytest.raises(ValueError, match=r"checkpoint .* has no normalizer stats; was it saved with policy.save_pretrained\(\)"):
+        Policy.from_pretrained(path)
 
 
 # -- acting -----------------------------------------------------------------------------------
-def test_act_predicts_once_per_chunk_and_pads_history(monkeypatch):
+def test_select_action_predicts_once_per_chunk_and_pads_history(monkeypatch):
     policy = fitted_policy()
     seen = []
 
@@ -200,9 +200,9 @@ def test_act_predicts_once_per_chunk_and_pads_history(monkeypatch):
         # chunk k holds actions [k*10 + i] so the queue order is visible
         return torch.tensor([[[k * 10.0 + i, 0.0] for i in range(policy.config.n_action_steps)]])
 
-    monkeypatch.setattr(policy, "predict_action_chunk", fake_predict)
+    monkeypatch.setattr(policy, "forward", fake_predict)
     observations = [np.full(6, float(i), dtype=np.float32) for i in range(9)]
-    actions = [policy.act(o) for o in observations]
+    actions = [policy.select_action(o) for o in observations]
     assert len(seen) == 3  # steps 0, 4 and 8 start a new chunk
     assert [a[0] for a in actions] == [10, 11, 12, 13, 20, 21, 22, 23, 30]
     assert all(a.shape == (2,) and a.dtype == np.float32 for a in actions)
@@ -210,16 +210,16 @@ def test_act_predicts_once_per_chunk_and_pads_history(monkeypatch):
     assert torch.equal(seen[1][0], torch.tensor(np.stack(observations[3:5])))  # the last two, oldest first
 
     policy.reset()
-    policy.act(observations[5])
+    policy.select_action(observations[5])
     assert len(seen) == 4 and torch.equal(seen[3][0], torch.full((2, 6), 5.0))
 
 
-def test_act_checks_shape_and_accepts_batches():
+def test_select_action_checks_shape_and_accepts_batches():
     policy = fitted_policy()
     with pytest.raises(ValueError, match=r"expects \(6,\)"):
-        policy.act(np.zeros(5, dtype=np.float32))
+        policy.select_action(np.zeros(5, dtype=np.float32))
     policy.reset()
-    action = policy.act(np.zeros((3, 6), dtype=np.float32))
+    action = policy.select_action(np.zeros((3, 6), dtype=np.float32))
     assert action.shape == (3, 2) and action.dtype == np.float32
 
 
@@ -250,4 +250,4 @@ def test_training_reduces_loss_on_synthetic_demos():
     first, last = np.mean(losses[:20]), np.mean(losses[-20:])
     assert last < 0.5 * first, f"loss went {first:.3f} -> {last:.3f}"
     # the EMA copy is a complete policy: it acts and saves like the trained one
-    assert ema.averaged_model.act(obs[0]).shape == (c.action_dim,)
+    assert ema.averaged_model.select_action(obs[0]).shape == (c.action_dim,)

@@ -49,7 +49,7 @@ def run_dir(tmp_path_factory) -> Path:
     obs = np.array(obs)
     policy = tiny_diffusion(obs.shape[1])
     policy.fit_normalizer(obs, np.random.default_rng(0).uniform(-1, 1, (len(obs), 7)))
-    policy.save(run / "checkpoints" / "last")
+    policy.save_pretrained(run / "checkpoints" / "last")
     (run / "config.yaml").write_text(yaml.safe_dump({"env": TASK, "sim": {"name": "mujoco"}, "obs_mode": "state",
                                                      "control_mode": "ee_delta_pose", "library": None}))
     return run
@@ -92,25 +92,25 @@ def test_onnx_export_writes_model_manifest_and_runtime(onnx_dir, ckpt):
 
 
 def test_exported_graph_matches_torch_with_the_same_noise(onnx_dir, ckpt):
-    policy = DiffusionPolicy.load(ckpt)
+    policy = DiffusionPolicy.from_pretrained(ckpt)
     exported = ExportedPolicy(onnx_dir)
     rng = np.random.default_rng(0)
     for b in (1, 5):  # the batch axis is dynamic
         obs = rng.normal(size=(b, 2, policy.config.obs_dim)).astype(np.float32)
         noise = rng.standard_normal((b, 8, 7), dtype=np.float32)
         ref = policy(torch.from_numpy(obs), torch.from_numpy(noise)).numpy()
-        out = exported.predict_chunk(obs, noise)
+        out = exported(obs, noise)
         assert out.shape == (b, 4, 7)
         assert np.abs(out - ref).max() <= 1e-4
 
 
 def test_runtime_keeps_history_and_action_queue_like_training(onnx_dir, ckpt):
-    """act() over 8 steps = two chunks: the first from [o0, o0], the second from [o3, o4]."""
-    policy = DiffusionPolicy.load(ckpt)
+    """select_action() over 8 steps = two chunks: the first from [o0, o0], the second from [o3, o4]."""
+    policy = DiffusionPolicy.from_pretrained(ckpt)
     exported = ExportedPolicy(onnx_dir)
     obs = np.random.default_rng(1).normal(size=(8, policy.config.obs_dim)).astype(np.float32)
     exported.reset(seed=7)
-    acts = np.stack([exported.act(o) for o in obs])
+    acts = np.stack([exported.select_action(o) for o in obs])
     rng = np.random.default_rng(7)
     expected = []
     for hist in ([obs[0], obs[0]], [obs[3], obs[4]]):
@@ -118,13 +118,15 @@ def test_runtime_keeps_history_and_action_queue_like_training(onnx_dir, ckpt):
         expected.append(policy(torch.from_numpy(np.stack(hist)[None]), torch.from_numpy(noise))[0].numpy())
     assert acts.shape == (8, 7) and acts.dtype == np.float32
     np.testing.assert_allclose(acts, np.concatenate(expected), atol=1e-4)
+    exported.reset(seed=7)  # the whole first chunk at once, from the same padded history and noise
+    np.testing.assert_allclose(exported.predict_action_chunk(obs[0]), expected[0], atol=1e-4)
 
 
 def test_runtime_imports_without_torch(onnx_dir):
     code = ("import sys, numpy as np\n"
             "from {mod} import ExportedPolicy\n"
             "p = ExportedPolicy(sys.argv[1]); p.reset()\n"
-            "a = p.act(np.zeros(p.obs_dim, np.float32))\n"
+            "a = p.select_action(np.zeros(p.obs_dim, np.float32))\n"
             "assert a.shape == (7,), a.shape\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n"
             "print('ok')\n")
@@ -142,27 +144,27 @@ def test_runtime_imports_without_torch(onnx_dir):
 def test_torchscript_export_runs_in_the_runtime(ckpt, tmp_path):
     out = export_policy(ckpt, "torchscript", tmp_path / "ts")
     assert (out / "model.pt").exists()
-    policy = DiffusionPolicy.load(ckpt)
+    policy = DiffusionPolicy.from_pretrained(ckpt)
     exported = ExportedPolicy(out)
     obs = np.random.default_rng(2).normal(size=(3, 2, policy.config.obs_dim)).astype(np.float32)
     noise = np.random.default_rng(3).standard_normal((3, 8, 7), dtype=np.float32)
     ref = policy(torch.from_numpy(obs), torch.from_numpy(noise)).numpy()
-    np.testing.assert_allclose(exported.predict_chunk(obs, noise), ref, atol=1e-5)
+    np.testing.assert_allclose(exported(obs, noise), ref, atol=1e-5)
 
 
 def test_bad_observations_name_what_is_expected(onnx_dir):
     p = ExportedPolicy(onnx_dir)
     n = p.obs_dim
     with pytest.raises(ObservationError, match=rf"expects \({n},\) or \(batch, {n}\).*qpos\[0:7\]"):
-        p.act(np.zeros(n - 1))
+        p.select_action(np.zeros(n - 1))
     with pytest.raises(ObservationError, match=r"lacks \['state'\].*got \['front_rgb'\]"):
-        p.act({"front_rgb": np.zeros((8, 8, 3))})
+        p.select_action({"front_rgb": np.zeros((8, 8, 3))})
     with pytest.raises(ObservationError, match="NaN"):
-        p.act(np.full(n, np.nan))
+        p.select_action(np.full(n, np.nan))
     p.reset()
-    assert p.act({"state": np.zeros(n)}).shape == (7,)  # dict observations are read through 'state'
+    assert p.select_action({"state": np.zeros(n)}).shape == (7,)  # dict observations are read through 'state'
     with pytest.raises(ObservationError, match="batch size changed"):
-        p.act(np.zeros((2, n)))
+        p.select_action(np.zeros((2, n)))
 
 
 def test_verify_reports_fidelity_and_sim_success(onnx_dir, ckpt):
@@ -176,10 +178,10 @@ def test_verify_reports_fidelity_and_sim_success(onnx_dir, ckpt):
 def test_verify_rejects_a_different_checkpoint(onnx_dir, tmp_path, run_dir):
     other = tmp_path / "other"
     shutil.copytree(run_dir / "checkpoints" / "last", other)
-    p = DiffusionPolicy.load(other)
+    p = DiffusionPolicy.from_pretrained(other)
     with torch.no_grad():
         next(p.model.parameters()).add_(1.0)
-    p.save(other)
+    p.save_pretrained(other)
     with pytest.raises(ExportError, match="different checkpoint"):
         verify_export(onnx_dir, other, episodes=0)
 
@@ -205,7 +207,7 @@ def test_rl_mlp_policy_exports_with_its_normalizer(tmp_path):
     policy = MLPActorPolicy(cfg)
     policy.actor.normalizer.mean.normal_()
     policy.actor.normalizer.var.uniform_(0.5, 2.0)
-    policy.save(tmp_path / "ckpt")  # no run config: task and modes come from the policy config
+    policy.save_pretrained(tmp_path / "ckpt")  # no run config: task and modes come from the policy config
     out = export_policy(tmp_path / "ckpt", "onnx", tmp_path / "exp")
     m = json.loads((out / "manifest.json").read_text())
     assert m["policy"]["type"] == "rl_mlp" and m["control"]["n_action_steps"] == 1
@@ -213,7 +215,7 @@ def test_rl_mlp_policy_exports_with_its_normalizer(tmp_path):
     assert len(m["normalization"]["observation"]["mean"]) == obs_dim
     exported = ExportedPolicy(out)
     obs = np.random.default_rng(0).normal(size=(4, obs_dim)).astype(np.float32) * 3
-    np.testing.assert_allclose(exported.act(obs), policy.act(obs), atol=1e-5)
+    np.testing.assert_allclose(exported.select_action(obs), policy.select_action(obs), atol=1e-5)
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -233,8 +235,8 @@ def test_checkpoint_without_config_or_normalizer_is_refused(ckpt, tmp_path):
     (no_cfg / "config.json").unlink()
     with pytest.raises(ExportError, match="has no config.json"):
         export_policy(no_cfg, "onnx", tmp_path / "a")
-    unfitted = tiny_diffusion(DiffusionPolicy.load(ckpt).config.obs_dim)
-    unfitted.save(tmp_path / "unfitted")
+    unfitted = tiny_diffusion(DiffusionPolicy.from_pretrained(ckpt).config.obs_dim)
+    unfitted.save_pretrained(tmp_path / "unfitted")
     with pytest.raises(ExportError, match="no normalizer stats"):
         export_policy(tmp_path / "unfitted", "onnx", tmp_path / "b")
 

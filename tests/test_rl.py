@@ -139,16 +139,16 @@ def test_exported_policy_matches_sb3_and_round_trips(sac_run, tmp_path):
     expected, _ = model.predict(norm.normalize_obs(batch), deterministic=True)
 
     policy = export_policy(model, norm, task="reach_target")
-    np.testing.assert_allclose(policy.act(batch), expected, atol=1e-5)
+    np.testing.assert_allclose(policy.select_action(batch), expected, atol=1e-5)
 
-    policy.save(tmp_path / "policy")
-    loaded = Policy.load(tmp_path / "policy")  # through the common registry
+    policy.save_pretrained(tmp_path / "policy")
+    loaded = Policy.from_pretrained(tmp_path / "policy")  # through the common registry
     assert isinstance(loaded, MLPActorPolicy)
     loaded.reset()
     for o in batch:
-        np.testing.assert_array_equal(loaded.act(o), policy.act(o))
+        np.testing.assert_array_equal(loaded.select_action(o), policy.select_action(o))
     # and what run_rl left in checkpoints/ loads the same way
-    assert Policy.load(run_dir / "checkpoints").act(batch[0]).shape == env.action_space.shape
+    assert Policy.from_pretrained(run_dir / "checkpoints").select_action(batch[0]).shape == env.action_space.shape
 
 
 def test_rl_checkpoint_exports_to_onnx_and_runs_without_torch_policy(sac_run, tmp_path):
@@ -157,12 +157,12 @@ def test_rl_checkpoint_exports_to_onnx_and_runs_without_torch_policy(sac_run, tm
 
     _, run_dir, _ = sac_run
     out = export_artifact(run_dir / "checkpoints", "onnx", tmp_path / "exported")
-    torch_policy = Policy.load(run_dir / "checkpoints")
+    torch_policy = Policy.from_pretrained(run_dir / "checkpoints")
     exported = ExportedPolicy(out)
     env = make_env("reach_target")
     obs, _ = env.reset(seed=5)
     batch = np.stack([env.step(env.action_space.sample())[0] for _ in range(8)])
-    np.testing.assert_allclose(exported.act(batch), torch_policy.act(batch), atol=1e-5)
+    np.testing.assert_allclose(exported.select_action(batch), torch_policy.select_action(batch), atol=1e-5)
     assert exported.manifest["task"]["name"] == "reach_target" and exported.manifest["policy"]["algorithm"] == "sac"
 
 
@@ -208,7 +208,7 @@ def test_sac_on_maniskill_end_to_end_in_subprocesses(tmp_path):
     metrics = run_rl(cfg, tmp_path)
     assert metrics["sim"] == "maniskill" and metrics["env_steps"] >= 128 and metrics["num_episodes"] == 2
     assert (tmp_path / "checkpoints" / "sb3" / "model.zip").is_file()
-    assert MLPActorPolicy.load(tmp_path / "checkpoints").act(np.zeros((1, 28), np.float32)).shape == (1, 7)
+    assert MLPActorPolicy.from_pretrained(tmp_path / "checkpoints").select_action(np.zeros((1, 28), np.float32)).shape == (1, 7)
 
 
 def test_maniskill_batched_adapter_gives_what_make_env_gives():

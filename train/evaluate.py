@@ -12,7 +12,7 @@ from train.video import write_mp4
 
 def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int = 0,
              batch_size: int = 50, progress: bool = True) -> dict:
-    """Roll ``policy`` out once per seed. ``policy.act`` must accept a batch (B, obs_dim).
+    """Roll ``policy`` out once per seed. ``policy.select_action`` must accept a batch (B, obs_dim).
 
     Success = ``info["success"]`` at any step. The first ``num_videos`` seeds are rendered to
     ``video_dir/eval_seed<seed>_<success|fail>.mp4``.
@@ -31,7 +31,7 @@ def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int 
         final_success = np.zeros(len(chunk), bool)
         policy.reset()
         while not done.all():
-            actions = policy.act(obs.copy())  # the policy may keep references in its history
+            actions = policy.select_action(obs.copy())  # the policy may keep references in its history
             for i, e in enumerate(envs_):
                 if done[i]:
                     continue

@@ -1,7 +1,7 @@
 """Imitation trainer: a loop that reads top to bottom (AdamW, cosine LR, EMA, checkpoints).
 
 Checkpoints go to ``run_dir/checkpoints/last/``: the EMA policy (``model.safetensors`` +
-``config.json``, loadable with ``load_policy``) and ``trainer_state.pt`` (optimizer, LR schedule,
+``config.json``, loadable with ``Policy.from_pretrained``) and ``trainer_state.pt`` (optimizer, LR schedule,
 EMA, step, RNG) so a killed run resumes where it stopped.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step) -> None:
     final = checkpoint_dir(run_dir)
     tmp, old = final.with_name("last.tmp"), final.with_name("last.old")
     shutil.rmtree(tmp, ignore_errors=True)
-    ema.averaged_model.save(tmp)
+    ema.averaged_model.save_pretrained(tmp)
     torch.save({"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
                 "lr_scheduler": lr_sched.state_dict(), "ema": ema.state_dict(), "step": step,
                 "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")

@@ -6,7 +6,7 @@ checkpoints that resume, an exported policy on the common surface).
 
     run_dir/
       metrics.json               success_rate on eval seeds + training figures
-      checkpoints/               exported policy: config.json + model.safetensors (Policy.load)
+      checkpoints/               exported policy: config.json + model.safetensors (Policy.from_pretrained)
       checkpoints/sb3/           resume state: model.zip, vecnormalize.pkl, replay_buffer.npz, progress.json
       tensorboard/               SB3 curves (rollout/success_rate, rollout/ep_rew_mean, losses, time/*)
       videos/                    eval rollouts (mp4)
@@ -105,7 +105,7 @@ def save_checkpoint(model, state_dir: Path, policy_dir: Path, save_buffer: bool,
     """Resume state (checkpoints/sb3) and the exported policy (checkpoints/), kept in step."""
     norm = model.get_vec_normalize_env()
     save_training_state(state_dir, model, norm, replay_buffer=save_buffer, extra=progress)
-    export_policy(model, norm, **export_kw).save(policy_dir)
+    export_policy(model, norm, **export_kw).save_pretrained(policy_dir)
 
 
 class TrainingMonitor:

@@ -12,7 +12,7 @@ lives in ``train/``, not beside the exporter, because it evaluates policies in s
    difference must be <= ``tol`` (1e-4).
 2. Success in sim on the same unseen seeds: the exported policy (``ExportedPolicy``, torch-free)
    and the torch module under the same control loop and the same noise stream (so a gap comes
-   from the graph alone), plus the torch policy's own ``act`` with its own noise draws (the
+   from the graph alone), plus the torch policy's own ``select_action`` with its own noise draws (the
    spread that sampling alone gives).
 
 The result is written to ``DIR/verify.json`` and printed as a table.
@@ -70,7 +70,7 @@ def fidelity_check(policy, exported: ExportedPolicy, make_env, n: int = 64) -> d
             xs.append(torch.from_numpy(rng.standard_normal((len(batch), *spec.noise_shape), dtype=np.float32)))
         with torch.no_grad():
             ref = spec.module(*xs).numpy()
-        out = exported.predict_chunk(*(x.numpy() for x in xs))
+        out = exported(*(x.numpy() for x in xs))
         worst = max(worst, float(np.abs(out - ref).max()))
         worst_rel = max(worst_rel, float(np.abs(out - ref).max() / (np.abs(ref).max() + 1e-12)))
     return {"max_abs_diff": worst, "max_rel_diff": worst_rel, "num_inputs": n, "tolerance": TOLERANCE,

@@ -1,12 +1,18 @@
-"""The one policy surface: ``act(obs)``, ``reset()``, ``save(dir)``, ``Policy.load(dir)``.
+"""The one policy surface, with the names LeRobot and transformers users know.
 
-A saved policy is a directory, like LeRobot's ``save_pretrained``:
+    policy = Policy.from_pretrained("outputs/.../checkpoints/last")   # any registered policy type
+    policy.reset()                                  # at the start of every episode
+    action = policy.select_action(obs)              # one action to apply now (chunk queue inside)
+    chunk = policy.predict_action_chunk(obs)        # or the whole predicted chunk at once
+    policy.save_pretrained("my_policy")
+
+A saved policy is a directory (the same files as LeRobot's ``save_pretrained``):
 
 - ``config.json``: ``policy_type``, ``format_version`` and every field of the policy's config;
 - ``model.safetensors``: the weights, normalizer stats included (they are buffers).
 
-``Policy.load(dir)`` reads ``policy_type``, finds the class registered under that name with
-``@register_policy(name)``, builds it from the config and loads the weights.
+``Policy.from_pretrained(dir)`` reads ``policy_type``, finds the class registered under that name
+with ``@register_policy(name)``, builds it from the config and loads the weights.
 """
 from __future__ import annotations
 
@@ -25,13 +31,13 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 _POLICIES: dict[str, type["Policy"]] = {}
-# Built-in policy types and the module that registers each, so ``Policy.load`` works without the
+# Built-in policy types and the module that registers each, so ``from_pretrained`` works without the
 # caller importing the right subpackage first.
 _BUILTIN_MODULES = {"diffusion": "policies.diffusion", "rl_mlp": "policies.rl.mlp_policy"}
 
 
 def register_policy(name: str):
-    """Class decorator: ``@register_policy("diffusion")`` makes ``Policy.load`` able to build the
+    """Class decorator: ``@register_policy("diffusion")`` makes ``Policy.from_pretrained`` able to build the
     class from a ``config.json`` whose ``policy_type`` is ``name``."""
     def deco(cls: type["Policy"]) -> type["Policy"]:
         old = _POLICIES.get(name)
@@ -54,9 +60,13 @@ def _policy_class(kind: str, where: Path) -> type["Policy"]:
 
 class Policy(nn.Module):
     """Base of every policy. Subclasses set ``config_class`` (a dataclass with ``to_dict()`` /
-    ``from_dict()``), are decorated with ``@register_policy(name)``, and implement ``act`` and
-    ``reset``. Stateful policies (observation history, action queue) keep that state here, so the
-    caller just steps the environment with ``policy.act(obs)``."""
+    ``from_dict()``), are decorated with ``@register_policy(name)``, and implement
+    ``select_action``, ``predict_action_chunk`` and ``reset``. Stateful policies (observation
+    history, action queue) keep that state here, so the caller just steps the environment with
+    ``policy.select_action(obs)``.
+
+    Observations are raw (unnormalized): one (obs_dim,) or a batch (B, obs_dim) of B environments
+    stepped in lockstep; a dict observation is read through its ``"state"`` entry."""
 
     policy_type: str = ""
     config_class: type | None = None
@@ -66,9 +76,17 @@ class Policy(nn.Module):
         self.config = config
 
     # -- acting ----------------------------------------------------------------------------
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """One raw observation (obs_dim,) -> one action (action_dim,) float32, to apply now."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement act()")
+    def select_action(self, obs: np.ndarray) -> np.ndarray:
+        """Observation now (obs_dim,) -> the action (action_dim,) float32 to apply now; a batch
+        (B, obs_dim) -> (B, action_dim). Predicts a new chunk only when the queued one is used up."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement select_action()")
+
+    def predict_action_chunk(self, obs: np.ndarray) -> np.ndarray:
+        """Observation now (obs_dim,) -> the whole predicted chunk (n_action_steps, action_dim)
+        float32, first action to apply now; a batch (B, obs_dim) -> (B, n_action_steps, action_dim).
+        The observation joins the policy's history; the action queue of ``select_action`` is left
+        alone."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement predict_action_chunk()")
 
     def reset(self) -> None:
         """Start of an episode: forget the observation history and any queued actions."""
@@ -90,7 +108,7 @@ class Policy(nn.Module):
         return torch.device("cpu")
 
     # -- persistence -----------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write ``path/config.json`` and ``path/model.safetensors`` (directory created if needed)."""
         if not self.policy_type:
             raise TypeError(f"{type(self).__name__} is not registered; decorate it with @register_policy(name)")
@@ -104,24 +122,25 @@ class Policy(nn.Module):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Policy":
-        """Build the policy saved in directory ``path`` (by ``save()``), on ``device``, in eval mode.
-        Called on a subclass, also checks that the saved policy is of that class."""
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Policy":
+        """Build the policy saved in directory ``path`` (by ``save_pretrained()``), on ``device``, in
+        eval mode. Called on ``Policy``, builds whichever registered type the directory holds; called
+        on a subclass, also checks that the saved policy is of that class."""
         path = Path(path)
         config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
         if not path.is_dir():
             raise FileNotFoundError(f"{path} is not a directory; a saved policy is a directory holding "
-                                    f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save()")
+                                    f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save_pretrained()")
         if not config_file.exists():
             raise FileNotFoundError(f"{path} has no {CONFIG_FILE}; a saved policy is a directory holding "
-                                    f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save()")
+                                    f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save_pretrained()")
         if not weights_file.exists():
-            raise FileNotFoundError(f"{path} has no {WEIGHTS_FILE} (the weights); was it saved with policy.save()?")
+            raise FileNotFoundError(f"{path} has no {WEIGHTS_FILE} (the weights); was it saved with policy.save_pretrained()?")
         config = json.loads(config_file.read_text())
         kind = config.pop("policy_type", None)
         version = config.pop("format_version", None)
         if kind is None:
-            raise ValueError(f"{config_file} has no 'policy_type'; was it saved with policy.save()?")
+            raise ValueError(f"{config_file} has no 'policy_type'; was it saved with policy.save_pretrained()?")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ValueError(f"{config_file}: format_version {version!r} is not supported by this roboforge "
                              f"(it reads versions <= {FORMAT_VERSION})")
@@ -134,7 +153,7 @@ class Policy(nn.Module):
         expected = policy.state_dict()
         stats = [k for k in expected if k.endswith(".fitted")]  # one per Normalizer
         if any(k not in state or not bool(state[k]) for k in stats):
-            raise ValueError(f"checkpoint {path} has no normalizer stats; was it saved with policy.save() "
+            raise ValueError(f"checkpoint {path} has no normalizer stats; was it saved with policy.save_pretrained() "
                              f"after fit_normalizer()?")
         missing, unexpected = set(expected) - set(state), set(state) - set(expected)
         if missing or unexpected:
@@ -143,7 +162,3 @@ class Policy(nn.Module):
         policy.load_state_dict(state)
         return policy.to(device).eval()
 
-
-def load_policy(path: str | os.PathLike, device: str | torch.device = "cpu") -> Policy:
-    """Load any registered policy type from a directory written by ``policy.save()``."""
-    return Policy.load(path, device)

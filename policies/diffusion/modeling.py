@@ -25,7 +25,8 @@ from policies.diffusion.unet1d import ConditionalUnet1D
 
 @register_policy("diffusion")
 class DiffusionPolicy(Policy):
-    """State-based diffusion policy on the common surface (``act``, ``reset``, ``save``, ``load``).
+    """State-based diffusion policy on the common surface (``select_action``, ``predict_action_chunk``,
+    ``reset``, ``save_pretrained``, ``from_pretrained``); ``policy(obs_hist, noise)`` is the tensor graph.
 
     Modules: ``obs_normalizer`` (obs_dim), ``action_normalizer`` (action_dim), ``model`` (the U-Net).
     Observations and actions are raw (unnormalized) everywhere in the public API.
@@ -108,9 +109,10 @@ class DiffusionPolicy(Policy):
         return x
 
     @torch.no_grad()
-    def predict_action_chunk(self, obs_hist: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw observations (B, n_obs_steps, obs_dim), oldest first -> raw actions
-        (B, n_action_steps, action_dim), the first to be applied now.
+    def forward(self, obs_hist: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The policy as one tensor graph (what an exporter traces): raw observations
+        (B, n_obs_steps, obs_dim), oldest first -> raw actions (B, n_action_steps, action_dim), the
+        first to be applied now. Called as ``policy(obs_hist, noise)``.
 
         ``noise`` (B, horizon, action_dim) is the initial latent; giving it makes the result
         deterministic (no other randomness), e.g. to compare an exported graph with this one.
@@ -127,10 +129,6 @@ class DiffusionPolicy(Policy):
         traj = self.sample_trajectory(cond, noise.to(obs_hist))
         start = c.n_obs_steps - 1  # the trajectory starts at the oldest observation; act from the current one
         return self.action_normalizer.unnormalize(traj[:, start:start + c.n_action_steps])
-
-    def forward(self, obs_hist: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Same as :meth:`predict_action_chunk` (the graph an exporter traces)."""
-        return self.predict_action_chunk(obs_hist, noise)
 
     def export_spec(self):
         """The whole sampler as one graph: normalize -> ``num_inference_steps`` DDIM steps ->
@@ -159,7 +157,7 @@ class DiffusionPolicy(Policy):
         self._obs_history: deque[np.ndarray] = deque(maxlen=self.config.n_obs_steps)
         self._action_queue: deque[np.ndarray] = deque()
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def select_action(self, obs: np.ndarray) -> np.ndarray:
         """Raw observation (obs_dim,) -> action (action_dim,) float32 to apply now.
 
         A batch (B, obs_dim) -> (B, action_dim) is accepted too, for B environments stepped in
@@ -167,6 +165,25 @@ class DiffusionPolicy(Policy):
         ``"state"`` entry. A new chunk is predicted every ``n_action_steps`` calls; after
         ``reset()`` the history is padded with the first observation.
         """
+        if not self._action_queue:
+            chunk = self.predict_action_chunk(obs)                                     # (B?, n, action_dim)
+            self._action_queue.extend(np.moveaxis(chunk, -2, 0))                       # n x (B?, action_dim)
+        else:
+            self._observe(obs)
+        return self._action_queue.popleft()
+
+    def predict_action_chunk(self, obs: np.ndarray) -> np.ndarray:
+        """Raw observation (obs_dim,) -> the whole chunk (n_action_steps, action_dim) float32 the
+        policy predicts from its observation history, first action to apply now; a batch
+        (B, obs_dim) -> (B, n_action_steps, action_dim). ``obs`` joins the history (padded with it
+        after ``reset()``); the queue ``select_action`` executes is left alone."""
+        batch, single = self._observe(obs)
+        hist = torch.from_numpy(np.stack(self._obs_history, axis=1))                   # (B, To, obs_dim)
+        chunk = self(hist).cpu().numpy().astype(np.float32)                            # (B, n, action_dim)
+        return chunk[0] if single else chunk
+
+    def _observe(self, obs) -> tuple[np.ndarray, bool]:
+        """Append one observation (or a lockstep batch) to the history; (B, obs_dim), was-single."""
         if isinstance(obs, dict):
             obs = obs["state"]
         obs = np.array(obs, dtype=np.float32)  # a copy: callers may reuse their buffer in place
@@ -182,12 +199,7 @@ class DiffusionPolicy(Policy):
             self._obs_history.extend([batch] * self.config.n_obs_steps)
         else:
             self._obs_history.append(batch)
-        if not self._action_queue:
-            hist = torch.from_numpy(np.stack(self._obs_history, axis=1))           # (B, To, obs_dim)
-            chunk = self.predict_action_chunk(hist).cpu().numpy()                   # (B, n, action_dim)
-            self._action_queue.extend(chunk.transpose(1, 0, 2).astype(np.float32))  # n x (B, action_dim)
-        action = self._action_queue.popleft()
-        return action[0] if single else action
+        return batch, single
 
     @staticmethod
     def _check_shape(name: str, x: torch.Tensor, tail: tuple[int, ...]) -> None:

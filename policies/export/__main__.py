@@ -49,7 +49,7 @@ def _export_main(argv: list[str]) -> int:
           f"{m['action']['shape']} {m['action']['control_mode']} x{m['control']['n_action_steps']} per call, "
           f"{m['control']['frequency_hz']} Hz")
     print(f"  run it: from policies.export.runtime import ExportedPolicy; p = ExportedPolicy({str(out)!r}); "
-          f"p.reset(); a = p.act(obs)")
+          f"p.reset(); a = p.select_action(obs)")
     return 0
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from policies.common.export_spec import ACTION_OUTPUT, ExportSpec
-from policies.common.policy import CONFIG_FILE, WEIGHTS_FILE, load_policy
+from policies.common.policy import CONFIG_FILE, WEIGHTS_FILE, Policy
 from policies.export.errors import ExportError
 from policies.export import manifest as mf
 from policies.export.runtime import MANIFEST
@@ -56,9 +56,9 @@ def load_checkpoint(ckpt: str | os.PathLike):
     for name, what in ((CONFIG_FILE, "the policy config"), (WEIGHTS_FILE, "the weights and normalizer stats")):
         if not (ckpt / name).exists():
             raise ExportError(f"checkpoint {ckpt} has no {name} ({what}); a saved policy directory holds "
-                              f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save()")
+                              f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save_pretrained()")
     try:
-        return load_policy(ckpt)
+        return Policy.from_pretrained(ckpt)
     except (ValueError, TypeError, KeyError) as e:  # missing normalizer stats, mismatched weights, bad config
         raise ExportError(f"cannot export {ckpt}: {e}") from e
 
@@ -146,7 +146,7 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
         from policies.export.runtime import ExportedPolicy
 
         exported = ExportedPolicy(tmp)
-        diff = fidelity(spec, lambda *xs: exported.predict_chunk(*xs))
+        diff = fidelity(spec, exported)
         manifest["export_check"] = {"max_abs_diff": diff, "batch_sizes": [1, 3],
                                     "what": "torch module vs exported graph, same random inputs and noise"}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

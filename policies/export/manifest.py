@@ -196,7 +196,7 @@ def build_manifest(policy, spec: ExportSpec, run: dict, *, fmt: str, model_file:
                   "inputs": inputs,
                   "outputs": [{"name": ACTION_OUTPUT, "shape": ["batch", spec.n_action_steps, spec.action_dim],
                                "dtype": "float32", "meaning": "raw actions, the first to be applied now"}]},
-        "runtime": "roboforge_runtime.py in this directory (numpy + onnxruntime): ExportedPolicy(dir).act(obs)",
+        "runtime": "roboforge_runtime.py in this directory (numpy + onnxruntime): ExportedPolicy(dir).select_action(obs)",
         "task": task, "obs_mode": run["obs_mode"], "observation": observation, "action": action,
         "control": {"frequency_hz": robot.CONTROL_HZ, "n_obs_steps": spec.n_obs_steps,
                     "n_action_steps": spec.n_action_steps,

@@ -6,7 +6,10 @@
     policy = ExportedPolicy("exported/stack_blocks")
     policy.reset()                                        # at the start of every episode
     while True:                                           # at policy.control_hz
-        action = policy.act(obs)                          # obs: (obs_dim,) or {"state": (obs_dim,)}
+        action = policy.select_action(obs)                # obs: (obs_dim,) or {"state": (obs_dim,)}
+
+The names are the training policy's (``select_action``, ``predict_action_chunk``, ``reset``);
+``policy(obs_history, noise)`` runs the exported graph once, like the torch policy's ``forward``.
 
 The runtime keeps the observation history and the queue of predicted actions itself (a new chunk
 is predicted every ``n_action_steps`` calls, as in training), draws the diffusion noise, and checks
@@ -84,10 +87,11 @@ class _TorchScriptGraph:
 
 
 class ExportedPolicy:
-    """An exported policy behind the same ``reset()`` / ``act(obs)`` surface as in training.
+    """An exported policy behind the same surface as in training: ``reset()``,
+    ``select_action(obs)``, ``predict_action_chunk(obs)``.
 
-    ``act`` takes one observation (obs_dim,) -> action (action_dim,), or a batch (B, obs_dim) ->
-    (B, action_dim) for B robots/envs stepped in lockstep. Dict observations are read through the
+    ``select_action`` takes one observation (obs_dim,) -> action (action_dim,), or a batch
+    (B, obs_dim) -> (B, action_dim) for B robots/envs stepped in lockstep. Dict observations are read through the
     manifest's observation keys (``state``). ``seed`` seeds the diffusion noise.
     """
 
@@ -134,23 +138,24 @@ class ExportedPolicy:
         self._history: deque[np.ndarray] = deque(maxlen=self.n_obs_steps)
         self._queue: deque[np.ndarray] = deque()
 
-    def act(self, obs) -> np.ndarray:
-        """Observation now -> action to apply now (float32, within the manifest's action bounds)."""
-        batch, single = self._flatten(obs)
-        if self._history and self._history[-1].shape[0] != batch.shape[0]:
-            raise ObservationError(f"batch size changed from {self._history[-1].shape[0]} to {batch.shape[0]} "
-                                   f"within an episode; call reset() first")
-        if not self._history:  # as in training: the history starts padded with the first observation
-            self._history.extend([batch] * self.n_obs_steps)
-        else:
-            self._history.append(batch)
+    def select_action(self, obs) -> np.ndarray:
+        """Observation now -> action to apply now (float32, within the manifest's action bounds).
+        A new chunk is predicted when the queued one is used up."""
         if not self._queue:
-            chunk = self.predict_chunk(np.stack(self._history, axis=1))
-            self._queue.extend(chunk.transpose(1, 0, 2))  # n_action_steps x (B, action_dim)
-        action = self._queue.popleft()
-        return action[0] if single else action
+            self._queue.extend(np.moveaxis(self.predict_action_chunk(obs), -2, 0))  # n x (B?, action_dim)
+        else:
+            self._observe(obs)
+        return self._queue.popleft()
 
-    def predict_chunk(self, obs_history: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+    def predict_action_chunk(self, obs) -> np.ndarray:
+        """Observation now (obs_dim,) -> the whole chunk (n_action_steps, action_dim) predicted from
+        the observation history, first action to apply now; a batch -> (B, n_action_steps,
+        action_dim). ``obs`` joins the history; the queue ``select_action`` executes is left alone."""
+        single = self._observe(obs)
+        chunk = self(np.stack(self._history, axis=1))
+        return chunk[0] if single else chunk
+
+    def __call__(self, obs_history: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """One call of the exported graph: raw obs history (B, n_obs_steps, obs_dim), oldest first
         [, noise (B, *noise_shape)] -> raw actions (B, n_action_steps, action_dim)."""
         obs_history = np.ascontiguousarray(obs_history, dtype=np.float32)
@@ -166,6 +171,18 @@ class ExportedPolicy:
                 raise ValueError(f"noise has shape {noise.shape}; expected {shape}")
             feeds[NOISE_INPUT] = np.ascontiguousarray(noise, dtype=np.float32)
         return self._graph(feeds).astype(np.float32, copy=False)
+
+    def _observe(self, obs) -> bool:
+        """Append one observation (or a lockstep batch) to the history; whether it was a single one."""
+        batch, single = self._flatten(obs)
+        if self._history and self._history[-1].shape[0] != batch.shape[0]:
+            raise ObservationError(f"batch size changed from {self._history[-1].shape[0]} to {batch.shape[0]} "
+                                   f"within an episode; call reset() first")
+        if not self._history:  # as in training: the history starts padded with the first observation
+            self._history.extend([batch] * self.n_obs_steps)
+        else:
+            self._history.append(batch)
+        return single
 
     # -- checks ------------------------------------------------------------------------------
     def _flatten(self, obs) -> tuple[np.ndarray, bool]:

@@ -2,9 +2,10 @@
 
 What SB3 trains (a PPO Gaussian actor or a SAC squashed-Gaussian actor, behind VecNormalize)
 becomes, for deployment, one deterministic function ``action = head(mlp(normalize(obs)))``:
-no SB3, no pickled statistics. ``save(path)`` writes ``config.json`` + ``model.safetensors``
-(normalizer buffers included) through the common :class:`policies.common.policy.Policy`, and
-``Policy.load(path)`` / ``load_policy(path)`` read it back as policy type ``rl_mlp``.
+no SB3, no pickled statistics. ``save_pretrained(path)`` writes ``config.json`` +
+``model.safetensors`` (normalizer buffers included) through the common
+:class:`policies.common.policy.Policy`, and ``Policy.from_pretrained(path)`` reads it back as
+policy type ``rl_mlp``.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ class MLPActor(nn.Module):
         self.normalizer = ObsNormalizer(cfg.obs_dim, cfg.obs_clip, cfg.obs_eps)
         sizes = [cfg.obs_dim, *cfg.hidden_sizes]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.act = _ACTIVATIONS[cfg.activation]()
+        self.activation = _ACTIVATIONS[cfg.activation]()
         self.head = nn.Linear(sizes[-1], cfg.action_dim)
         self.squash = cfg.output == "tanh"
         low = torch.tensor(cfg.action_low, dtype=torch.float32)
@@ -92,7 +93,7 @@ class MLPActor(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = self.normalizer(obs)
         for layer in self.hidden:
-            x = self.act(layer(x))
+            x = self.activation(layer(x))
         a = self.head(x)
         a = torch.tanh(a) if self.squash else a.clamp(-1.0, 1.0)
         return self.action_low + (a + 1.0) * 0.5 * (self.action_high - self.action_low)
@@ -111,8 +112,10 @@ class _ChunkSignature(nn.Module):
 
 @register_policy("rl_mlp")
 class MLPActorPolicy(Policy):
-    """A trained RL actor on the common policy surface: ``act(obs)``, ``reset()``,
-    ``save(path)``, ``Policy.load(path)``. Memoryless, so ``reset()`` has nothing to clear."""
+    """A trained RL actor on the common policy surface: ``select_action(obs)``,
+    ``predict_action_chunk(obs)``, ``reset()``, ``save_pretrained(path)``,
+    ``Policy.from_pretrained(path)``. Memoryless and one action per chunk, so ``reset()`` has
+    nothing to clear."""
 
     config_class = MLPActorConfig
 
@@ -141,7 +144,7 @@ class MLPActorPolicy(Policy):
             extra={"algorithm": c.algorithm, "deterministic": True})
 
     @torch.no_grad()
-    def act(self, obs) -> np.ndarray:
+    def select_action(self, obs) -> np.ndarray:
         """One observation (obs_dim,) -> action (action_dim,) float32; a batch (B, obs_dim) ->
         (B, action_dim). A dict observation (obs_mode other than state) is read through its
         ``state`` entry."""
@@ -151,6 +154,11 @@ class MLPActorPolicy(Policy):
         single = x.ndim == 1
         a = self.actor(x[None] if single else x)
         return (a[0] if single else a).cpu().numpy().astype(np.float32)
+
+    def predict_action_chunk(self, obs) -> np.ndarray:
+        """A chunk of one action: (obs_dim,) -> (1, action_dim); (B, obs_dim) -> (B, 1, action_dim)."""
+        a = self.select_action(obs)
+        return a[None] if a.ndim == 1 else a[:, None]
 
     def reset(self) -> None:
         """Start of an episode: nothing to clear (no observation history or action queue)."""
