@@ -57,7 +57,7 @@ def test_camera_observations_and_render(obs_mode, keys):
         assert xyz[:, 2].min() > -0.02 and xyz[:, 0].max() < 1.0  # table-top region only
         assert np.abs(obs["pointcloud"]).sum() > 0
     img = env.render()
-    assert img.shape == (256, 256, 3) and img.dtype == np.uint8
+    assert img.shape == (360, 480, 3) and img.dtype == np.uint8  # the overview camera, as on MuJoCo
     env.close()
 
 

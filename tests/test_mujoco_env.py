@@ -103,9 +103,15 @@ def test_bad_arguments_name_the_allowed_values():
 def test_render_rgb_array_and_missing_gl_message(monkeypatch):
     env = gym.make(ID, render_mode="rgb_array")
     env.reset(seed=0)
-    frame = env.render()
-    assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8 and frame.std() > 10
+    frame = env.render()  # the overview camera at 480x360 (envs.core.surface)
+    assert frame.shape == (360, 480, 3) and frame.dtype == np.uint8 and frame.std() > 10
     env.close()
+    env = gym.make(ID, render_mode="rgb_array", render_size=(800, 700))  # beyond the model's offscreen default
+    env.reset(seed=0)
+    assert env.render().shape == (700, 800, 3)
+    env.close()
+    with pytest.raises(ValueError, match=r"render_size=\(0, 360\) is invalid; allowed: an int or \(width, height\)"):
+        gym.make(ID, render_size=(0, 360))
     from envs.backends.mujoco import env as menv
 
     def no_gl(*a, **k):

@@ -45,7 +45,8 @@ from envs.core.observation import CAMERAS, FRONT_CAMERA, IMAGE_OBS_MODES, POINTC
 from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
 from envs.core.rotations import yaw_quat
 from envs.core.scene import BOWL_WALLS, Scene
-from envs.core.surface import FEATURES, check_features, check_modes
+from envs.core.surface import (FEATURES, RENDER_CAMERA, RENDER_CAMERA_NAME, RENDER_SIZE, check_features,
+                                check_modes, check_render_size)
 from envs.core.task import Task, build_layout
 
 PANDA_URDF = f"{PACKAGE_ASSET_DIR}/robots/panda/panda_v2.urdf"
@@ -81,14 +82,14 @@ class ManiSkillBatchEnv(BaseEnv):
 
     def __init__(self, task_cls: type[Task], num_envs: int = 1, obs_mode: str = "state",
                  control_mode: str = "ee_delta_pose", render_mode: str | None = None, reward_mode: str = "dense",
-                 image_size: int = 128, render_size: int = 256, sim_backend: str = "auto",
+                 image_size: int = 128, render_size: int | tuple[int, int] = RENDER_SIZE, sim_backend: str = "auto",
                  render_backend: str | None = None, sim_config: dict | None = None, **kwargs):
         check_modes("ManiSkill", obs_mode, control_mode, render_mode, reward_mode)
         check_features(task_cls, FEATURES, "ManiSkill")
         self.metadata = dict(self.metadata)  # vector wrappers update it: keep the class's own intact
         self.task_cls = task_cls
         self.roboforge_obs_mode, self.roboforge_control_mode = obs_mode, control_mode
-        self.image_size, self.render_size = image_size, render_size
+        self.image_size, self.render_size = image_size, check_render_size(render_size)  # (width, height)
         self._episodes: list[_Episode | None] = [None] * num_envs
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._loaded_sizes = None
@@ -120,9 +121,9 @@ class ManiSkillBatchEnv(BaseEnv):
 
     @property
     def _default_human_render_camera_configs(self):
-        eye, target, fov = FRONT_CAMERA
-        return CameraConfig("render_front", sapien_utils.look_at(eye, target), self.render_size, self.render_size,
-                            np.deg2rad(fov), 0.01, 10, shader_pack="default")
+        (w, h), (eye, target, fov) = self.render_size, RENDER_CAMERA  # as the MuJoCo scene's render camera
+        return CameraConfig(f"render_{RENDER_CAMERA_NAME}", sapien_utils.look_at(eye, target), w, h, np.deg2rad(fov),
+                            0.01, 10, shader_pack="default")
 
     def _load_agent(self, options: dict):
         super()._load_agent(options, sapien.Pose(p=[0.0, 0.0, 0.0]))  # robot base = world origin
@@ -506,8 +507,9 @@ class ManiSkillTaskEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
 
     def __init__(self, task_cls: type[Task], obs_mode: str = "state", control_mode: str = "ee_delta_pose",
-                 render_mode: str | None = None, image_size: int = 128, render_size: int = 256,
-                 reward_mode: str = "dense", num_envs: int = 1, sim_backend: str = "physx_cpu", **kwargs):
+                 render_mode: str | None = None, image_size: int = 128,
+                 render_size: int | tuple[int, int] = RENDER_SIZE, reward_mode: str = "dense", num_envs: int = 1,
+                 sim_backend: str = "physx_cpu", **kwargs):
         if num_envs != 1:
             raise ValueError("ManiSkillTaskEnv runs one environment; use make_vec_env for batches")
         self.base = ManiSkillBatchEnv(task_cls, num_envs=1, obs_mode=obs_mode, control_mode=control_mode,

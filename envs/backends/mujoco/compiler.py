@@ -15,6 +15,7 @@ from envs.core.observation import FRONT_CAMERA
 from envs.core.robot import CONTROL_HZ, PANDA_XML
 from envs.core.rotations import yaw_quat
 from envs.core.scene import BOWL_WALLS, Scene
+from envs.core.surface import RENDER_CAMERA, RENDER_CAMERA_NAME
 
 TIMESTEP = 0.002      # s: physics step
 N_SUBSTEPS = round(1.0 / (CONTROL_HZ * TIMESTEP))
@@ -100,6 +101,9 @@ def compile_scene(scene: Scene, model_name: str = "roboforge") -> str:
                   material="table", friction="1 0.005 0.0001")
     eye, target, fovy = FRONT_CAMERA
     ET.SubElement(world, "camera", name="front", pos=_fmt(eye), xyaxes=lookat_xyaxes(eye, target), fovy=_fmt(fovy))
+    eye, target, fovy = RENDER_CAMERA
+    ET.SubElement(world, "camera", name=RENDER_CAMERA_NAME, pos=_fmt(eye), xyaxes=lookat_xyaxes(eye, target),
+                  fovy=_fmt(fovy))
     ET.SubElement(world, "camera", name="side", pos="0.5 -0.9 0.5",
                   xyaxes=lookat_xyaxes((0.5, -0.9, 0.5), (0.5, 0, 0.05)), fovy="45")
     for child in robot.find("worldbody"):

@@ -24,7 +24,8 @@ from envs.core import observation as ob
 from envs.core.predicates import goal_delta
 from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
 from envs.core.state import ObjectState, SceneState
-from envs.core.surface import FEATURES, check_features, check_modes
+from envs.core.surface import (FEATURES, RENDER_CAMERA_NAME, RENDER_SIZE, check_features, check_modes,
+                                check_render_size)
 from envs.core.task import Task, build_layout
 
 
@@ -56,8 +57,8 @@ class MujocoTaskEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
 
     def __init__(self, task_cls: type[Task], obs_mode: str = "state", control_mode: str = "ee_delta_pose",
-                 render_mode: str | None = None, image_size: int = 128, render_size: int = 256,
-                 reward_mode: str = "dense", num_envs: int = 1):
+                 render_mode: str | None = None, image_size: int = 128,
+                 render_size: int | tuple[int, int] = RENDER_SIZE, reward_mode: str = "dense", num_envs: int = 1):
         check_modes("MuJoCo", obs_mode, control_mode, render_mode, reward_mode)
         if num_envs != 1:
             raise ValueError("the MuJoCo env is single-instance; for batches use gymnasium.vector "
@@ -65,9 +66,10 @@ class MujocoTaskEnv(gym.Env):
         check_features(task_cls, FEATURES, "MuJoCo")
         self.task_cls, self.obs_mode, self.control_mode = task_cls, obs_mode, control_mode
         self.render_mode, self.reward_mode = render_mode, reward_mode
-        self.image_size, self.render_size = image_size, render_size
+        # render(): the overview camera at render_size = (width, height) pixels (an int: a square)
+        self.image_size, self.render_size = image_size, check_render_size(render_size)
         self._signature = None
-        self._renderers: dict[int, mujoco.Renderer] = {}
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._home = home_qpos()
         _LIVE_ENVS.add(self)
         self._build(np.random.default_rng(0))  # fixes spaces: a task's object structure is static
@@ -196,18 +198,20 @@ class MujocoTaskEnv(gym.Env):
         return obs
 
     # -- rendering -------------------------------------------------------------------------
-    def _renderer(self, size: int) -> mujoco.Renderer:
-        if size not in self._renderers:
+    def _renderer(self, width: int, height: int) -> mujoco.Renderer:
+        if (width, height) not in self._renderers:
+            vis = self.model.vis.global_  # a context's offscreen buffer is sized from these when made
+            vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
             try:
-                self._renderers[size] = mujoco.Renderer(self.model, size, size)
+                self._renderers[width, height] = mujoco.Renderer(self.model, height, width)
             except Exception as err:  # mujoco raises plain Exceptions for GL failures
                 raise _gl_help(err) from err
             if not _EXIT_HOOK:
                 _EXIT_HOOK.append(atexit.register(_close_all))
-        return self._renderers[size]
+        return self._renderers[width, height]
 
-    def _render(self, camera: str, size: int, depth: bool = False) -> np.ndarray:
-        r = self._renderer(size)
+    def _render(self, camera: str, size: int | tuple[int, int], depth: bool = False) -> np.ndarray:
+        r = self._renderer(*((size, size) if isinstance(size, int) else size))
         if depth:
             r.enable_depth_rendering()
         r.update_scene(self.data, camera=camera)
@@ -244,7 +248,7 @@ class MujocoTaskEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             raise ValueError("render() needs render_mode='rgb_array' at gym.make")
-        return self._render("front", self.render_size)
+        return self._render(RENDER_CAMERA_NAME, self.render_size)
 
     def _close_renderers(self) -> None:
         for r in self._renderers.values():
