@@ -65,6 +65,10 @@ def validate(cfg: DictConfig) -> None:
         need(isinstance(v, int) and v >= 1, key, "an integer >= 1")
     need(isinstance(cfg.eval.num_videos, int) and 0 <= cfg.eval.num_videos <= cfg.eval.episodes,
          "eval.num_videos", f"an integer in [0, eval.episodes={cfg.eval.episodes}]")
+    size = cfg.eval.get("video_size")  # absent in the saved config of runs from before it existed
+    need(size is None or (OmegaConf.is_list(size) and len(size) == 2
+                          and all(isinstance(v, int) and 64 <= v <= 4096 for v in size)),
+         "eval.video_size", "[width, height] in pixels, each an integer in 64..4096 (e.g. [480, 360])")
     need(isinstance(cfg.train.lr, (int, float)) and cfg.train.lr > 0, "train.lr", "a number > 0")
     demo_seeds = range(cfg.data.seed_start, cfg.data.seed_start + 2 * cfg.data.num_demos)
     need(cfg.eval.seed_start >= demo_seeds.stop or cfg.eval.seed_start + cfg.eval.episodes <= demo_seeds.start,
@@ -89,6 +93,7 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
     import gymnasium as gym
 
     import envs
+    from envs.core.surface import RENDER_SIZE
     from policies import Policy
     from policies.diffusion import DiffusionConfig, DiffusionPolicy
     from train.datasets.sequence import SequenceDataset
@@ -119,7 +124,8 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
     make_env = partial(gym.make, envs.env_id(cfg.env), sim=cfg.sim.name, obs_mode=cfg.obs_mode,
                        control_mode=cfg.control_mode)
     seeds = range(cfg.eval.seed_start, cfg.eval.seed_start + cfg.eval.episodes)
-    ev = evaluate(policy, make_env, seeds, run_dir / "videos", cfg.eval.num_videos, progress=cfg.progress)
+    ev = evaluate(policy, make_env, seeds, run_dir / "videos", cfg.eval.num_videos, progress=cfg.progress,
+                  video_size=tuple(cfg.eval.get("video_size") or RENDER_SIZE))
     timings["eval_s"] = time.time() - t
     return {**ev, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path), "train": stats, "timings": timings}
 

@@ -47,6 +47,9 @@ def test_cli_end_to_end_writes_every_output(tmp_path):
     assert "obs_normalizer.low" in json.dumps(list(__import__("safetensors.torch").torch.load_file(ckpt / "model.safetensors")))
     videos = list((run / "videos").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 1000
+    first = next(e for e in metrics["episodes"] if not e["success"]) if metrics["num_successes"] < 2 else metrics["episodes"][0]
+    assert videos[0].name == f"eval_seed{first['seed']}_{'success' if first['success'] else 'fail'}.mp4"
+    assert metrics["eval_timings"]["video_frames"] > first["length"] and metrics["eval_timings"]["rollout_s"] > 0
     assert list((run / "tb").glob("events.out.tfevents.*"))
     last = res.stdout.strip().splitlines()[-1]
     assert last.startswith("success_rate=") and "unseen seeds" in last and str(run) in last
@@ -91,6 +94,7 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path):
     ("obs_mode=depth", "obs_mode='depth' is invalid; allowed: state, slots, rgb, rgbd, pointcloud"),
     ("policy.horizon=7", "DiffusionConfig.horizon=7 is invalid; allowed: a multiple of 2"),
     ("eval.seed_start=1", "eval.seed_start=1 is invalid; allowed: a seed range disjoint from the demo seeds"),
+    ("eval.video_size=[480]", "eval.video_size=[480] is invalid; allowed: [width, height] in pixels"),
 ])
 def test_bad_overrides_name_key_and_allowed_values(tmp_path, override, expected):
     res = run_cli(*tiny_args(tmp_path), override)

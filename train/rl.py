@@ -179,11 +179,12 @@ def _evaluate(policy, task: str, sim: str, env_kwargs: dict, ev: dict, video_dir
 
     seeds = range(int(ev["seed_start"]), int(ev["seed_start"]) + int(ev["episodes"]))
 
-    def make_eval_env(render_mode=None):
-        return make_env(task, sim, {**env_kwargs, "render_mode": render_mode})
+    def make_eval_env(render_mode=None, **render):  # render: render_size for the videos
+        return make_env(task, sim, {**env_kwargs, "render_mode": render_mode, **render})
 
+    video = {"video_size": tuple(ev["video_size"])} if ev.get("video_size") else {}
     return evaluate(policy, make_eval_env, seeds=seeds, video_dir=video_dir, num_videos=int(ev["num_videos"]),
-                    progress=bool(ev.get("progress", True)))
+                    progress=bool(ev.get("progress", True)), **video)
 
 
 def run_rl(cfg: Mapping | DictConfig, run_dir: str | Path) -> dict:
@@ -192,7 +193,7 @@ def run_rl(cfg: Mapping | DictConfig, run_dir: str | Path) -> dict:
 
     Reads: ``env`` (task name), ``obs_mode`` / ``control_mode``, ``sim``, ``seed``, ``policy``
     (``name: ppo|sac`` + the keys of :data:`POLICY_DEFAULTS`; ``policy.sb3`` goes verbatim to the
-    SB3 constructor) and ``eval`` (episodes, seed_start, num_videos).
+    SB3 constructor) and ``eval`` (episodes, seed_start, num_videos, video_size).
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
