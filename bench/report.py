@@ -278,9 +278,24 @@ def encoders_rows(en: dict) -> list[dict]:
     return rows
 
 
+def video_rows(vd: dict) -> list[dict]:
+    """Evaluation video frames (bench/video.py): the new default against the old frame, CPU time first."""
+    old, *new = vd["rows"]
+    note = (f"MuJoCo, MUJOCO_GL={vd['mujoco_gl']}, {vd['frames']} frames of a stack_blocks oracle episode, best of "
+            f"{vd['rounds']} rounds; shared CPU, load {vd['load_avg_1m_start']:.1f}-{vd['load_avg_1m_end']:.1f}")
+
+    def cost(r: dict) -> str:
+        return (f"{r['total_cpu_ms']:.1f} ms CPU ({r['total_ms']:.0f} ms wall): render {r['render_cpu_ms']:.1f}, "
+                f"text {r['overlay_cpu_ms']:.1f}, encode {r['encode_cpu_ms']:.1f}")
+    return [row(f"Evaluation video frame: {r['setting']} vs {old['setting']}",
+                ours=cost(r), peer=cost(old), ratio=f"**{r['vs_old_cpu']:.2f}x** the old cost (CPU time), "
+                                                    f"{r['vs_old']:.2f}x (wall)",
+                source=vd, versions=_v(vd, "mujoco", "pillow", "imageio-ffmpeg"), note=note) for r in new]
+
+
 # result file name -> its rows, in table order. Files not written by `python -m bench.run` itself
 # (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU;
-# encoders: its own script, bench/encoders.py) are read the same way.
+# encoders, video: their own scripts, bench/encoders.py and bench/video.py) are read the same way.
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
     "scaling": scaling_rows,
@@ -292,6 +307,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "rl_learning": rl_learning_rows,
     "export": export_rows,
     "encoders": encoders_rows,
+    "video": video_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {
