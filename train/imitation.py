@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from envs.core.fileio import atomic_dir, previous_dir
 from policies.common.ema import EMAModel
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,12 @@ def checkpoint_dir(run_dir) -> Path:
 
 
 def _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step) -> None:
-    final = checkpoint_dir(run_dir)
-    tmp, old = final.with_name("last.tmp"), final.with_name("last.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    ema.averaged_model.save_pretrained(tmp)
-    torch.save({"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
-                "lr_scheduler": lr_sched.state_dict(), "ema": ema.state_dict(), "step": step,
-                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)  # the swap: a kill leaves either `last` or `last.old` complete
-    shutil.rmtree(old, ignore_errors=True)
+    # swapped in whole: a kill leaves either `last` or `last.old` complete
+    with atomic_dir(checkpoint_dir(run_dir), keep_previous=True) as tmp:
+        ema.averaged_model.save_pretrained(tmp)
+        torch.save({"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
+                    "lr_scheduler": lr_sched.state_dict(), "ema": ema.state_dict(), "step": step,
+                    "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
 
 
 def _infinite(loader):
@@ -60,8 +55,8 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
     ema = EMAModel(policy)
     start = 0
     state_file = checkpoint_dir(run_dir) / "trainer_state.pt"
-    if not state_file.exists() and checkpoint_dir(run_dir).with_name("last.old").exists():
-        state_file = checkpoint_dir(run_dir).with_name("last.old") / "trainer_state.pt"  # killed mid-swap
+    if not state_file.exists() and previous_dir(checkpoint_dir(run_dir)).exists():
+        state_file = previous_dir(checkpoint_dir(run_dir)) / "trainer_state.pt"  # killed mid-swap
     if state_file.exists():
         state = torch.load(state_file, weights_only=False)
         policy.load_state_dict(state["model"])

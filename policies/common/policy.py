@@ -26,6 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from envs.core.fileio import atomic_file, write_atomic
+
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -116,9 +118,11 @@ class Policy(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         config = {"policy_type": self.policy_type, "format_version": FORMAT_VERSION, **self.config.to_dict()}
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(path / WEIGHTS_FILE), metadata={"policy_type": self.policy_type,
-                                                              "format_version": str(FORMAT_VERSION)})
-        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        # each file is replaced whole (the directory may hold other things, e.g. RL's checkpoints/sb3)
+        with atomic_file(path / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"policy_type": self.policy_type,
+                                                 "format_version": str(FORMAT_VERSION)})
+        write_atomic(path / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
         return path
 
     @classmethod

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from envs.core.fileio import atomic_dir
 from policies.common.export_spec import ACTION_OUTPUT, ExportSpec
 from policies.common.policy import CONFIG_FILE, WEIGHTS_FILE, Policy
 from policies.export.errors import ExportError
@@ -129,10 +130,8 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise ExportError(f"{out} exists and is not an export directory (no {MANIFEST}); choose an empty or new --out")
 
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    # built beside `out`, checked, then swapped in; a previous export there (it has a manifest) is replaced whole
+    with atomic_dir(out) as tmp:
         model_file = tmp / FORMATS[fmt]
         (_export_onnx if fmt == "onnx" else _export_torchscript)(spec, model_file)
         shutil.copyfile(Path(__file__).with_name("runtime.py"), tmp / RUNTIME_COPY)
@@ -150,11 +149,5 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
         manifest["export_check"] = {"max_abs_diff": diff, "batch_sizes": [1, 3],
                                     "what": "torch module vs exported graph, same random inputs and noise"}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)  # a previous export (it has a manifest): replaced whole
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("exported %s (%s) -> %s, max |torch - exported| = %.2e", ckpt, fmt, out, diff)
     return out

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from envs.core.fileio import atomic_file
 
 FORMAT_VERSION = 2  # 2: final_obs, so episodes replay as (obs, action, reward, next_obs)
 
@@ -61,11 +62,9 @@ class DemoStore:
     def write(cls, path, episodes: list[Episode], **meta) -> "DemoStore":
         """Write atomically: a crash leaves either the old file or none, never half a file."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
         meta = {**meta, "roboforge_version": _version(), "format_version": FORMAT_VERSION,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        with h5py.File(tmp, "w") as f:
+        with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
             for k, v in meta.items():
                 f.attrs[k] = v
             g = f.create_group("episodes")
@@ -79,7 +78,6 @@ class DemoStore:
                 e.attrs.update(seed=ep.seed, success=bool(ep.success), length=len(ep.actions),
                                instruction=ep.instruction)
             f.attrs["complete"] = True  # written last: its absence means an interrupted write
-        os.replace(tmp, path)
         return cls(path, meta, episodes)
 
     @classmethod

@@ -3,13 +3,12 @@ replay buffer and a progress note, swapped in whole."""
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from envs.core.fileio import atomic_dir, previous_dir
 from policies.rl.sb3.algorithms import algorithm_class
 
 _BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
@@ -47,27 +46,19 @@ def save_training_state(directory: str | Path, model, venv_norm, *, replay_buffe
     """Everything needed to resume: the SB3 model (weights, optimizers, step count), the
     VecNormalize statistics, SAC's replay buffer (optional: it can be large) and a progress note.
     Written to a sibling folder and swapped in, so a run killed mid-save keeps the last good one."""
-    directory = Path(directory)
-    tmp, old = directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save(tmp / "model.zip")
-    venv_norm.save(str(tmp / "vecnormalize.pkl"))
-    if replay_buffer and hasattr(model, "replay_buffer") and model.replay_buffer is not None:
-        save_replay_buffer(model.replay_buffer, tmp / "replay_buffer.npz")
-    (tmp / "progress.json").write_text(json.dumps({"num_timesteps": int(model.num_timesteps), **(extra or {})}))
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(directory, keep_previous=True) as tmp:
+        model.save(tmp / "model.zip")
+        venv_norm.save(str(tmp / "vecnormalize.pkl"))
+        if replay_buffer and hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+            save_replay_buffer(model.replay_buffer, tmp / "replay_buffer.npz")
+        (tmp / "progress.json").write_text(json.dumps({"num_timesteps": int(model.num_timesteps), **(extra or {})}))
 
 
 def find_training_state(directory: str | Path) -> Path | None:
     """The newest complete training state in ``directory`` (or its ``.old`` twin left by a run
     killed mid-swap), or None."""
     directory = Path(directory)
-    for d in (directory, directory.with_name(directory.name + ".old")):
+    for d in (directory, previous_dir(directory)):
         if (d / "model.zip").is_file() and (d / "vecnormalize.pkl").is_file() and (d / "progress.json").is_file():
             return d
     return None
