@@ -24,6 +24,7 @@ def make_ours():
 
     cfg = DiffusionConfig(obs_dim=dt.OBS_DIM, action_dim=dt.ACTION_DIM, n_obs_steps=dt.N_OBS_STEPS,
                           horizon=dt.HORIZON, n_action_steps=dt.N_ACTION_STEPS, down_dims=dt.DOWN_DIMS,
+                          diffusion_step_embed_dim=128,  # as the LeRobot peer (not train.py's default, 64)
                           num_inference_steps=dt.NUM_INFERENCE_STEPS)
     policy = DiffusionPolicy(cfg)
     rng = np.random.default_rng(0)

@@ -1,11 +1,24 @@
 """RL policies: stable-baselines3 PPO / SAC glue and the exported MLP actor.
 
-``policies.rl.sb3`` turns roboforge tasks into SB3 vector envs and trained SB3 models into an
-:class:`MLPActorPolicy` (observation normalizer + actor, ``act`` / ``reset`` / ``save`` / ``load``).
-The trainer that uses them is :func:`train.rl.run_rl`.
-"""
-from policies.rl.mlp_policy import MLPActor, MLPActorConfig, MLPActorPolicy
-from policies.rl.sb3 import ALGORITHMS, SUPPORTED_TEXT, UnsupportedRLSetup, check_supported
+``policies.rl.config`` holds the run settings (``PPOConfig`` / ``SACConfig``); ``policies.rl.sb3``
+turns roboforge tasks into SB3 vector envs and trained SB3 models into an :class:`MLPActorPolicy`
+(observation normalizer + actor, ``act`` / ``reset`` / ``save`` / ``load``). The trainer that uses
+them is :func:`train.rl.run_rl`.
 
-__all__ = ["ALGORITHMS", "SUPPORTED_TEXT", "MLPActor", "MLPActorConfig", "MLPActorPolicy",
-           "UnsupportedRLSetup", "check_supported"]
+The names below load lazily (PEP 562): reading the configs (as ``train.py`` does to build its
+command-line schema) imports neither torch nor gymnasium.
+"""
+import importlib
+
+_WHERE = {"ALGORITHMS": "policies.rl.config", "PPOConfig": "policies.rl.config", "SACConfig": "policies.rl.config",
+          "SB3Config": "policies.rl.config", "MLPActor": "policies.rl.mlp_policy",
+          "MLPActorConfig": "policies.rl.mlp_policy", "MLPActorPolicy": "policies.rl.mlp_policy",
+          "SUPPORTED_TEXT": "policies.rl.sb3", "UnsupportedRLSetup": "policies.rl.sb3",
+          "check_supported": "policies.rl.sb3"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'policies.rl' has no attribute {name!r}")

@@ -9,12 +9,13 @@ policy type ``rl_mlp``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from policies.common.config import from_dict, is_int, require
 from policies.common.policy import Policy, register_policy
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
@@ -40,10 +41,10 @@ class MLPActorConfig:
     env_kwargs: dict = field(default_factory=dict)   # obs_mode / control_mode it was trained with
 
     def __post_init__(self):
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; choose one of {', '.join(_ACTIVATIONS)}")
-        if self.output not in ("tanh", "clip"):
-            raise ValueError(f"unknown output {self.output!r}; choose 'tanh' or 'clip'")
+        for name in ("obs_dim", "action_dim"):
+            require(is_int(getattr(self, name), 1), self, name, "an integer >= 1")
+        require(self.activation in _ACTIVATIONS, self, "activation", ", ".join(_ACTIVATIONS))
+        require(self.output in ("tanh", "clip"), self, "output", "tanh, clip")
         self.action_low = list(self.action_low) if self.action_low is not None else [-1.0] * self.action_dim
         self.action_high = list(self.action_high) if self.action_high is not None else [1.0] * self.action_dim
 
@@ -52,11 +53,7 @@ class MLPActorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MLPActorConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown rl_mlp config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
 
 class ObsNormalizer(nn.Module):

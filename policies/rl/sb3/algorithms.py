@@ -1,9 +1,8 @@
 """SB3 PPO / SAC with an MLP policy, built from the policy config."""
 from __future__ import annotations
 
+from policies.rl.config import ACTIVATIONS
 from policies.rl.sb3.support import check_supported
-
-ACTIVATIONS = ("relu", "tanh", "elu", "gelu")
 
 
 def _activation(name: str):

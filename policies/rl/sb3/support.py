@@ -6,8 +6,8 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.core.surface import SIMS
+from policies.rl.config import ALGORITHMS
 
-ALGORITHMS = ("ppo", "sac")
 SUPPORTED_TEXT = ("supported: policy=ppo or policy=sac, each with obs_mode='state' (a flat float "
                   "Box observation) and a continuous Box action space (control_mode 'ee_delta_pose' "
                   "or 'joint_pos'), on sim=mujoco or sim=maniskill; oracle demos (policy.demos > 0) "

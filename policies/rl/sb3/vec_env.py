@@ -9,9 +9,8 @@ import warnings
 import gymnasium as gym
 import numpy as np
 
+from policies.rl.config import VEC_ENVS
 from policies.rl.sb3.support import SUPPORTED_TEXT, UnsupportedRLSetup
-
-VEC_ENVS = ("subproc", "dummy", "batched")
 
 
 def success_bonus(gamma: float) -> float:
