@@ -27,73 +27,35 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
+from policies.common.config import ConfigError  # noqa: E402
+from train.config import RL_POLICIES, RunConfig, to_run_config, to_yaml  # noqa: E402  (registers the schema)
+
 log = logging.getLogger("roboforge")
 logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no accelerate module" chatter
 
-IMITATION_POLICIES = ("diffusion",)
-RL_POLICIES = ("ppo", "sac")
 
-
-class ConfigError(ValueError):
-    """An override has a value the job cannot use; the message names the key and what is allowed."""
-
-
-def validate(cfg: DictConfig) -> None:
+def check_runnable(config: RunConfig) -> None:
+    """What the config alone cannot tell (its ranges were checked when it was built): the task is
+    registered (after loading ``library``) and the device exists."""
     import envs
-    from envs.core import CONTROL_MODES, OBS_MODES, SIMS
 
-    if cfg.get("library"):
-        if not Path(cfg.library).is_dir():
-            raise ConfigError(f"library={cfg.library!r} is invalid; allowed: a task library directory "
-                              f"(python -m generation generate --library DIR)")
-        envs.load_library(cfg.library)
-    envs.get_task(cfg.env)  # UnknownTaskError lists the known tasks
-
-    def need(ok: bool, key: str, allowed: str):
-        if not ok:
-            raise ConfigError(f"{key}={OmegaConf.select(cfg, key)!r} is invalid; allowed: {allowed}")
-
-    need(cfg.obs_mode in OBS_MODES, "obs_mode", ", ".join(OBS_MODES))
-    need(cfg.control_mode in CONTROL_MODES, "control_mode", ", ".join(CONTROL_MODES))
-    need(cfg.policy.name in IMITATION_POLICIES + RL_POLICIES, "policy.name", ", ".join(IMITATION_POLICIES + RL_POLICIES))
-    need(cfg.device in ("cpu", "cuda"), "device", "cpu, cuda")
-    need(cfg.data.get("sim") in (None, *SIMS), "data.sim", f"null (the training sim), {', '.join(SIMS)}")
-    for key in ("train.steps", "train.batch_size", "train.checkpoint_every", "train.log_every",
-                "train.num_threads", "data.num_demos", "eval.episodes"):
-        v = OmegaConf.select(cfg, key)
-        need(isinstance(v, int) and v >= 1, key, "an integer >= 1")
-    need(isinstance(cfg.eval.num_videos, int) and 0 <= cfg.eval.num_videos <= cfg.eval.episodes,
-         "eval.num_videos", f"an integer in [0, eval.episodes={cfg.eval.episodes}]")
-    size = cfg.eval.get("video_size")  # absent in the saved config of runs from before it existed
-    need(size is None or (OmegaConf.is_list(size) and len(size) == 2
-                          and all(isinstance(v, int) and 64 <= v <= 4096 for v in size)),
-         "eval.video_size", "[width, height] in pixels, each an integer in 64..4096 (e.g. [480, 360])")
-    need(isinstance(cfg.train.lr, (int, float)) and cfg.train.lr > 0, "train.lr", "a number > 0")
-    demo_seeds = range(cfg.data.seed_start, cfg.data.seed_start + 2 * cfg.data.num_demos)
-    need(cfg.eval.seed_start >= demo_seeds.stop or cfg.eval.seed_start + cfg.eval.episodes <= demo_seeds.start,
-         "eval.seed_start", f"a seed range disjoint from the demo seeds {demo_seeds.start}..{demo_seeds.stop - 1} "
-                            f"(evaluation must use unseen seeds)")
-    if cfg.policy.name == "diffusion":
-        from policies.diffusion import DiffusionConfig
-
-        fields = {k: v for k, v in OmegaConf.to_container(cfg.policy).items() if k != "name"}
-        try:
-            DiffusionConfig(obs_dim=1, action_dim=1, **fields)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"policy: {err}") from None
-        need(cfg.obs_mode == "state", "obs_mode", "state (the diffusion policy here is state-based)")
-    if cfg.device == "cuda":
+    if config.library:
+        if not Path(config.library).is_dir():
+            raise ConfigError("library", config.library, "a task library directory "
+                                                         "(python -m generation generate --library DIR)")
+        envs.load_library(config.library)
+    envs.get_task(config.env)  # UnknownTaskError lists the known tasks
+    if config.device == "cuda":
         import torch
 
-        need(torch.cuda.is_available(), "device", "cpu (no CUDA device is visible)")
+        if not torch.cuda.is_available():
+            raise ConfigError("device", config.device, "cpu (no CUDA device is visible)")
 
 
-def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
+def run_imitation(config: RunConfig, run_dir: Path) -> dict:
     import gymnasium as gym
 
     import envs
-    from envs.core.surface import RENDER_SIZE
     from policies import Policy
     from policies.diffusion import DiffusionConfig, DiffusionPolicy
     from train.datasets.sequence import SequenceDataset
@@ -101,60 +63,64 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
     from train.evaluate import evaluate
     from train.imitation import checkpoint_dir, train_imitation
 
+    data, tr, ev = config.data, config.train, config.eval
     timings = {}
     t = time.time()
     # Both backends share one observation/action layout, so demos from either train a policy for the other.
-    demo_sim = cfg.data.get("sim") or cfg.sim.name
-    store = collect_demos(cfg.env, cfg.data.num_demos, cfg.data.seed_start, cfg.data.store_root, sim=demo_sim,
-                          obs_mode=cfg.obs_mode, control_mode=cfg.control_mode, progress=cfg.progress)
+    demo_sim = data.sim or config.sim.name
+    store = collect_demos(config.env, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
+                          obs_mode=config.obs_mode, control_mode=config.control_mode, progress=config.progress)
     timings["demos_s"] = time.time() - t
 
     t = time.time()
-    pcfg = {k: v for k, v in OmegaConf.to_container(cfg.policy).items() if k != "name"}
-    policy = DiffusionPolicy(DiffusionConfig(obs_dim=store.obs_dim, action_dim=store.action_dim, **pcfg)).to(cfg.device)
+    policy_config = DiffusionConfig.from_params(config.policy, obs_dim=store.obs_dim, action_dim=store.action_dim)
+    policy = DiffusionPolicy(policy_config).to(config.device)
     dataset = SequenceDataset(store.episodes, policy.config.n_obs_steps, policy.config.horizon)
     policy.fit_normalizer(*dataset.stacked())
-    stats = train_imitation(policy, dataset, run_dir, cfg.train.steps, cfg.train.batch_size, cfg.train.lr,
-                            cfg.train.weight_decay, cfg.train.warmup_steps, cfg.train.checkpoint_every,
-                            cfg.train.log_every, cfg.seed, cfg.progress)
+    stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
+                            tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress)
     timings["train_s"] = time.time() - t
 
     t = time.time()
-    policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=cfg.device)  # the EMA weights
-    make_env = partial(gym.make, envs.env_id(cfg.env), sim=cfg.sim.name, obs_mode=cfg.obs_mode,
-                       control_mode=cfg.control_mode)
-    seeds = range(cfg.eval.seed_start, cfg.eval.seed_start + cfg.eval.episodes)
-    ev = evaluate(policy, make_env, seeds, run_dir / "videos", cfg.eval.num_videos, progress=cfg.progress,
-                  video_size=tuple(cfg.eval.get("video_size") or RENDER_SIZE))
+    policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
+    make_env = partial(gym.make, envs.env_id(config.env), sim=config.sim.name, obs_mode=config.obs_mode,
+                       control_mode=config.control_mode)
+    seeds = range(ev.seed_start, ev.seed_start + ev.episodes)
+    results = evaluate(policy, make_env, seeds, run_dir / "videos", ev.num_videos, progress=config.progress,
+                       video_size=tuple(ev.video_size))
     timings["eval_s"] = time.time() - t
-    return {**ev, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path), "train": stats, "timings": timings}
+    return {**results, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path), "train": stats,
+            "timings": timings}
 
 
 def run(cfg: DictConfig) -> dict:
     import torch
+
+    from envs.core.fileio import write_atomic
 
     t0 = time.time()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.resume:
         saved = run_dir / "config.yaml"
         if not saved.exists():
-            raise ConfigError(f"resume={cfg.resume!r} is invalid; allowed: a run directory holding config.yaml")
+            raise ConfigError("resume", cfg.resume, "a run directory holding config.yaml")
         cfg = OmegaConf.merge(OmegaConf.load(saved), {"resume": str(cfg.resume)})
         log.info("resuming %s with its saved config", run_dir)
-    validate(cfg)
-    torch.set_num_threads(cfg.train.num_threads)
+    config = to_run_config(cfg)
+    check_runnable(config)
+    torch.set_num_threads(config.train.num_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    if cfg.policy.name in RL_POLICIES:
+    write_atomic(run_dir / "config.yaml", to_yaml(config))
+    if config.policy.name in RL_POLICIES:
         from train.rl import run_rl
 
-        metrics = run_rl(cfg, run_dir)
+        metrics = run_rl(config, run_dir)
     else:
-        metrics = run_imitation(cfg, run_dir)
+        metrics = run_imitation(config, run_dir)
     wall = time.time() - t0
-    metrics = {"success_rate": metrics["success_rate"], "task": cfg.env, "sim": cfg.sim.name,
-               "policy": cfg.policy.name, "wall_time_s": wall, **metrics}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    metrics = {"success_rate": metrics["success_rate"], "task": config.env, "sim": config.sim.name,
+               "policy": config.policy.name, "wall_time_s": wall, **metrics}
+    write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     n, k = metrics.get("num_episodes", 0), metrics.get("num_successes", 0)
     print(f"success_rate={metrics['success_rate']:.2f} ({k}/{n} unseen seeds) | wall "
           f"{int(wall // 60)}m{int(wall % 60):02d}s | outputs: {run_dir}")

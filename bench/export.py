@@ -3,7 +3,7 @@ success of the exported `make demo` policy in sim next to the torch one.
 
     python -m bench.export [--calls 40] [--rounds 3] [--threads 1] [--checkpoint outputs/<run>/checkpoints/last]
 
-Latency: ``make demo``'s policy shape (configs/policy/diffusion.yaml) on stack_blocks' observations,
+Latency: ``make demo``'s policy shape (``DiffusionParams()`` defaults) on stack_blocks' observations,
 DDIM-10, one chunk of 8 actions per call, batch 1 (a robot) and 50 (lockstep evaluation); random
 weights (latency does not depend on their values). The three runners alternate within each round;
 the round with the lowest median counts for each. With ``--checkpoint``, that trained policy is
@@ -32,14 +32,12 @@ def make_policy(run: Path):
     import gymnasium as gym
 
     import envs
-    from policies.diffusion import DiffusionConfig, DiffusionPolicy
+    from policies.diffusion import DiffusionConfig, DiffusionParams, DiffusionPolicy
 
     env = gym.make(envs.env_id(TASK))
     obs_dim = env.observation_space.shape[0]
     env.close()
-    cfg = yaml.safe_load((ROOT / "configs" / "policy" / "diffusion.yaml").read_text())
-    cfg = {k: v for k, v in cfg.items() if k in DiffusionConfig.__dataclass_fields__}
-    policy = DiffusionPolicy(DiffusionConfig(obs_dim=obs_dim, action_dim=7, **cfg))
+    policy = DiffusionPolicy(DiffusionConfig.from_params(DiffusionParams(), obs_dim=obs_dim, action_dim=7))
     rng = np.random.default_rng(0)
     policy.fit_normalizer(rng.normal(size=(1000, obs_dim)), rng.uniform(-1, 1, (1000, 7)))
     policy.save_pretrained(run / "checkpoints" / "last")

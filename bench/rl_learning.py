@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 RUNS_DIR = ROOT / "outputs" / "bench" / "rl"
 
-# name -> (task, algo, policy overrides on configs/policy/<algo>.yaml[, sim (default mujoco)])
+# name -> (task, algo, policy overrides on the policy=<algo> defaults (policies/rl/config.py)[, sim (default mujoco)])
 RUNS = {
     "reach_sac": ("reach_target", "sac", {"total_timesteps": 30_000}),
     "reach_sac_maniskill": ("reach_target", "sac", {"total_timesteps": 30_000}, "maniskill"),
@@ -48,7 +48,7 @@ RUNS = {
                                                 "sb3": {"gamma": 0.97, "buffer_size": 1_000_000}}),
 }
 DEFAULT_RUNS = ["reach_sac", "push_sac_demos", "stack_sac_demos"]
-EVAL = {"episodes": 100, "seed_start": 100_000, "num_videos": 2}  # as configs/config.yaml: unseen seeds
+EVAL = {"episodes": 100, "seed_start": 100_000, "num_videos": 2}  # unseen seeds, as train.py's eval.seed_start
 
 
 # -- throughput ----------------------------------------------------------------------------------
@@ -85,23 +85,23 @@ def vec_env_rate(task: str, steps: int, num_envs: int) -> float:
 
 
 def training_rate(task: str, algo: str, steps: int, num_envs: int) -> dict:
-    """Env steps/s while PPO/SAC learn (default hyper-parameters of configs/policy/<algo>.yaml)."""
+    """Env steps/s while PPO/SAC learn (default hyper-parameters of policy=<algo>)."""
     import torch
-    from omegaconf import OmegaConf
     from stable_baselines3.common.vec_env import VecNormalize
 
+    from policies.rl.config import PPOConfig, SACConfig
     from policies.rl.sb3 import build_model, make_vec_env
     from train.rl import TrainingMonitor
 
-    p = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "policy" / f"{algo}.yaml"))
-    torch.set_num_threads(p["torch_threads"])
-    sb3 = dict(p["sb3"])
+    p = {"ppo": PPOConfig, "sac": SACConfig}[algo]()
+    torch.set_num_threads(p.torch_threads)
+    sb3 = dict(p.sb3)
     if algo == "sac":
         sb3["learning_starts"] = min(sb3["learning_starts"], steps // 4)
     venv = VecNormalize(make_vec_env(task, "mujoco", num_envs, 0, success_bonus_gamma=sb3["gamma"]),
-                        norm_reward=p["normalize_reward"], gamma=sb3["gamma"])
-    model = build_model(algo, venv, net_arch=p["net_arch"], activation=p["activation"], sb3_kwargs=sb3,
-                        policy_kwargs=p["policy_kwargs"])
+                        norm_reward=p.normalize_reward, gamma=sb3["gamma"])
+    model = build_model(algo, venv, net_arch=p.net_arch, activation=p.activation, sb3_kwargs=sb3,
+                        policy_kwargs=p.policy_kwargs)
     mon = TrainingMonitor(None, None, 0, False, {}, 0, steps)
     model.learn(steps, callback=mon)
     venv.close()
@@ -138,9 +138,16 @@ def success_curve(tb_dir: Path) -> list[tuple[int, float]]:
     return sorted(points.items())
 
 
-def learning_run(name: str, fresh: bool, steps: int | None = None) -> dict:
-    from omegaconf import OmegaConf
+def _dotlist(prefix: str, over: dict) -> list[str]:
+    """{"sb3": {"gamma": 0.97}} -> ["policy.sb3.gamma=0.97"]: overrides as train.py takes them."""
+    out = []
+    for k, v in over.items():
+        out += _dotlist(f"{prefix}.{k}", v) if isinstance(v, dict) else [f"{prefix}.{k}={v}"]
+    return out
 
+
+def learning_run(name: str, fresh: bool, steps: int | None = None) -> dict:
+    from train.config import compose
     from train.rl import run_rl
 
     task, algo, over, sim = (*RUNS[name], "mujoco")[:4]
@@ -149,9 +156,8 @@ def learning_run(name: str, fresh: bool, steps: int | None = None) -> dict:
     run_dir = RUNS_DIR / name
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
-    policy = OmegaConf.merge(OmegaConf.load(ROOT / "configs" / "policy" / f"{algo}.yaml"), over)
-    cfg = OmegaConf.create({"env": task, "sim": sim, "seed": 0, "policy": policy, "eval": EVAL,
-                            "progress": False})
+    cfg = compose(f"env={task}", f"sim={sim}", f"policy={algo}", "seed=0", "progress=false",
+                  *_dotlist("eval", EVAL), *_dotlist("policy", over))
     t = time.perf_counter()
     metrics = run_rl(cfg, run_dir)
     return {"task": task, "sim": sim, "algorithm": algo, "overrides": over, "success_rate": metrics["success_rate"],

@@ -8,32 +8,28 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 import envs
 from policies.common.policy import Policy
 from policies.rl import MLPActorPolicy, UnsupportedRLSetup, check_supported
 from policies.rl.sb3 import export_policy, make_env
+from train.config import RunConfig, compose
 from train.rl import run_rl
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def tiny_config(algo: str, task: str = "reach_target", **policy) -> OmegaConf:
-    """A run config as train.py hands it over: the policy group file plus a few overrides."""
-    base = OmegaConf.load(CONFIGS / "policy" / f"{algo}.yaml")
+def tiny_config(algo: str, task: str = "reach_target", *overrides: str, **policy) -> RunConfig:
+    """A run config as train.py composes it for ``env=<task> policy=<algo>``, made tiny."""
+    cfg = compose(f"env={task}", f"policy={algo}", "progress=false", "eval.episodes=2", "eval.num_videos=1",
+                  *overrides)
     small = {"ppo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
              "sac": {"learning_starts": 64, "batch_size": 64, "buffer_size": 2000}}[algo]
     over = {"total_timesteps": 256, "num_envs": 2, "vec_env": "dummy", "checkpoint_every": 128,
-            "net_arch": [32, 32], "sb3": small, **policy}
-    return OmegaConf.create({"env": task, "sim": {"name": "mujoco"}, "obs_mode": "state",
-                             "control_mode": "ee_delta_pose", "seed": 0, "progress": False, "policy": OmegaConf.merge(base, over),
-                             "eval": {"episodes": 2, "seed_start": 100_000, "num_videos": 1}})
+            "net_arch": [32, 32], "sb3": {**cfg.policy.sb3, **small}, **policy}
+    return replace(cfg, policy=replace(cfg.policy, **over))
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +108,7 @@ def test_demos_from_the_store_replay_as_training_transitions(tmp_path):
 
 def test_rerun_resumes_the_step_count(sac_run):
     cfg, run_dir, first = sac_run
-    cfg = OmegaConf.merge(cfg, {"policy": {"total_timesteps": 384}})
+    cfg = replace(cfg, policy=replace(cfg.policy, total_timesteps=384))
     again = run_rl(cfg, run_dir)
     assert again["resumed_from_step"] == first["env_steps"]
     assert again["env_steps"] >= 384 and again["train_steps_this_run"] < 384
@@ -202,9 +198,8 @@ def _needs_maniskill():
 def test_sac_on_maniskill_end_to_end_in_subprocesses(tmp_path):
     """sim=maniskill on a CPU machine: one spawned process per env copy, same outputs as MuJoCo."""
     _needs_maniskill()
-    cfg = tiny_config("sac", vec_env="subproc", total_timesteps=128, checkpoint_every=64)
-    cfg.sim.name = "maniskill"
-    cfg["eval"]["num_videos"] = 0
+    cfg = tiny_config("sac", "reach_target", "sim=maniskill", "eval.num_videos=0", vec_env="subproc",
+                      total_timesteps=128, checkpoint_every=64)
     metrics = run_rl(cfg, tmp_path)
     assert metrics["sim"] == "maniskill" and metrics["env_steps"] >= 128 and metrics["num_episodes"] == 2
     assert (tmp_path / "checkpoints" / "sb3" / "model.zip").is_file()
@@ -253,8 +248,7 @@ def test_batched_vec_env_needs_maniskill_and_cuda_for_many_copies():
 
 
 def test_run_rl_rejects_image_observations_before_training(tmp_path):
-    cfg = tiny_config("sac")
-    cfg.obs_mode = "rgb"
+    cfg = tiny_config("sac", "reach_target", "obs_mode=rgb")
     with pytest.raises(UnsupportedRLSetup, match="obs_mode='rgb'"):
         run_rl(cfg, tmp_path)
     assert not (tmp_path / "checkpoints").exists()

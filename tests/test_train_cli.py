@@ -92,7 +92,7 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path):
     ("env=stack_blokcs", "unknown task 'stack_blokcs'. Did you mean 'stack_blocks'? Known tasks:"),
     ("train.steps=-3", "train.steps=-3 is invalid; allowed: an integer >= 1"),
     ("obs_mode=depth", "obs_mode='depth' is invalid; allowed: state, slots, rgb, rgbd, pointcloud"),
-    ("policy.horizon=7", "DiffusionConfig.horizon=7 is invalid; allowed: a multiple of 2"),
+    ("policy.horizon=7", "policy.horizon=7 is invalid; allowed: a multiple of 2"),
     ("eval.seed_start=1", "eval.seed_start=1 is invalid; allowed: a seed range disjoint from the demo seeds"),
     ("eval.video_size=[480]", "eval.video_size=[480] is invalid; allowed: [width, height] in pixels"),
 ])

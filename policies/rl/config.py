@@ -29,7 +29,7 @@ class SB3Config:
     activation: str = "relu"
     normalize_obs: bool = True       # VecNormalize statistics; baked into the exported policy
     normalize_reward: bool = False   # return-scale normalization
-    success_bonus: bool = True       # success step pays gamma/(1-gamma) extra (policies.rl.sb3.SuccessBonus)
+    success_bonus: bool = True       # success step pays gamma/(1-gamma) extra (policies/rl/sb3/vec_env.py)
     reward_mode: str = "dense"
     demos: int = 0                   # successful oracle episodes (HDF5 demo store) put in the replay buffer
     demo_seed_start: int = 1_000_000

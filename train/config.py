@@ -1,0 +1,233 @@
+"""The run config of ``train.py``: every key, its type and its default, written once, here.
+
+Hydra composes ``configs/config.yaml`` (the defaults list and Hydra's own settings; no values)
+with the dataclasses below, which importing this module registers in Hydra's ConfigStore:
+
+=====================  =====================================================================
+``run_config``         :class:`RunConfig`: env, library, obs_mode, control_mode, seed, resume,
+                       device, data, train, eval, progress (the schema config.yaml starts from)
+``sim/<name>``         :class:`SimConfig`, one option per backend
+``policy/diffusion``   :class:`~policies.diffusion.DiffusionParams` + ``name``
+``policy/ppo|sac``     :class:`~policies.rl.config.PPOConfig` / ``SACConfig`` + ``name``
+=====================  =====================================================================
+
+Hydra checks each override's type as it composes (``train.steps=abc`` fails there); the
+dataclasses check ranges in ``__post_init__`` when :func:`to_run_config` builds them, and the
+error names the key as it is typed on the command line (``train.steps=-3 is invalid; allowed:
+an integer >= 1``). ``python train.py --cfg job [policy=sac]`` prints the composed config.
+"""
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from envs.core import CONTROL_MODES, OBS_MODES, SIMS
+from envs.core.surface import RENDER_SIZE
+from policies.common.config import ConfigError, UnknownConfigKey, is_int, is_number, require
+from policies.diffusion.configuration import DiffusionParams
+from policies.rl.config import PPOConfig, SACConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEVICES = ("cpu", "cuda")
+
+# hydra.run.dir in configs/config.yaml: a resumed run writes into its own directory
+OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
+
+
+@dataclass
+class SimConfig:
+    name: str = "mujoco"   # the backend the policy trains and is evaluated on
+
+    def __post_init__(self):
+        require(self.name in SIMS, self, "name", ", ".join(SIMS))
+
+
+@dataclass
+class DataConfig:
+    """Oracle demonstrations, cached in the HDF5 demo store."""
+
+    num_demos: int = 100
+    sim: Optional[str] = None      # backend the demos come from (mujoco | maniskill); None: the training sim
+    seed_start: int = 0            # demo seeds: seed_start .. seed_start + num_demos (+ retries)
+    store_root: str = "${oc.env:ROBOFORGE_CACHE,${oc.env:HOME}/.cache/roboforge}/demos"
+
+    def __post_init__(self):
+        require(is_int(self.num_demos, 1), self, "num_demos", "an integer >= 1")
+        require(self.sim is None or self.sim in SIMS, self, "sim", "null (the training sim), " + ", ".join(SIMS))
+        require(is_int(self.seed_start, 0), self, "seed_start", "an integer >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """The imitation trainer (train/imitation.py); RL runs read their steps from ``policy``."""
+
+    steps: int = 6000
+    batch_size: int = 128
+    lr: float = 1.0e-3
+    weight_decay: float = 1.0e-6
+    warmup_steps: int = 300
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    num_threads: int = 2           # torch threads
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "num_threads"):
+            require(is_int(getattr(self, name), 1), self, name, "an integer >= 1")
+        require(is_int(self.warmup_steps, 0), self, "warmup_steps", "an integer >= 0")
+        require(is_number(self.lr) and self.lr > 0, self, "lr", "a number > 0")
+        require(is_number(self.weight_decay) and self.weight_decay >= 0, self, "weight_decay", "a number >= 0")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on seeds the demos never used."""
+
+    episodes: int = 50
+    seed_start: int = 100_000      # disjoint from the demo seeds
+    num_videos: int = 4            # half the first failures, half the first successes
+    video_size: list[int] = field(default_factory=lambda: list(RENDER_SIZE))   # [width, height] of the frames, pixels
+
+    def __post_init__(self):
+        require(is_int(self.episodes, 1), self, "episodes", "an integer >= 1")
+        require(is_int(self.seed_start, 0), self, "seed_start", "an integer >= 0")
+        require(is_int(self.num_videos, 0) and self.num_videos <= self.episodes, self, "num_videos",
+                f"an integer in [0, eval.episodes={self.episodes}]")
+        require(len(self.video_size) == 2 and all(is_int(v, 64) and v <= 4096 for v in self.video_size), self,
+                "video_size", "[width, height] in pixels, each an integer in 64..4096 (e.g. [480, 360])")
+
+
+# -- the policy group: each option is a policy's own config dataclass plus its ``name`` ----------
+@dataclass
+class _Named:
+    name: str = MISSING   # first, so the group reads `policy: {name: ..., ...}`
+
+
+@dataclass
+class DiffusionChoice(DiffusionParams, _Named):
+    name: str = "diffusion"
+
+
+@dataclass
+class PPOChoice(PPOConfig, _Named):
+    name: str = "ppo"
+
+
+@dataclass
+class SACChoice(SACConfig, _Named):
+    name: str = "sac"
+
+
+POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice}
+IMITATION_POLICIES = ("diffusion",)
+RL_POLICIES = ("ppo", "sac")
+
+
+@dataclass
+class RunConfig:
+    """One ``train.py`` run. ``sim`` and ``policy`` come first, as Hydra's defaults list puts
+    its groups first."""
+
+    sim: SimConfig = field(default_factory=SimConfig)
+    policy: Any = MISSING          # a POLICIES option, chosen with policy=<name>
+    env: str = "stack_blocks"      # any registered task (envs.list_tasks()), generated ones included
+    library: Optional[str] = None  # a generated-task library dir (python -m generation) whose tasks env= may name
+    obs_mode: str = "state"
+    control_mode: str = "ee_delta_pose"
+    seed: int = 0
+    resume: Optional[str] = None   # a previous run dir: continue it from its last checkpoint
+    device: str = "cpu"            # cpu | cuda
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    progress: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Top-level keys and what spans sections; each section checked itself when built."""
+        def need(ok: bool, key: str, value: Any, allowed: str):
+            if not ok:
+                raise ConfigError(key, value, allowed)
+
+        name = getattr(self.policy, "name", self.policy)
+        need(name in POLICIES and isinstance(self.policy, POLICIES[name]), "policy.name", name, ", ".join(POLICIES))
+        need(self.obs_mode in OBS_MODES, "obs_mode", self.obs_mode, ", ".join(OBS_MODES))
+        need(self.control_mode in CONTROL_MODES, "control_mode", self.control_mode, ", ".join(CONTROL_MODES))
+        need(self.device in DEVICES, "device", self.device, ", ".join(DEVICES))
+        need(is_int(self.seed, 0), "seed", self.seed, "an integer >= 0")
+        demo_seeds = range(self.data.seed_start, self.data.seed_start + 2 * self.data.num_demos)
+        need(self.eval.seed_start >= demo_seeds.stop or self.eval.seed_start + self.eval.episodes <= demo_seeds.start,
+             "eval.seed_start", self.eval.seed_start,
+             f"a seed range disjoint from the demo seeds {demo_seeds.start}..{demo_seeds.stop - 1} "
+             f"(evaluation must use unseen seeds)")
+        if name in IMITATION_POLICIES:
+            need(self.obs_mode == "state", "obs_mode", self.obs_mode,
+                 "state (the diffusion policy here is state-based)")
+
+
+ConfigStore.instance().store(name="run_config", node=RunConfig)
+for _sim in SIMS:
+    ConfigStore.instance().store(group="sim", name=_sim, node=SimConfig(name=_sim))
+for _name, _cls in POLICIES.items():
+    ConfigStore.instance().store(group="policy", name=_name, node=_cls)
+
+
+def to_run_config(cfg: DictConfig | Mapping) -> RunConfig:
+    """``cfg`` (as Hydra composed it, or a run's saved ``config.yaml``) typed against the schema
+    and built into validated dataclasses. A bad value raises :class:`ConfigError` naming the key
+    as the command line spells it (``policy.horizon=7 is invalid; allowed: ...``)."""
+    plain = OmegaConf.to_container(cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg)), resolve=True)
+    name = plain.get("policy", {}).get("name") if isinstance(plain.get("policy"), dict) else None
+    if name not in POLICIES:
+        raise ConfigError("policy.name", name, ", ".join(POLICIES))
+    schema = OmegaConf.structured(RunConfig)
+    schema.policy = OmegaConf.structured(POLICIES[name])
+    try:
+        typed = OmegaConf.merge(schema, plain)
+    except OmegaConfBaseException as err:
+        raise _schema_error(err, schema, plain) from None
+    values = {}
+    for key in typed:
+        node = typed[key]
+        if isinstance(node, DictConfig):  # a section: its dataclass checks its own ranges
+            try:
+                values[key] = OmegaConf.to_object(node)
+            except ConfigError as err:
+                raise err.within(key) from None
+        else:
+            values[key] = node
+    return RunConfig(**values)
+
+
+def _schema_error(err: OmegaConfBaseException, schema: DictConfig, plain: dict) -> ConfigError:
+    """A saved config the schema refuses (hand-edited, or written by another version), on one line."""
+    key = str(err.full_key)
+    value = OmegaConf.select(OmegaConf.create(plain), key, default=None)
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(schema, parent_key) if parent_key else schema
+    if isinstance(err, ConfigKeyError):
+        return UnknownConfigKey(key, value, ", ".join(str(k) for k in parent))
+    owner = OmegaConf.get_type(parent)
+    hint = typing.get_type_hints(owner).get(leaf) if is_dataclass(owner) else None
+    return ConfigError(key, value, f"a value of type {getattr(hint, '__name__', hint)}")
+
+
+def compose(*overrides: str) -> RunConfig:
+    """The validated config ``python train.py <overrides>`` would run with, without running it
+    (for tests, benchmarks and notebooks), e.g. ``compose("env=reach_target", "policy=sac")``."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return to_run_config(hydra_compose(config_name="config", overrides=list(overrides)))
+
+
+def to_yaml(config: RunConfig) -> str:
+    """The run's config as ``config.yaml`` holds it (every value resolved; what ``resume=`` reads)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
