@@ -218,6 +218,8 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
+    from envs.core.fileio import write_atomic
+
     out_json = RESULTS / "rl_learning.json"
     results = json.loads(out_json.read_text()) if out_json.exists() else {}
     # the 1-minute load average at the start says how much the cores were shared with others
@@ -262,9 +264,7 @@ def main() -> None:
             results["learning"][n]["machine_short"] = results["machine_short"]
         latest.setdefault("learning", {}).update({n: results["learning"][n] for n in args.runs})
         plot(latest["learning"], RESULTS / "rl_learning.png")
-    tmp = out_json.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(latest, indent=2))
-    os.replace(tmp, out_json)
+    write_atomic(out_json, json.dumps(latest, indent=2))
     print(f"results: {out_json}")
 
 

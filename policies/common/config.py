@@ -1,4 +1,5 @@
-"""What every config dataclass shares: the one-line error and ``from_dict`` with the unknown-key check.
+"""What every config dataclass shares: the one-line error, ``from_dict`` with the unknown-key check
+and the ``config.json`` round trip (:class:`JSONConfig`).
 
 A config dataclass checks its own ranges in ``__post_init__`` with :func:`require`, so a bad value
 fails where the config is built (from Python, a ``config.json`` or the Hydra command line) with
@@ -49,9 +50,9 @@ def require(ok: bool, config: Any, key: str, allowed: str) -> None:
         raise ConfigError(key, getattr(config, key), allowed, owner=type(config).__name__)
 
 
-def is_int(value: Any, low: int | None = None) -> bool:
-    """``value`` is an int (not a bool), at least ``low`` when given."""
-    return isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+def is_int(value: Any, low: int = 1) -> bool:
+    """``value`` is an int (not a bool) >= ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def is_number(value: Any) -> bool:
@@ -72,3 +73,16 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
         if key not in known:
             raise UnknownConfigKey(key, value, ", ".join(known), owner=cls.__name__)
     return cls(**data)
+
+
+class JSONConfig:
+    """Mixin for config dataclasses saved in a ``config.json`` (policies, encoders)."""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of every field (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        """Inverse of ``to_dict``; an unknown key is an error (see :func:`from_dict`)."""
+        return from_dict(cls, d)

@@ -6,9 +6,9 @@ time, and is what a :class:`~policies.diffusion.modeling.DiffusionPolicy` is bui
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
-from policies.common.config import from_dict, is_int, require
+from policies.common.config import JSONConfig, is_int, require
 
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 PREDICTION_TYPES = ("epsilon", "sample")
@@ -67,9 +67,10 @@ class DiffusionParams:
 
 
 @dataclass
-class DiffusionConfig(DiffusionParams):
+class DiffusionConfig(DiffusionParams, JSONConfig):
     """Shapes and schedule of a :class:`~policies.diffusion.modeling.DiffusionPolicy`:
-    :class:`DiffusionParams` plus ``obs_dim`` and ``action_dim`` (keyword-only)."""
+    :class:`DiffusionParams` plus ``obs_dim`` and ``action_dim`` (keyword-only). Saved in the
+    policy's ``config.json`` (``to_dict`` / ``from_dict``)."""
 
     obs_dim: int = field(kw_only=True)      # flat state observation size
     action_dim: int = field(kw_only=True)
@@ -84,14 +85,3 @@ class DiffusionConfig(DiffusionParams):
         """The config of a policy with hyper-parameters ``params`` for data of these sizes."""
         return cls(**{f.name: getattr(params, f.name) for f in fields(DiffusionParams)},
                    obs_dim=obs_dim, action_dim=action_dim)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict of every field (``down_dims`` as a list)."""
-        d = asdict(self)
-        d["down_dims"] = list(self.down_dims)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DiffusionConfig":
-        """Inverse of ``to_dict``; unknown keys are an error rather than silently dropped."""
-        return from_dict(cls, d)

@@ -9,20 +9,20 @@ policy type ``rl_mlp``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from policies.common.config import from_dict, is_int, require
+from policies.common.config import JSONConfig, is_int, require
 from policies.common.policy import Policy, register_policy
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 
 
 @dataclass
-class MLPActorConfig:
+class MLPActorConfig(JSONConfig):
     """Shape of an exported actor. ``output``: ``"tanh"`` squashes the head into [-1, 1] (SAC),
     ``"clip"`` clips it there (PPO's Gaussian mean); both then map [-1, 1] onto
     [``action_low``, ``action_high``]."""
@@ -47,13 +47,6 @@ class MLPActorConfig:
         require(self.output in ("tanh", "clip"), self, "output", "tanh, clip")
         self.action_low = list(self.action_low) if self.action_low is not None else [-1.0] * self.action_dim
         self.action_high = list(self.action_high) if self.action_high is not None else [1.0] * self.action_dim
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MLPActorConfig":
-        return from_dict(cls, d)
 
 
 class ObsNormalizer(nn.Module):

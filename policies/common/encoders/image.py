@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from policies.common.encoders._config import EncoderConfig, is_int, is_number, require
+from policies.common.config import JSONConfig, is_int, is_number, require
 from policies.common.encoders.backbones import ResNet18, SmallCNN
 from policies.common.encoders.layers import RandomCrop, SpatialSoftmax
 
@@ -24,7 +24,7 @@ BACKBONES = ("small_cnn", "resnet18")
 
 
 @dataclass
-class ImageEncoderConfig(EncoderConfig):
+class ImageEncoderConfig(JSONConfig):
     """What the image encoder reads and how it is built.
 
     Input per camera: (..., C, H, W) float with H = W = ``image_size``; channels 0-2 RGB in [0, 1]

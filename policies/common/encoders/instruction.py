@@ -21,7 +21,8 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from envs.core import text_embedding
-from policies.common.encoders._config import EncoderConfig, is_int, require
+from envs.core.fileio import atomic_file
+from policies.common.config import JSONConfig, is_int, require
 
 
 class InstructionTruncatedWarning(UserWarning):
@@ -38,7 +39,7 @@ class InstructionEncoder(Protocol):
 
 
 @dataclass
-class InstructionEncoderConfig(EncoderConfig):
+class InstructionEncoderConfig(JSONConfig):
     """Settings of the default (MiniLM) instruction encoder."""
 
     cache_size: int = 4096           # distinct strings kept in memory (least recently used dropped)
@@ -117,11 +118,8 @@ class MiniLMInstructionEncoder:
         self._remember(text, vec)
         path = self._disk_path(text)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
+            with atomic_file(path, fsync=False) as tmp, open(tmp, "wb") as f:  # concurrent runs never read half a file
                 np.save(f, vec)
-            os.replace(tmp, path)   # atomic: concurrent runs never read half a file
         return vec
 
     def _remember(self, text: str, vec: np.ndarray) -> None:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from policies.common.encoders._config import EncoderConfig, is_int, require
+from policies.common.config import JSONConfig, is_int, require
 
 
 @dataclass
-class PointCloudEncoderConfig(EncoderConfig):
+class PointCloudEncoderConfig(JSONConfig):
     """Input (..., N, 3) xyz in metres, or (..., N, 6) xyz + rgb in [0, 1]."""
 
     use_rgb: bool = False            # read the rgb columns; otherwise they are ignored
