@@ -20,9 +20,9 @@ import contextlib
 import datetime as _dt
 import fcntl
 import json
-import os
 from pathlib import Path
 
+from envs.core.fileio import write_atomic
 from envs.library import MANIFEST, LibraryError, LibraryView, load_library, sha256
 
 __all__ = ["Library", "LibraryError", "load_library", "now_iso", "sha256"]
@@ -30,27 +30,6 @@ __all__ = ["Library", "LibraryError", "load_library", "now_iso", "sha256"]
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_atomic(path: Path, data: str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class Library(LibraryView):
@@ -76,13 +55,13 @@ class Library(LibraryView):
             self._sweep(manifest)
             task_rel, meta_rel = f"tasks/{name}.py", f"meta/{name}.json"
             digest = sha256(source)
-            _write_atomic(self.root / task_rel, source)
-            _write_atomic(self.root / meta_rel, json.dumps({**meta, "source_sha256": digest}, indent=1) + "\n")
+            write_atomic(self.root / task_rel, source)
+            write_atomic(self.root / meta_rel, json.dumps({**meta, "source_sha256": digest}, indent=1) + "\n")
             manifest["tasks"][name] = {"file": task_rel, "meta": meta_rel, "sha256": digest,
                                        "admitted_at": meta.get("admitted_at", now_iso()),
                                        "generator": meta.get("generator", "")}
             manifest["tasks"] = dict(sorted(manifest["tasks"].items()))
-            _write_atomic(self.root / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+            write_atomic(self.root / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         return self.root / task_rel
 
     def _sweep(self, manifest: dict) -> None:
