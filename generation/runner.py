@@ -30,6 +30,7 @@ import numpy as np
 from gymnasium.utils.env_checker import check_env
 
 import envs
+import envs.backends.mujoco.env  # noqa: F401  (MuJoCo loads its GL bindings with ctypes.dlopen, which the hook refuses)
 from envs.core.predicates import Goal
 from planners import make_oracle
 
