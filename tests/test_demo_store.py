@@ -1,9 +1,15 @@
 """HDF5 demo store, sequence windows, cached oracle demos, videos."""
+import shutil
+
+import gymnasium as gym
+import h5py
 import numpy as np
 import pytest
 
+import envs
+from envs.core import observation as ob
 from train.datasets.demo_store import CorruptDemoStoreError, DemoStore, Episode
-from train.datasets.sequence import SequenceDataset
+from train.datasets.sequence import MissingObservationError, SequenceDataset
 from train.demos import collect_demos
 from train.video import write_mp4
 
@@ -74,3 +80,124 @@ def test_video_is_h264_and_decodes(tmp_path):
     meta = next(reader)
     n = sum(1 for _ in reader)
     assert meta["codec"].startswith("h264") and n == 12 and tuple(meta["size"]) == (48, 34)
+
+
+# -- format 3: slots, proprioception, compressed camera frames ---------------------------------
+def frames(T, size=32, seed=0):
+    """Camera-like frames (flat colours, an edge, a moving square): compressible as renders are."""
+    rng = np.random.default_rng(seed)
+    rgb = np.zeros((T, size, size, 3), np.uint8)
+    rgb[:, size // 2:] = (90, 110, 130)
+    for t in range(T):
+        x = t % (size - 8)
+        rgb[t, 4:12, x:x + 8] = rng.integers(0, 255, 3)
+    depth = np.broadcast_to(np.linspace(0.5, 2.0, size, dtype=np.float32)[None, :, None, None], (T, size, size, 1))
+    return rgb, depth.copy()
+
+
+def image_episode(seed, T=12, size=32):
+    rng = np.random.default_rng(seed)
+    rgb, depth = frames(T, size, seed)
+    return Episode(rng.normal(size=(T, 9)).astype(np.float32), rng.uniform(-1, 1, (T, 7)).astype(np.float32),
+                   np.zeros(T, np.float32), seed=seed, success=True, instruction="stack the red block",
+                   final_obs=np.zeros(9, np.float32), task="stack_blocks", sim="mujoco", obs_mode="rgbd",
+                   slots=rng.normal(size=(T, ob.SLOTS_DIM)).astype(np.float32),
+                   final_slots=np.zeros(ob.SLOTS_DIM, np.float32),
+                   proprio=rng.normal(size=(T, ob.AGENT_DIM)).astype(np.float32),
+                   images={"front_rgb": rgb, "wrist_rgb": rgb[::-1].copy(), "front_depth": depth, "wrist_depth": depth})
+
+
+def test_format3_round_trip_with_compressed_images(tmp_path):
+    eps = [image_episode(s) for s in (3, 1)]
+    store = DemoStore.write(tmp_path / "d.h5", eps, task="stack_blocks", obs_mode="rgbd", image_size=32)
+    assert store.format_version == 3 and store.image_keys == ("front_depth", "front_rgb", "wrist_depth", "wrist_rgb")
+    got = {ep.seed: ep for ep in DemoStore.open(store.path).episodes}
+    for want in eps:
+        ep = got[want.seed]
+        assert (ep.task, ep.sim, ep.obs_mode, ep.instruction) == ("stack_blocks", "mujoco", "rgbd", "stack the red block")
+        assert np.array_equal(ep.slots, want.slots) and np.array_equal(ep.proprio, want.proprio)
+        assert np.array_equal(ep.final_slots, want.final_slots)
+        rgb = ep.images["front_rgb"]
+        assert rgb.shape == (12, 32, 32, 3) and np.array_equal(np.asarray(rgb), want.images["front_rgb"])
+        idx = np.array([5, 2, 2, 9])  # any order, repeats: a clamped window at an episode's edge
+        assert rgb[idx].dtype == np.uint8 and np.array_equal(rgb[idx], want.images["front_rgb"][idx])
+        depth = ep.images["wrist_depth"][idx]  # stored float16, handed out float32 metres
+        assert depth.dtype == np.float32 and np.allclose(depth, want.images["wrist_depth"][idx], atol=1e-3)
+    with h5py.File(store.path) as f:
+        ds = f["episodes/ep_3/images/front_rgb"]
+        assert ds.compression == "gzip" and ds.chunks[0] <= 4
+        assert ds.id.get_storage_size() < 0.5 * ds.size * ds.dtype.itemsize  # compressed well below raw
+
+
+def test_format2_store_opens_and_collect_demos_regenerates_it(tmp_path):
+    store = collect_demos("reach_target", 2, store_root=tmp_path, progress=False)
+    with h5py.File(store.path, "r+") as f:  # turn it into what roboforge wrote before format 3
+        f.attrs["format_version"] = 2
+        for name in f["episodes"]:
+            for key in ("slots", "final_slots", "proprio"):
+                del f[f"episodes/{name}/{key}"]
+    old = DemoStore.open(store.path)
+    assert old.format_version == 2 and old.episodes[0].slots is None
+    with pytest.raises(MissingObservationError, match="format 2"):
+        SequenceDataset(old.episodes, 2, 4, obs_keys=("slots",))
+    fixed = collect_demos("reach_target", 2, store_root=tmp_path, progress=False)
+    assert fixed.path == store.path and fixed.format_version == 3 and fixed.episodes[0].slots is not None
+
+
+def replay_slots(task, ep, sim="mujoco"):
+    """The slots observations a ``slots`` env gives along a stored episode's actions."""
+    env = gym.make(envs.env_id(task), sim=sim, obs_mode="slots")
+    out = [env.reset(seed=ep.seed)[0]]
+    for a in ep.actions:
+        out.append(env.step(a)[0])
+    env.close()
+    return np.array(out)
+
+
+def test_stored_slots_equal_the_slots_env(tmp_path):
+    ep = collect_demos("stack_blocks", 1, store_root=tmp_path, progress=False).episodes[0]
+    want = replay_slots("stack_blocks", ep)
+    assert ep.slots.shape == (len(ep.actions), ob.SLOTS_DIM)
+    assert np.array_equal(ep.slots, want[:-1]) and np.array_equal(ep.final_slots, want[-1])
+    assert np.array_equal(ep.proprio, ep.obs[:, :ob.AGENT_DIM])
+
+
+@pytest.fixture(scope="module")
+def rgb_store(tmp_path_factory):
+    """Two rendered reach_target demos (both cameras, RGB-D, 32 px): the cheapest rendered task."""
+    return collect_demos("reach_target", 2, store_root=tmp_path_factory.mktemp("rgb"), obs_mode="rgbd",
+                         image_size=32, progress=False)
+
+
+def test_rendered_demos_store_images_proprio_and_slots(rgb_store):
+    ep = rgb_store.episodes[0]
+    T = len(ep.actions)
+    assert rgb_store.meta["image_size"] == 32 and rgb_store.image_keys == (
+        "front_depth", "front_rgb", "wrist_depth", "wrist_rgb")
+    assert ep.images["front_rgb"].shape == (T, 32, 32, 3) and ep.images["front_depth"].shape == (T, 32, 32, 1)
+    assert np.asarray(ep.images["wrist_rgb"]).std() > 0  # a real render, not a blank frame
+    assert ep.proprio.shape == (T, ob.AGENT_DIM) and ep.obs.shape[1] > ob.AGENT_DIM  # privileged state kept apart
+    assert np.array_equal(ep.slots, replay_slots("reach_target", ep)[:-1])  # slots from the oracle's surface
+    with h5py.File(rgb_store.path) as f:
+        ds = f[f"episodes/ep_{ep.seed}/images/front_rgb"]
+        assert ds.id.get_storage_size() < ds.size  # real renders compress (uint8: size = raw bytes)
+
+
+def test_a_store_without_images_asked_for_images_is_regenerated(tmp_path, caplog):
+    state = collect_demos("reach_target", 1, store_root=tmp_path, progress=False)
+    rgb_path = DemoStore.cache_path(tmp_path, "reach_target", "mujoco", "rgb", "ee_delta_pose", range(1),
+                                    state.meta["code_hash"], image_size=32)
+    shutil.copy(state.path, rgb_path)  # a state store where the rgb one belongs, claiming to be rgb
+    with h5py.File(rgb_path, "r+") as f:
+        f.attrs["obs_mode"] = "rgb"
+    with caplog.at_level("WARNING"):
+        store = collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="rgb", image_size=32, progress=False)
+    assert store.path == rgb_path and "holds images none" in caplog.text
+    assert store.image_keys == ("front_rgb", "wrist_rgb") and store.episodes[0].images["front_rgb"].shape[1:] == (32, 32, 3)
+    with pytest.raises(MissingObservationError, match="holds no 'front_rgb'.*obs_mode='rgb'"):
+        SequenceDataset(state.episodes, 2, 4, obs_keys=("front_rgb",))
+
+
+def test_collect_demos_refuses_an_obs_mode_it_cannot_store(tmp_path):
+    with pytest.raises(ValueError, match="obs_mode='pointcloud' is invalid.*allowed: state, slots, rgb, rgbd"):
+        collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="pointcloud")

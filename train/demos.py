@@ -1,7 +1,12 @@
 """Oracle demonstrations, cached in the HDF5 demo store.
 
 Serial on purpose: an episode takes ~0.1 s on MuJoCo, so a few hundred demos take well under a
-minute; fanning out over a cluster (Ray) is for the large generated-task libraries.
+minute; fanning out over a cluster (Ray) is for the large generated-task libraries. Image modes
+cost more: each step renders both cameras (``bench/dataset.py`` measures it).
+
+The oracle always acts on the privileged scene state (``env.unwrapped.scene_state()``); what an
+episode records is what a policy may read (the env's observation, its images and proprioception)
+plus the task-independent ``slots`` observation, stored apart so a visual dataset can leave it out.
 """
 from __future__ import annotations
 
@@ -10,16 +15,22 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Sequence
 
 import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
 import envs
+from envs.core import observation as ob
+from envs.core.predicates import goal_delta
 from planners import make_oracle
-from train.datasets.demo_store import CorruptDemoStoreError, DemoStore, Episode
+from train.datasets.demo_store import FORMAT_VERSION, CorruptDemoStoreError, DemoStore, Episode
 
 log = logging.getLogger(__name__)
+
+DEMO_OBS_MODES = ("state", "slots", "rgb", "rgbd")
+DEFAULT_IMAGE_SIZE = 64  # pixels: ImageEncoderConfig's default (bench/encoders.py sizes it for a 2-core CPU)
 
 
 def default_store_root() -> Path:
@@ -27,69 +38,170 @@ def default_store_root() -> Path:
     return Path(os.environ.get("ROBOFORGE_CACHE", Path.home() / ".cache" / "roboforge")) / "demos"
 
 
+class _SlotsRecorder:
+    """The ``slots`` observation of an env in any obs_mode, built through the one builder
+    (``envs.core.observation.slots_observation``) from the surface the oracle reads (scene state,
+    scene objects, goals) and the robot part every flat observation starts with. Set up per
+    episode: colours and sizes change with the seed. ``None`` (and one warning) when the scene has
+    more objects than ``MAX_OBJECTS`` slots."""
+
+    def __init__(self, env: gym.Env):
+        u = env.unwrapped
+        self.env, objects = u, u.scene.objects
+        try:
+            self.attributes = ob.slot_attributes(objects, u.task_cls.name)
+        except ob.SlotCapacityError as err:
+            log.warning("demos store no slots observation: %s", err)
+            self.attributes = None
+        index = {o.name: k for k, o in enumerate(objects)}
+        self.goal_objects = np.array([index[g.obj.name] for g in u.goals], dtype=np.int64)
+        self.names = [o.name for o in objects]
+
+    def __call__(self, flat: np.ndarray) -> np.ndarray | None:
+        if self.attributes is None:
+            return None
+        s, agent = self.env.scene_state(), flat[:ob.AGENT_DIM]  # the robot part of ``state``
+        objs = [s.objects[n] for n in self.names]
+        return ob.slots_observation(
+            agent[:7], agent[7:14], agent[14:15], s.tcp_pos, s.tcp_quat,
+            pos=np.array([o.pos for o in objs]).reshape(-1, 3), quat=np.array([o.quat for o in objs]).reshape(-1, 4),
+            attributes=self.attributes, goal_objects=self.goal_objects,
+            goal_deltas=np.array([goal_delta(g, s) for g in self.env.goals]).reshape(-1, 3))
+
+
 def rollout_oracle(env: gym.Env, seed: int) -> Episode:
+    """One oracle episode from ``seed``: the env's flat observation, actions and rewards, plus the
+    ``slots`` observation and proprioception every step, and in image modes each camera's frames."""
+    u = env.unwrapped
     oracle = make_oracle(env)
     obs, info = env.reset(seed=seed)
     oracle.reset()
-    observations, actions, rewards = [], [], []
+    slots_of = _SlotsRecorder(env)
+    image_keys = [k for k in obs if k != "state"] if isinstance(obs, dict) else []
+    flat, slots, actions, rewards = [], [], [], []
+    images = {k: [] for k in image_keys}
     while True:
         action = oracle.act(obs)
-        observations.append(obs)
+        vector = obs["state"] if isinstance(obs, dict) else obs
+        flat.append(vector)
+        slots.append(obs if u.obs_mode == "slots" else slots_of(vector))
+        for k in image_keys:
+            images[k].append(obs[k])
         actions.append(action)
         obs, reward, terminated, truncated, info = env.step(action)
         rewards.append(reward)
         if terminated or truncated:
             break
-    return Episode(np.array(observations, np.float32), np.array(actions, np.float32),
-                   np.array(rewards, np.float32), seed, bool(info["success"]), info["instruction"],
-                   np.asarray(obs, np.float32))
+    last = np.asarray(obs["state"] if isinstance(obs, dict) else obs, np.float32)
+    flat = np.array(flat, np.float32)
+    has_slots = slots[0] is not None
+    return Episode(flat, np.array(actions, np.float32), np.array(rewards, np.float32), seed, bool(info["success"]),
+                   info["instruction"], last, task=info["task"], sim=_sim_of(env), obs_mode=u.obs_mode,
+                   slots=np.array(slots, np.float32) if has_slots else None,
+                   final_slots=(last if u.obs_mode == "slots" else slots_of(last)) if has_slots else None,
+                   proprio=flat[:, :ob.AGENT_DIM].copy(), images={k: np.array(v) for k, v in images.items()})
+
+
+def _sim_of(env: gym.Env) -> str:
+    """The backend gym.make was given (``envs.registry.make_env`` defaults to MuJoCo)."""
+    return (env.spec.kwargs if env.spec else {}).get("sim", "mujoco")
+
+
+def _check_reusable(store: DemoStore, env: gym.Env, obs_mode: str, image_size: int | None) -> None:
+    """Raise :class:`CorruptDemoStoreError` saying why a cached store cannot serve this request."""
+    path = store.path
+    if store.format_version != FORMAT_VERSION:
+        raise CorruptDemoStoreError(f"{path}: demo store format {store.format_version}; this roboforge writes "
+                                    f"format {FORMAT_VERSION} (slots, proprioception, images)")
+    if any(ep.final_obs is None for ep in store.episodes):
+        raise CorruptDemoStoreError(f"{path}: written by an older roboforge without final observations")
+    n_obs = (env.observation_space["state"] if isinstance(env.observation_space, gym.spaces.Dict)
+             else env.observation_space).shape[0]
+    if store.obs_dim != n_obs or store.action_dim != env.action_space.shape[0]:
+        raise CorruptDemoStoreError(f"{path}: obs/action dims {store.obs_dim}/{store.action_dim} do not match "
+                                    f"the env's {n_obs}/{env.action_space.shape[0]}")
+    if store.meta.get("obs_mode") != obs_mode:
+        raise CorruptDemoStoreError(f"{path}: holds obs_mode={store.meta.get('obs_mode')!r} demos; "
+                                    f"asked for obs_mode={obs_mode!r}")
+    want = {k: sp.shape for k, sp in env.observation_space.items() if k != "state"} if image_size else {}
+    have = {k: tuple(v.shape[1:]) for k, v in store.episodes[0].images.items()}
+    if have != want:
+        raise CorruptDemoStoreError(f"{path}: holds images {have or 'none'}; asked for {want} "
+                                    f"(obs_mode={obs_mode!r}, image_size={image_size})")
+    slots = store.episodes[0].slots
+    if slots is not None and slots.shape[1] != ob.SLOTS_DIM:
+        raise CorruptDemoStoreError(f"{path}: slots of {slots.shape[1]} features; the slots layout has "
+                                    f"SLOTS_DIM={ob.SLOTS_DIM}")
 
 
 def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=None, sim: str = "mujoco",
-                  obs_mode: str = "state", control_mode: str = "ee_delta_pose",
+                  obs_mode: str = "state", control_mode: str = "ee_delta_pose", image_size: int = DEFAULT_IMAGE_SIZE,
                   max_attempts_factor: float = 2.0, progress: bool = True) -> DemoStore:
     """``num_demos`` successful oracle episodes from seeds ``seed_start, seed_start + 1, ...``.
 
-    Reuses a valid cached store; a corrupt one is reported, deleted and regenerated.
+    ``obs_mode`` is what the episodes record besides the slots observation: ``state``/``slots``
+    vectors, or ``rgb``/``rgbd`` front and wrist images of ``image_size`` pixels (plus the
+    privileged state vector and proprioception, stored apart). Reuses a valid cached store; one
+    that cannot serve the request (corrupt, an older format, without the images asked for) is
+    reported, deleted and regenerated.
     """
-    if obs_mode != "state":
-        raise ValueError(f"demo collection stores flat vectors; obs_mode={obs_mode!r} is not supported yet, use 'state'")
-    env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode)
+    if obs_mode not in DEMO_OBS_MODES:
+        raise ValueError(f"obs_mode={obs_mode!r} is invalid for demo collection; allowed: {', '.join(DEMO_OBS_MODES)}")
+    images = obs_mode in ("rgb", "rgbd")
+    make_kw = {"image_size": int(image_size)} if images else {}
+    env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode, **make_kw)
     # The key covers the task's code and the backend's observation/action layout, so a change to
     # either (not just to the task file) invalidates the cache.
-    layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape)])
+    layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM])
     code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds_key = range(seed_start, seed_start + num_demos)
-    path = DemoStore.cache_path(store_root or default_store_root(), task, sim, obs_mode, control_mode, seeds_key, code_hash)
+    path = DemoStore.cache_path(store_root or default_store_root(), task, sim, obs_mode, control_mode, seeds_key,
+                                code_hash, image_size=image_size if images else None)
     if path.exists():
         try:
             store = DemoStore.open(path)
-            if any(ep.final_obs is None for ep in store.episodes):
-                raise CorruptDemoStoreError(f"{path}: written by an older roboforge without final observations")
-            if store.obs_dim != env.observation_space.shape[0] or store.action_dim != env.action_space.shape[0]:
-                raise CorruptDemoStoreError(f"{path}: obs/action dims {store.obs_dim}/{store.action_dim} do not match "
-                                            f"the env's {env.observation_space.shape[0]}/{env.action_space.shape[0]}")
+            _check_reusable(store, env, obs_mode, image_size if images else None)
             log.info("reusing %d cached demos from %s", len(store), path)
             env.close()
             return store
         except CorruptDemoStoreError as err:
             log.warning("demo cache is unusable and will be regenerated: %s", err)
             path.unlink()
-    episodes, attempts = [], int(np.ceil(num_demos * max_attempts_factor))
+    attempts = int(np.ceil(num_demos * max_attempts_factor))
     bar = tqdm(total=num_demos, desc=f"demos {task}", unit="demo", disable=not progress)
-    seed = seed_start
-    for seed in range(seed_start, seed_start + attempts):
-        ep = rollout_oracle(env, seed)
-        if ep.success:
-            episodes.append(ep)
-            bar.update(1)
-        bar.set_postfix(tried=seed - seed_start + 1)
-        if len(episodes) == num_demos:
-            break
-    bar.close()
-    env.close()
-    if len(episodes) < num_demos:
-        raise RuntimeError(f"the oracle solved only {len(episodes)} of {attempts} episodes of {task!r} "
-                           f"(seeds {seed_start}..{seed}); needed {num_demos}. Check the task's oracle.")
-    return DemoStore.write(path, episodes, task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode,
-                           seeds=[e.seed for e in episodes], code_hash=code_hash)
+    seed, seeds = seed_start, []
+    meta = dict(task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode,
+                image_size=int(image_size) if images else 0, code_hash=code_hash)
+    try:
+        # streamed: image episodes are written as they come, never all held in memory
+        with DemoStore.writer(path, **meta) as sink:
+            for seed in range(seed_start, seed_start + attempts):
+                ep = rollout_oracle(env, seed)
+                if ep.success:
+                    sink.add(ep)
+                    seeds.append(seed)
+                    bar.update(1)
+                bar.set_postfix(tried=seed - seed_start + 1)
+                if len(seeds) == num_demos:
+                    break
+            if len(seeds) < num_demos:
+                raise RuntimeError(f"the oracle solved only {len(seeds)} of {attempts} episodes of {task!r} "
+                                   f"(seeds {seed_start}..{seed}); needed {num_demos}. Check the task's oracle.")
+    finally:
+        bar.close()
+        env.close()
+    return DemoStore.open(path)
+
+
+def collect_demos_for_tasks(tasks: Sequence[str], num_demos: int, seed_start: int = 0, store_root=None,
+                            **kwargs) -> dict[str, DemoStore]:
+    """One store per task (``{task: store}`` in the given order) through :func:`collect_demos`,
+    each reusing its cache; ``kwargs`` (sim, obs_mode, control_mode, image_size, ...) apply to
+    all. Every name is checked before any demo is collected: an unknown one raises
+    :class:`envs.registry.UnknownTaskError` naming it and listing the known tasks."""
+    tasks = list(dict.fromkeys(tasks))  # a task named twice is collected once
+    if not tasks:
+        raise ValueError("collect_demos_for_tasks needs at least one task name")
+    for task in tasks:
+        envs.get_task(task)
+    return {task: collect_demos(task, num_demos, seed_start, store_root, **kwargs) for task in tasks}
