@@ -293,9 +293,53 @@ def video_rows(vd: dict) -> list[dict]:
                 source=vd, versions=_v(vd, "mujoco", "pillow", "imageio-ffmpeg"), note=note) for r in new]
 
 
+def dataset_rows(ds: dict) -> list[dict]:
+    """Image demos (bench/dataset.py): rendering cost, store bytes and reads, loader vs trainer; no peer."""
+    vers = _v(ds, "mujoco", "h5py", "torch")
+    shared = f"shared CPU, load {ds['load_avg_1m_start']:.1f}-{ds['load_avg_1m_end']:.1f}"
+    r, cases, ld = ds["rendering"], ds["storage"]["cases"], ds["loader"]
+    rows = [row(f"Demo rendering: {r['task']} oracle demos, MuJoCo, front + wrist cameras at {r['image_size']} px RGB",
+                ours=f"{r['frames_per_s']:.1f} frames/s wall ({r['frames_per_cpu_s']:.1f}/CPU-s); "
+                     f"{r['s_per_episode']:.1f} s per episode of {r['steps'] / r['episodes']:.0f} steps",
+                peer=f"the same demos in obs_mode=state: {r['state_s_per_episode']:.2f} s per episode",
+                ratio=f"rendering makes a demo **{r['s_per_episode'] / r['state_s_per_episode']:.0f}x** slower",
+                source=ds, versions=vers,
+                note=f"MUJOCO_GL={r['mujoco_gl']}; one camera frame {r['render_ms_per_frame']:.0f} ms, "
+                     f"{r['render_ms_per_frame_no_shadows']:.0f} ms without the shadow map; {r['episodes']} "
+                     f"episodes; {shared}")]
+
+    def store(c: dict) -> str:
+        return (f"{c['bytes_per_frame'] / 1000:.1f} kB/frame ({100 * c['of_raw']:.0f}% of raw), "
+                f"{_f(c['read_frames_per_s'])} frames/s")
+    ours = [c for c in cases.values() if c["chosen"]]
+    rgb, lzf, raw = next(c for c in ours if c["kind"] == "rgb"), cases["rgb lzf, 4 frames/chunk"], cases["rgb raw"]
+    depth_mm = cases["depth uint16 mm, gzip-4, 4 frames/chunk"]
+    rows.append(row(f"Demo store, {r['image_size']} px camera frames: bytes per frame and reads/s (random 2-frame "
+                    "windows, no chunk cache)",
+                    ours="; ".join(f"{c['kind']} {c['dtype']} {c['compression']}-{c['level']}, {c['frames_per_chunk']} "
+                                   f"frames/chunk: {store(c)}" for c in ours),
+                    peer=f"rgb lzf: {store(lzf)}; rgb raw: {store(raw)}; depth uint16 mm gzip-4: {store(depth_mm)}",
+                    ratio=f"**{lzf['bytes_per_frame'] / rgb['bytes_per_frame']:.1f}x** fewer bytes than lzf, "
+                          f"{rgb['read_frames_per_s'] / lzf['read_frames_per_s']:.2f}x its read rate",
+                    source=ds, versions=vers,
+                    note=f"{ds['storage']['rgb_frames_per_camera']} rendered frames per camera; best of "
+                         f"{ds['rounds']} rounds; {shared}"))
+    w0, w1, tr = ld["workers_0"], ld["workers_1"], ld["trainer"]
+    rows.append(row(f"Multitask loader alone vs the trainer: samples/s, batch {ld['batch']}, 2 cameras "
+                    f"{r['image_size']} px + proprio ({ld['n_obs_steps']} obs steps, {ld['horizon']} actions)",
+                    ours=f"0 workers: {_f(w0['samples_per_s'])}/s; 1 worker: {_f(w1['samples_per_s'])}/s",
+                    peer=f"small-CNN image encoder forward + backward + AdamW: {_f(tr['samples_per_s'])}/s "
+                         f"({_f(tr['samples_per_cpu_s'])}/CPU-s)",
+                    ratio=f"loader **{ld['loader_over_trainer']:.1f}x** the trainer", source=ds, versions=vers,
+                    note=f"train.datasets.MultiTaskDataset over a format 3 store, {ds['threads']} torch thread, "
+                         f"best of {ds['rounds']} rounds; {shared}"))
+    return rows
+
+
 # result file name -> its rows, in table order. Files not written by `python -m bench.run` itself
 # (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU;
-# encoders, video: their own scripts, bench/encoders.py and bench/video.py) are read the same way.
+# encoders, video, dataset: their own scripts, bench/encoders.py, bench/video.py, bench/dataset.py) are
+# read the same way.
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
     "scaling": scaling_rows,
@@ -308,6 +352,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "export": export_rows,
     "encoders": encoders_rows,
     "video": video_rows,
+    "dataset": dataset_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {

@@ -104,3 +104,24 @@ def test_collect_demos_for_tasks_feeds_one_multitask_dataset(tmp_path):
     assert again["reach_target"].path == stores["reach_target"].path  # the cache is reused
     data = MultiTaskDataset(stores, 2, 8, obs_keys=("slots",))
     assert data.tasks == ["reach_target", "push_to_zone"] and len(data.instructions) == 2
+
+
+@pytest.mark.slow
+def test_maniskill_demos_record_its_slots_and_mix_with_mujoco_demos(tmp_path):
+    import gymnasium as gym
+
+    import envs
+    from envs.backends import maniskill
+
+    if maniskill.problem():
+        pytest.skip(maniskill.problem())
+    ms = collect_demos("reach_target", 1, store_root=tmp_path, sim="maniskill", progress=False)
+    ep = ms.episodes[0]
+    env = gym.make(envs.env_id("reach_target"), sim="maniskill", obs_mode="slots")
+    want = [env.reset(seed=ep.seed)[0]] + [env.step(a)[0] for a in ep.actions]
+    env.close()
+    assert ep.sim == "maniskill"  # the same builder, fed ManiSkill's numpy scene state: float32 rounding apart
+    np.testing.assert_allclose(ep.slots, np.array(want[:-1]), atol=1e-5)
+    mj = collect_demos("reach_target", 1, store_root=tmp_path, progress=False)
+    data = MultiTaskDataset([mj, ms], 2, 4)
+    assert data.tasks == ["reach_target"] and len(data) == len(mj.episodes[0].actions) + len(ep.actions) + 2

@@ -73,8 +73,8 @@ class MultiTaskDataset(Dataset):
         sample = self.sequences[k]
         i = self.sequences.index[k][0]
         instruction_id = int(self._episode_instruction[i])
-        return {**sample, "task_id": torch.tensor(self.window_task[k]), "instruction": self.instructions[instruction_id],
-                "instruction_id": torch.tensor(instruction_id)}
+        return {**sample, "task_id": torch.tensor(self.window_task[k]),
+                "instruction": self.instructions[instruction_id], "instruction_id": torch.tensor(instruction_id)}
 
     @property
     def action_dim(self) -> int:
