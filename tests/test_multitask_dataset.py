@@ -8,7 +8,7 @@ from envs.core import observation as ob
 from envs.registry import UnknownTaskError
 from train.datasets.demo_store import DemoStore, Episode
 from train.datasets.multitask import IncompatibleTasksError, MultiTaskDataset
-from train.datasets.sequence import MissingObservationError
+from train.datasets.sequence import MissingObservationError, SequenceDataset
 from train.demos import collect_demos, collect_demos_for_tasks
 
 
@@ -89,6 +89,8 @@ def test_visual_dataset_hands_out_images_and_proprio_only(rgb_store):
     assert set(batch["obs"]) == set(keys) and batch["obs"]["front_rgb"].shape == (4, 2, 32, 32, 3)
     with pytest.raises(MissingObservationError, match="holds no 'front_depth'"):
         MultiTaskDataset([rgb_store], 2, 4, obs_keys=("front_depth",))
+    with pytest.raises(MissingObservationError, match="hold camera images; name the observation keys"):
+        SequenceDataset(rgb_store.episodes, 2, 4)  # the flat vector of an image store is privileged
 
 
 def test_unknown_task_in_a_list_is_named_before_any_demo_is_collected(tmp_path):

@@ -77,7 +77,7 @@ def rollout_oracle(env: gym.Env, seed: int) -> Episode:
     obs, info = env.reset(seed=seed)
     oracle.reset()
     slots_of = _SlotsRecorder(env)
-    image_keys = [k for k in obs if k != "state"] if isinstance(obs, dict) else []
+    image_keys = [k for k in obs if k.endswith(("_rgb", "_depth"))] if isinstance(obs, dict) else []
     flat, slots, actions, rewards = [], [], [], []
     images = {k: [] for k in image_keys}
     while True:

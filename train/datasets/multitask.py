@@ -56,8 +56,10 @@ class MultiTaskDataset(Dataset):
         _check_observations(stores, self.obs_keys)
         self.instructions: list[str] = sorted({ep.instruction for ep in episodes})
         self.sequences = SequenceDataset(episodes, n_obs_steps, horizon, self.obs_keys)
-        task_of_episode = np.array([self.tasks.index(t) for t in tasks], dtype=np.int64)
-        instruction_of_episode = np.array([self.instructions.index(ep.instruction) for ep in episodes], dtype=np.int64)
+        task_id = {t: i for i, t in enumerate(self.tasks)}
+        instruction_id = {s: i for i, s in enumerate(self.instructions)}
+        task_of_episode = np.array([task_id[t] for t in tasks], dtype=np.int64)
+        instruction_of_episode = np.array([instruction_id[ep.instruction] for ep in episodes], dtype=np.int64)
         windows = np.array([i for i, _ in self.sequences.index], dtype=np.int64)
         self.window_task = task_of_episode[windows]            # task id of every window
         self._episode_instruction = instruction_of_episode

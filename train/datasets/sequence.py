@@ -55,6 +55,12 @@ class SequenceDataset(Dataset):
     def __init__(self, episodes: list[Episode], n_obs_steps: int, horizon: int,
                  obs_keys: Sequence[str] | None = None):
         self.obs_keys = None if obs_keys is None else tuple(obs_keys)
+        visual = sorted({e.obs_mode for e in episodes if e.images})
+        if self.obs_keys is None and visual:
+            # their flat vector is the privileged state: a policy must ask for it by name
+            raise MissingObservationError(
+                f"episodes of obs_mode={visual[0]!r} hold camera images; name the observation keys the policy "
+                f"reads, e.g. obs_keys=('front_rgb', 'wrist_rgb', 'proprio') (or ('state',) for the privileged state)")
         if self.obs_keys is None:
             self.obs = [torch.from_numpy(np.ascontiguousarray(e.obs, dtype=np.float32)) for e in episodes]
         else:  # vectors as tensors now; images stay where they are (Frames decode on indexing)
