@@ -24,7 +24,7 @@ def test_round_trip_and_atomic_write(tmp_path):
     eps = episodes()
     path = tmp_path / "d.h5"
     DemoStore.write(path, eps, task="t", sim="mujoco")
-    assert not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]  # no temporary file left beside it
     store = DemoStore.open(path)
     assert len(store) == 3 and store.obs_dim == 5 and store.action_dim == 2
     assert np.array_equal(store.episodes[1].actions, eps[1].actions) and store.episodes[2].instruction == "do 2"
