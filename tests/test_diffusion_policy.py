@@ -18,14 +18,7 @@ TINY = dict(obs_dim=6, action_dim=2, n_obs_steps=2, horizon=8, n_action_steps=4,
             diffusion_step_embed_dim=32, num_inference_steps=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # On a small shared CPU, intra-op threads fighting other processes make tiny models many
-    # times slower; one thread keeps this file fast and its timing stable.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fitted_policy(seed: int = 0, **overrides) -> DiffusionPolicy:

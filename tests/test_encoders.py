@@ -12,13 +12,7 @@ from policies.common.encoders import (BACKBONES, ImageEncoderConfig, Instruction
                                       RandomCrop, SpatialSoftmax, images_from_obs, make_encoder)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # one intra-op thread: on a small shared CPU, more threads make small convolutions slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def camera_batch(cfg: ImageEncoderConfig, *lead: int) -> dict[str, torch.Tensor]:

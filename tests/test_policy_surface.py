@@ -18,12 +18,7 @@ OLD_CHECKPOINTS = Path(__file__).parent / "data" / "policy_format1"
 OBS_DIM, ACTION_DIM = 6, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def diffusion() -> DiffusionPolicy:

@@ -3,7 +3,7 @@ and the config plumbing (``ConfigError``, ``from_dict``, ``JSONConfig``).
 
 The names load lazily (PEP 562), so ``policies.common.config`` imports without torch.
 """
-import importlib
+from policies.common.lazy import lazy_getattr
 
 _WHERE = {"EMAModel": "policies.common.ema", "Normalizer": "policies.common.normalizer",
           "NormalizerNotFitted": "policies.common.normalizer", "Policy": "policies.common.policy",
@@ -12,8 +12,4 @@ _WHERE = {"EMAModel": "policies.common.ema", "Normalizer": "policies.common.norm
           "from_dict": "policies.common.config"}
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'policies.common' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)

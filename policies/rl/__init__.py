@@ -8,7 +8,7 @@ them is :func:`train.rl.run_rl`.
 The names below load lazily (PEP 562): reading the configs (as ``train.py`` does to build its
 command-line schema) imports neither torch nor gymnasium.
 """
-import importlib
+from policies.common.lazy import lazy_getattr
 
 _WHERE = {"ALGORITHMS": "policies.rl.config", "PPOConfig": "policies.rl.config", "SACConfig": "policies.rl.config",
           "SB3Config": "policies.rl.config", "MLPActor": "policies.rl.mlp_policy",
@@ -17,8 +17,4 @@ _WHERE = {"ALGORITHMS": "policies.rl.config", "PPOConfig": "policies.rl.config",
           "check_supported": "policies.rl.sb3"}
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'policies.rl' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)
