@@ -72,6 +72,9 @@ class Policy(nn.Module):
 
     policy_type: str = ""
     config_class: type | None = None
+    # True for a language-conditioned policy: its reset(instruction=...) takes each episode's
+    # instruction (one string, or a list for a lockstep batch); callers check this flag
+    reads_instruction: bool = False
 
     def __init__(self, config):
         super().__init__()

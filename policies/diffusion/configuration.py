@@ -7,11 +7,15 @@ time, and is what a :class:`~policies.diffusion.modeling.DiffusionPolicy` is bui
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Optional
 
-from policies.common.config import JSONConfig, is_int, require
+from policies.common.config import JSONConfig, is_int, is_number, require
 
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 PREDICTION_TYPES = ("epsilon", "sample")
+IMAGE_BACKBONES = ("small_cnn", "resnet18")   # policies.common.encoders.BACKBONES
+VECTOR_OBS_KEYS = ("state", "slots", "proprio")
+INSTRUCTION_ENCODERS = ("all-MiniLM-L6-v2",)  # referenced by name in config.json, never saved with the weights
 
 
 @dataclass
@@ -35,6 +39,15 @@ class DiffusionParams:
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "epsilon"
     clip_sample: bool = True       # clip the predicted clean sample to [-1, 1] while sampling
+    # -- conditioning beyond the observation vector (train.py fills the run-dependent parts) --
+    # the episode's instruction (MiniLM, 384-d) in the U-Net's global condition; null = auto:
+    # on for a run of several tasks or obs_mode=slots, off otherwise
+    use_instruction: Optional[bool] = None
+    instruction_proj_dim: int = 64   # a linear projection of the 384-d embedding; 0 = the raw embedding
+    image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
+    image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
+    image_feature_dim: int = 64      # per-camera feature size
+    crop_fraction: float = 0.9       # random crop in training, centre crop in eval (1 = none)
 
     def __post_init__(self):
         self.down_dims = tuple(self.down_dims)
@@ -64,24 +77,68 @@ class DiffusionParams:
         require(self.beta_schedule in BETA_SCHEDULES, self, "beta_schedule", ", ".join(BETA_SCHEDULES))
         require(self.prediction_type in PREDICTION_TYPES, self, "prediction_type", ", ".join(PREDICTION_TYPES))
         require(isinstance(self.clip_sample, bool), self, "clip_sample", "true or false")
+        require(self.use_instruction is None or isinstance(self.use_instruction, bool), self, "use_instruction",
+                "true, false or null (auto: on for several tasks or obs_mode=slots)")
+        require(is_int(self.instruction_proj_dim, 0), self, "instruction_proj_dim",
+                "an integer >= 0 (0 = the raw 384-d embedding)")
+        require(is_int(self.image_size, 16), self, "image_size", "an integer >= 16 (pixels)")
+        require(self.image_backbone in IMAGE_BACKBONES, self, "image_backbone", ", ".join(IMAGE_BACKBONES))
+        require(is_int(self.image_feature_dim, 1), self, "image_feature_dim", "an integer >= 1")
+        require(is_number(self.crop_fraction) and 0.5 <= self.crop_fraction <= 1, self, "crop_fraction",
+                "a number in [0.5, 1] (1 = no crop)")
 
 
 @dataclass
 class DiffusionConfig(DiffusionParams, JSONConfig):
     """Shapes and schedule of a :class:`~policies.diffusion.modeling.DiffusionPolicy`:
-    :class:`DiffusionParams` plus ``obs_dim`` and ``action_dim`` (keyword-only). Saved in the
-    policy's ``config.json`` (``to_dict`` / ``from_dict``)."""
+    :class:`DiffusionParams` plus what the data fixes (keyword-only). Saved in the policy's
+    ``config.json`` (``to_dict`` / ``from_dict``).
 
-    obs_dim: int = field(kw_only=True)      # flat state observation size
+    What the policy reads: the vector observation ``obs_key`` (``state``: a task's flat vector;
+    ``slots``: the task-independent one; ``proprio``: the robot's own part only, for a
+    visuomotor policy), the images of ``cameras`` (empty: none), and with ``instruction_encoder``
+    set, the episode's instruction embedded by that named model (empty: no language).
+    """
+
+    obs_dim: int = field(kw_only=True)      # size of the vector observation ``obs_key``
     action_dim: int = field(kw_only=True)
+    obs_key: str = field(default="state", kw_only=True)
+    cameras: tuple[str, ...] = field(default=(), kw_only=True)   # e.g. ("front", "wrist")
+    depth: bool = field(default=False, kw_only=True)             # RGB-D images (obs_mode=rgbd)
+    instruction_encoder: str = field(default="", kw_only=True)   # "" or one of INSTRUCTION_ENCODERS
+
+    def __post_init__(self):
+        self.cameras = tuple(self.cameras)
+        super().__post_init__()
 
     def validate(self) -> None:
         for name in ("obs_dim", "action_dim"):
             require(is_int(getattr(self, name), 1), self, name, "an integer >= 1")
+        require(self.obs_key in VECTOR_OBS_KEYS, self, "obs_key", ", ".join(VECTOR_OBS_KEYS))
+        require(all(isinstance(c, str) and c for c in self.cameras) and len(set(self.cameras)) == len(self.cameras),
+                self, "cameras", "a list of distinct camera names (empty: no images)")
+        # images are the point of a visuomotor policy: privileged state beside them would make them decoration
+        require(not self.cameras or self.obs_key == "proprio", self, "obs_key",
+                "proprio when cameras are read (a visuomotor policy sees no privileged state)")
+        require(isinstance(self.depth, bool) and (self.cameras or not self.depth), self, "depth",
+                "true only with cameras")
+        require(self.instruction_encoder in ("",) + INSTRUCTION_ENCODERS, self, "instruction_encoder",
+                "'' (no language) or " + ", ".join(INSTRUCTION_ENCODERS))
         super().validate()
 
+    @property
+    def reads_instruction(self) -> bool:
+        return bool(self.instruction_encoder)
+
+    @property
+    def obs_keys(self) -> tuple[str, ...]:
+        """The observation keys the policy reads, as dataset and env name them."""
+        images = tuple(f"{c}_{kind}" for c in self.cameras for kind in (("rgb", "depth") if self.depth else ("rgb",)))
+        return images + (self.obs_key,)
+
     @classmethod
-    def from_params(cls, params: DiffusionParams, obs_dim: int, action_dim: int) -> "DiffusionConfig":
-        """The config of a policy with hyper-parameters ``params`` for data of these sizes."""
+    def from_params(cls, params: DiffusionParams, obs_dim: int, action_dim: int, **shapes) -> "DiffusionConfig":
+        """The config of a policy with hyper-parameters ``params`` for data of these sizes
+        (``shapes``: ``obs_key``, ``cameras``, ``depth``, ``instruction_encoder``)."""
         return cls(**{f.name: getattr(params, f.name) for f in fields(DiffusionParams)},
-                   obs_dim=obs_dim, action_dim=action_dim)
+                   obs_dim=obs_dim, action_dim=action_dim, **shapes)

@@ -11,12 +11,17 @@ Time indexing (diffusion_policy's): with ``To = n_obs_steps``, the observation w
 from __future__ import annotations
 
 from collections import deque
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
+from torch import nn
 
+from envs.core import observation as ob
+from envs.core import text_embedding
+from policies.common.encoders import ImageEncoder, ImageEncoderConfig, MiniLMInstructionEncoder, images_from_obs
 from policies.common.normalizer import Normalizer
 from policies.common.policy import Policy, register_policy
 from policies.diffusion.configuration import DiffusionConfig
@@ -25,10 +30,16 @@ from policies.diffusion.unet1d import ConditionalUnet1D
 
 @register_policy("diffusion")
 class DiffusionPolicy(Policy):
-    """State-based diffusion policy on the common surface (``select_action``, ``predict_action_chunk``,
+    """Diffusion policy on the common surface (``select_action``, ``predict_action_chunk``,
     ``reset``, ``save_pretrained``, ``from_pretrained``); ``policy(obs_hist, noise)`` is the tensor graph.
 
-    Modules: ``obs_normalizer`` (obs_dim), ``action_normalizer`` (action_dim), ``model`` (the U-Net).
+    Reads a vector observation (``state``, ``slots`` or, beside cameras, ``proprio``), optionally
+    camera images (``config.cameras``) and the episode's instruction (``config.instruction_encoder``);
+    all of them form the U-Net's global FiLM condition.
+
+    Modules: ``obs_normalizer`` (obs_dim), ``action_normalizer`` (action_dim), ``model`` (the U-Net),
+    ``image_encoder`` (with cameras), ``instruction_proj`` (with an instruction and a projection).
+    The text model is referenced by name in ``config.json`` and not saved with the weights.
     Observations and actions are raw (unnormalized) everywhere in the public API.
     """
 
@@ -39,7 +50,25 @@ class DiffusionPolicy(Policy):
         c = config
         self.obs_normalizer = Normalizer(c.obs_dim)
         self.action_normalizer = Normalizer(c.action_dim)
-        self.model = ConditionalUnet1D(c.action_dim, c.n_obs_steps * c.obs_dim, c.down_dims, c.kernel_size,
+        cond_dim = c.n_obs_steps * c.obs_dim
+        # Images: one encoder for every camera of the history, trained end to end with the U-Net
+        # (its weights are saved with the policy); random crop in train(), centre crop in eval().
+        self.image_encoder = None
+        if c.cameras:
+            self.image_encoder = ImageEncoder(ImageEncoderConfig(
+                cameras=c.cameras, image_size=c.image_size, crop_fraction=c.crop_fraction, depth=c.depth,
+                backbone=c.image_backbone, feature_dim=c.image_feature_dim))
+            cond_dim += c.n_obs_steps * self.image_encoder.output_dim
+        # Language: the instruction's embedding (computed by a named, frozen text model that is
+        # not saved) joins the global FiLM condition, through a small learned projection.
+        self.instruction_proj = None
+        if c.reads_instruction:
+            dim = text_embedding.DIM
+            if c.instruction_proj_dim:
+                self.instruction_proj = nn.Linear(dim, c.instruction_proj_dim)
+                dim = c.instruction_proj_dim
+            cond_dim += dim
+        self.model = ConditionalUnet1D(c.action_dim, cond_dim, c.down_dims, c.kernel_size,
                                        c.n_groups, c.diffusion_step_embed_dim)
         schedule = dict(num_train_timesteps=c.num_train_timesteps, beta_schedule=c.beta_schedule,
                         clip_sample=c.clip_sample, prediction_type=c.prediction_type)
@@ -48,7 +77,24 @@ class DiffusionPolicy(Policy):
         self.inference_scheduler = DDIMScheduler(**schedule, set_alpha_to_one=True, steps_offset=0)
         self.inference_scheduler.set_timesteps(c.num_inference_steps)
         self._register_ddim_schedule()
+        self._instruction_encoder = None   # built on first use (loads the text model)
         self.reset()
+
+    @property
+    def reads_instruction(self) -> bool:
+        """Whether ``reset(instruction=...)`` must name each episode's instruction."""
+        return self.config.reads_instruction
+
+    @property
+    def instruction_encoder(self):
+        """The text model named by ``config.instruction_encoder`` (cached per string)."""
+        if self._instruction_encoder is None:
+            self._instruction_encoder = MiniLMInstructionEncoder()
+        return self._instruction_encoder
+
+    def embed_instructions(self, instructions: Sequence[str]) -> torch.Tensor:
+        """Instruction strings -> (N, 384) float32 embeddings on the policy's device."""
+        return torch.from_numpy(self.instruction_encoder.encode(list(instructions))).to(self.device)
 
     def _register_ddim_schedule(self) -> None:
         """Per-step DDIM constants as (non-persistent) buffers: the sampling loop is then plain
@@ -69,14 +115,16 @@ class DiffusionPolicy(Policy):
         self.obs_normalizer.fit(obs)
         self.action_normalizer.fit(actions)
 
-    def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Denoising loss (scalar). ``batch["obs"]`` (B, n_obs_steps, obs_dim) and ``batch["action"]``
-        (B, horizon, action_dim), raw float values on the policy's device (moved if not)."""
+    def compute_loss(self, batch: dict) -> torch.Tensor:
+        """Denoising loss (scalar). ``batch["action"]`` (B, horizon, action_dim) raw; ``batch["obs"]``
+        either (B, n_obs_steps, obs_dim) (the vector observation) or ``{key: (B, n_obs_steps, ...)}``
+        holding :attr:`DiffusionConfig.obs_keys` (camera images uint8 (..., H, W, 3) as the demo
+        store hands them out). A policy that reads instructions also needs
+        ``batch["instruction"]`` (B strings) or ``batch["instruction_embedding"]`` (B, 384)."""
         c = self.config
-        obs, actions = batch["obs"].to(self.device), batch["action"].to(self.device)
-        self._check_shape("batch['obs']", obs, (c.n_obs_steps, c.obs_dim))
+        actions = batch["action"].to(self.device)
         self._check_shape("batch['action']", actions, (c.horizon, c.action_dim))
-        cond = self.obs_normalizer.normalize(obs).flatten(1)
+        cond = self._condition(batch["obs"], self._batch_instruction(batch))
         clean = self.action_normalizer.normalize(actions)
         noise = torch.randn_like(clean)
         t = torch.randint(0, c.num_train_timesteps, (clean.shape[0],), device=clean.device)
@@ -84,6 +132,44 @@ class DiffusionPolicy(Policy):
         pred = self.model(noisy, t, cond)
         target = noise if c.prediction_type == "epsilon" else clean
         return F.mse_loss(pred, target)
+
+    def _batch_instruction(self, batch: dict) -> torch.Tensor | None:
+        if not self.reads_instruction:
+            return None
+        if "instruction_embedding" in batch:
+            return batch["instruction_embedding"].to(self.device, torch.float32)
+        if "instruction" not in batch:
+            raise ValueError("this policy reads instructions: the batch needs 'instruction' (strings) or "
+                             "'instruction_embedding' (B, 384); MultiTaskDataset provides them")
+        return self.embed_instructions(batch["instruction"])
+
+    def _condition(self, obs, instruction_embedding: torch.Tensor | None) -> torch.Tensor:
+        """The U-Net's global condition (B, cond_dim): the normalized vector history, the image
+        features of every camera and step, and the (projected) instruction embedding."""
+        c = self.config
+        vector = obs[c.obs_key] if isinstance(obs, Mapping) else obs
+        vector = vector.to(device=self.device, dtype=torch.float32)
+        self._check_shape(f"obs[{c.obs_key!r}]" if isinstance(obs, Mapping) else "obs", vector,
+                          (c.n_obs_steps, c.obs_dim))
+        parts = [self.obs_normalizer.normalize(vector).flatten(1)]
+        if self.image_encoder is not None:
+            if not isinstance(obs, Mapping):
+                raise ValueError(f"this policy reads cameras {list(c.cameras)}: obs must be a dict with "
+                                 f"{list(c.obs_keys)}")
+            images = images_from_obs({k: obs[k] for k in c.obs_keys if k != c.obs_key}, c.cameras, c.depth)
+            images = {k: v.to(self.device) for k, v in images.items()}
+            parts.append(self.image_encoder(images).flatten(1))            # (B, To * n_cameras * feature_dim)
+        if self.reads_instruction:
+            if instruction_embedding is None:
+                raise ValueError("this policy reads instructions; none was given (policy.reset(instruction=...))")
+            emb = instruction_embedding.to(self.device, torch.float32)
+            if emb.shape[0] == 1 and vector.shape[0] > 1:
+                emb = emb.expand(vector.shape[0], -1)
+            if emb.shape != (vector.shape[0], text_embedding.DIM):
+                raise ValueError(f"instruction embedding has shape {tuple(emb.shape)}; expected "
+                                 f"({vector.shape[0]}, {text_embedding.DIM}), one per observation in the batch")
+            parts.append(self.instruction_proj(emb) if self.instruction_proj is not None else emb)
+        return torch.cat(parts, dim=-1)
 
     # -- sampling --------------------------------------------------------------------------
     def _ddim_step(self, k: int, model_output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -109,24 +195,26 @@ class DiffusionPolicy(Policy):
         return x
 
     @torch.no_grad()
-    def forward(self, obs_hist: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, obs_hist, noise: torch.Tensor | None = None,
+                instruction_embedding: torch.Tensor | None = None) -> torch.Tensor:
         """The policy as one tensor graph (what an exporter traces): raw observations
-        (B, n_obs_steps, obs_dim), oldest first -> raw actions (B, n_action_steps, action_dim), the
-        first to be applied now. Called as ``policy(obs_hist, noise)``.
+        (B, n_obs_steps, obs_dim), oldest first, or ``{key: (B, n_obs_steps, ...)}`` for a policy
+        reading images -> raw actions (B, n_action_steps, action_dim), the first to be applied now.
+        Called as ``policy(obs_hist, noise)``; a policy that reads instructions also takes
+        ``instruction_embedding`` (B, 384) (or (1, 384) for all).
 
         ``noise`` (B, horizon, action_dim) is the initial latent; giving it makes the result
         deterministic (no other randomness), e.g. to compare an exported graph with this one.
         """
         c = self.config
-        obs_hist = obs_hist.to(device=self.device, dtype=torch.float32)
-        self._check_shape("obs_hist", obs_hist, (c.n_obs_steps, c.obs_dim))
-        shape = (obs_hist.shape[0], c.horizon, c.action_dim)
+        vector = obs_hist[c.obs_key] if isinstance(obs_hist, Mapping) else obs_hist
+        shape = (vector.shape[0], c.horizon, c.action_dim)
         if noise is None:
-            noise = torch.randn(shape, device=obs_hist.device)
+            noise = torch.randn(shape, device=self.device)
         elif not torch.jit.is_tracing() and tuple(noise.shape) != shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} = (batch, horizon, action_dim)")
-        cond = self.obs_normalizer.normalize(obs_hist).flatten(1)
-        traj = self.sample_trajectory(cond, noise.to(obs_hist))
+        cond = self._condition(obs_hist, instruction_embedding)
+        traj = self.sample_trajectory(cond, noise.to(device=self.device, dtype=torch.float32))
         start = c.n_obs_steps - 1  # the trajectory starts at the oldest observation; act from the current one
         return self.action_normalizer.unnormalize(traj[:, start:start + c.n_action_steps])
 
@@ -136,6 +224,14 @@ class DiffusionPolicy(Policy):
         from policies.common.export_spec import ExportSpec
 
         c = self.config
+        if c.cameras or c.reads_instruction:
+            # the export graph, manifest and torch-free runtime take one flat observation today
+            raise NotImplementedError(
+                f"this diffusion policy reads {'cameras ' + str(list(c.cameras)) if c.cameras else ''}"
+                f"{' and ' if c.cameras and c.reads_instruction else ''}"
+                f"{'an instruction (' + c.instruction_encoder + ')' if c.reads_instruction else ''}; "
+                f"policies.export supports state/slots-only diffusion policies so far "
+                f"(image and language inputs in the manifest and runtime are not written yet)")
         minmax = lambda n: {"low": n.low.tolist(), "high": n.high.tolist()}  # noqa: E731
         return ExportSpec(
             module=self, obs_dim=c.obs_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
@@ -152,18 +248,27 @@ class DiffusionPolicy(Policy):
                                "chunk_offset": c.n_obs_steps - 1}})
 
     # -- acting ----------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Start of an episode: clear the observation history and the queued actions."""
-        self._obs_history: deque[np.ndarray] = deque(maxlen=self.config.n_obs_steps)
+    def reset(self, instruction: str | Sequence[str] | None = None) -> None:
+        """Start of an episode: clear the observation history and the queued actions.
+
+        A policy that reads instructions (``reads_instruction``) takes the episode's instruction
+        here (``info["instruction"]`` after ``env.reset``): one string, or a list of B strings for B
+        environments stepped in lockstep. It is embedded once and used until the next ``reset``."""
+        self._obs_history: deque[dict[str, np.ndarray]] = deque(maxlen=self.config.n_obs_steps)
         self._action_queue: deque[np.ndarray] = deque()
+        self._instruction_embedding = None
+        if instruction is not None and self.reads_instruction:
+            texts = [instruction] if isinstance(instruction, str) else list(instruction)
+            self._instruction_embedding = self.embed_instructions(texts)
 
-    def select_action(self, obs: np.ndarray) -> np.ndarray:
-        """Raw observation (obs_dim,) -> action (action_dim,) float32 to apply now.
+    def select_action(self, obs) -> np.ndarray:
+        """Raw observation -> action (action_dim,) float32 to apply now.
 
-        A batch (B, obs_dim) -> (B, action_dim) is accepted too, for B environments stepped in
-        lockstep (they share the re-planning schedule). A dict observation is read through its
-        ``"state"`` entry. A new chunk is predicted every ``n_action_steps`` calls; after
-        ``reset()`` the history is padded with the first observation.
+        ``obs`` is what the env returns: the flat vector (obs_dim,) (``state`` or ``slots``), or
+        in an image mode the Dict (the policy takes its cameras and the robot part of ``state``).
+        A batch (B, ...) -> (B, action_dim) is accepted too, for B environments stepped in
+        lockstep (they share the re-planning schedule). A new chunk is predicted every
+        ``n_action_steps`` calls; after ``reset()`` the history is padded with the first observation.
         """
         if not self._action_queue:
             chunk = self.predict_action_chunk(obs)                                     # (B?, n, action_dim)
@@ -172,34 +277,63 @@ class DiffusionPolicy(Policy):
             self._observe(obs)
         return self._action_queue.popleft()
 
-    def predict_action_chunk(self, obs: np.ndarray) -> np.ndarray:
-        """Raw observation (obs_dim,) -> the whole chunk (n_action_steps, action_dim) float32 the
-        policy predicts from its observation history, first action to apply now; a batch
-        (B, obs_dim) -> (B, n_action_steps, action_dim). ``obs`` joins the history (padded with it
-        after ``reset()``); the queue ``select_action`` executes is left alone."""
-        batch, single = self._observe(obs)
-        hist = torch.from_numpy(np.stack(self._obs_history, axis=1))                   # (B, To, obs_dim)
-        chunk = self(hist).cpu().numpy().astype(np.float32)                            # (B, n, action_dim)
+    def predict_action_chunk(self, obs) -> np.ndarray:
+        """Raw observation (as :meth:`select_action`) -> the whole chunk (n_action_steps, action_dim)
+        float32 the policy predicts from its observation history, first action to apply now; a batch
+        -> (B, n_action_steps, action_dim). ``obs`` joins the history (padded with it after
+        ``reset()``); the queue ``select_action`` executes is left alone."""
+        _, single = self._observe(obs)
+        if self.reads_instruction and self._instruction_embedding is None:
+            raise ValueError("this policy reads instructions: call policy.reset(instruction=info['instruction']) "
+                             "at the start of each episode (a list of strings for a batch)")
+        hist = {k: torch.from_numpy(np.stack([h[k] for h in self._obs_history], axis=1))   # (B, To, ...)
+                for k in self._obs_history[-1]}
+        if not self.config.cameras:
+            hist = hist[self.config.obs_key]
+        extra = {"instruction_embedding": self._instruction_embedding} if self.reads_instruction else {}
+        chunk = self(hist, **extra).cpu().numpy().astype(np.float32)
         return chunk[0] if single else chunk
 
-    def _observe(self, obs) -> tuple[np.ndarray, bool]:
-        """Append one observation (or a lockstep batch) to the history; (B, obs_dim), was-single."""
-        if isinstance(obs, dict):
-            obs = obs["state"]
-        obs = np.array(obs, dtype=np.float32)  # a copy: callers may reuse their buffer in place
-        single = obs.ndim == 1
-        batch = obs[None] if single else obs
-        if batch.ndim != 2 or batch.shape[1] != self.config.obs_dim:
-            raise ValueError(f"observation has shape {obs.shape}; this policy expects ({self.config.obs_dim},) "
-                             f"or (batch, {self.config.obs_dim}), the flat state observation it was trained on")
-        if self._obs_history and self._obs_history[-1].shape[0] != batch.shape[0]:
-            raise ValueError(f"batch size changed from {self._obs_history[-1].shape[0]} to {batch.shape[0]} "
-                             f"within an episode; call policy.reset() first")
+    def _observe(self, obs) -> tuple[int, bool]:
+        """Append one observation (or a lockstep batch) to the history as ``{key: (B, ...)}``
+        holding only the keys the policy reads; returns (batch size, was-single)."""
+        c = self.config
+        vector = self._vector_of(obs)
+        single = vector.ndim == 1
+        batch = vector[None] if single else vector
+        if batch.ndim != 2 or batch.shape[1] != c.obs_dim:
+            raise ValueError(f"observation has shape {vector.shape}; this policy expects ({c.obs_dim},) "
+                             f"or (batch, {c.obs_dim}), the {c.obs_key} observation it was trained on")
+        step = {c.obs_key: batch}
+        for key in c.obs_keys:
+            if key != c.obs_key:
+                image = np.array(obs[key])
+                step[key] = image[None] if single else image
+        if self._obs_history and next(iter(self._obs_history[-1].values())).shape[0] != batch.shape[0]:
+            raise ValueError(f"batch size changed from {next(iter(self._obs_history[-1].values())).shape[0]} to "
+                             f"{batch.shape[0]} within an episode; call policy.reset() first")
         if not self._obs_history:
-            self._obs_history.extend([batch] * self.config.n_obs_steps)
+            self._obs_history.extend([step] * c.n_obs_steps)
         else:
-            self._obs_history.append(batch)
-        return batch, single
+            self._obs_history.append(step)
+        return batch.shape[0], single
+
+    def _vector_of(self, obs) -> np.ndarray:
+        """The vector observation the policy reads, as a float32 copy (callers may reuse their
+        buffer in place). A Dict observation gives its ``state`` entry, or for ``proprio`` the
+        robot part every flat observation starts with; images come only from their own keys."""
+        c = self.config
+        if c.cameras and not isinstance(obs, Mapping):
+            raise ValueError(f"this policy reads cameras {list(c.cameras)}: pass the env's Dict observation "
+                             f"(obs_mode={'rgbd' if c.depth else 'rgb'})")
+        if isinstance(obs, Mapping):
+            if c.obs_key in obs:
+                obs = obs[c.obs_key]
+            elif c.obs_key == "proprio":
+                return np.array(np.asarray(obs["state"])[..., :ob.AGENT_DIM], dtype=np.float32)
+            else:
+                obs = obs["state"]
+        return np.array(obs, dtype=np.float32)
 
     @staticmethod
     def _check_shape(name: str, x: torch.Tensor, tail: tuple[int, ...]) -> None:
