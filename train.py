@@ -6,6 +6,9 @@
     python train.py env=push_to_zone policy=sac           # RL (stable-baselines3)
     python train.py sim=mujoco data.sim=maniskill         # demos from one backend, policy on the other
     python train.py resume=outputs/2026-11-23/22-40-00    # continue a killed run
+    python train.py env=[stack_blocks,place_in_zone] obs_mode=slots   # one language-conditioned policy
+    python train.py env=builtin obs_mode=slots            # every built-in task (library=DIR adds its tasks)
+    python train.py env=stack_blocks obs_mode=rgb         # visuomotor: front + wrist cameras + proprio
 
 Outputs go to outputs/<date>/<time>/: config.yaml, metrics.json, checkpoints/, videos/, tb/.
 """
@@ -34,22 +37,33 @@ log = logging.getLogger("roboforge")
 logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no accelerate module" chatter
 
 
-def check_runnable(config: RunConfig) -> None:
-    """What the config alone cannot tell (its ranges were checked when it was built): the task is
-    registered (after loading ``library``) and the device exists."""
+def check_runnable(config: RunConfig) -> list[str]:
+    """What the config alone cannot tell (its ranges were checked when it was built): the tasks
+    are registered (after loading ``library``) and the device exists. Returns the task names."""
     import envs
+    from train.multitask import resolve_tasks
 
+    library_tasks = []
     if config.library:
         if not Path(config.library).is_dir():
             raise ConfigError("library", config.library, "a task library directory "
                                                          "(python -m generation generate --library DIR)")
-        envs.load_library(config.library)
-    envs.get_task(config.env)  # UnknownTaskError lists the known tasks
+        library_tasks = envs.load_library(config.library)
+    tasks = resolve_tasks(config.env, library_tasks)  # UnknownTaskError names the task and lists the known ones
+    if not tasks:
+        raise ConfigError("env", config.env, f"a set with at least one task (library {config.library} has none)")
     if config.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ConfigError("device", config.device, "cpu (no CUDA device is visible)")
+    return tasks
+
+
+def goes_multitask(config: RunConfig) -> bool:
+    """Several tasks, or inputs the flat state vector cannot carry (slots, cameras, language);
+    a single-task state run keeps the original path."""
+    return config.multitask or config.obs_mode != "state" or bool(config.policy.use_instruction)
 
 
 def run_imitation(config: RunConfig, run_dir: Path) -> dict:
@@ -107,7 +121,7 @@ def run(cfg: DictConfig) -> dict:
         cfg = OmegaConf.merge(OmegaConf.load(saved), {"resume": str(cfg.resume)})
         log.info("resuming %s with its saved config", run_dir)
     config = to_run_config(cfg)
-    check_runnable(config)
+    tasks = check_runnable(config)
     torch.set_num_threads(config.train.num_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.yaml", to_yaml(config))
@@ -115,6 +129,10 @@ def run(cfg: DictConfig) -> dict:
         from train.rl import run_rl
 
         metrics = run_rl(config, run_dir)
+    elif goes_multitask(config):
+        from train.multitask import run_multitask
+
+        metrics = run_multitask(config, run_dir, tasks)
     else:
         metrics = run_imitation(config, run_dir)
     wall = time.time() - t0
@@ -122,7 +140,12 @@ def run(cfg: DictConfig) -> dict:
                "policy": config.policy.name, "wall_time_s": wall, **metrics}
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     n, k = metrics.get("num_episodes", 0), metrics.get("num_successes", 0)
-    print(f"success_rate={metrics['success_rate']:.2f} ({k}/{n} unseen seeds) | wall "
+    if "per_task" in metrics:
+        from train.multitask import print_task_table
+
+        print_task_table(metrics["per_task"], metrics["success_rate"])
+    mean = " (mean over tasks)" if len(metrics.get("per_task", ())) > 1 else ""
+    print(f"success_rate={metrics['success_rate']:.2f}{mean} ({k}/{n} unseen seeds) | wall "
           f"{int(wall // 60)}m{int(wall % 60):02d}s | outputs: {run_dir}")
     return metrics
 
@@ -130,11 +153,12 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     import envs
+    from train.datasets.multitask import IncompatibleTasksError
     from train.imitation import TrainingDiverged
 
     try:
         run(cfg)
-    except (envs.UnknownTaskError, ConfigError) as err:
+    except (envs.UnknownTaskError, ConfigError, IncompatibleTasksError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except TrainingDiverged as err:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from envs.core import CONTROL_MODES, OBS_MODES, SIMS
@@ -75,10 +75,12 @@ class TrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 50
     num_threads: int = 2           # torch threads
+    num_workers: int = 0           # DataLoader worker processes (image runs decode frames there); 0 = in the trainer
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "num_threads"):
             require(is_int(getattr(self, name), 1), self, name, "an integer >= 1")
+        require(is_int(self.num_workers, 0), self, "num_workers", "an integer >= 0")
         require(is_int(self.warmup_steps, 0), self, "warmup_steps", "an integer >= 0")
         require(is_number(self.lr) and self.lr > 0, self, "lr", "a number > 0")
         require(is_number(self.weight_decay) and self.weight_decay >= 0, self, "weight_decay", "a number >= 0")
@@ -125,6 +127,8 @@ class SACChoice(SACConfig, _Named):
 
 POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice}
 IMITATION_POLICIES = ("diffusion",)
+IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd")
+TASK_SETS = ("builtin", "library")   # env= words that name a set of tasks
 RL_POLICIES = ("ppo", "sac")
 
 
@@ -135,7 +139,10 @@ class RunConfig:
 
     sim: SimConfig = field(default_factory=SimConfig)
     policy: Any = MISSING          # a POLICIES option, chosen with policy=<name>
-    env: str = "stack_blocks"      # any registered task (envs.list_tasks()), generated ones included
+    # a registered task (envs.list_tasks(), generated ones included), a list of them ([a,b]: one
+    # multitask policy), ``builtin`` (every built-in task; with library=, its tasks too) or
+    # ``library`` (every task of library=)
+    env: Any = "stack_blocks"
     library: Optional[str] = None  # a generated-task library dir (python -m generation) whose tasks env= may name
     obs_mode: str = "state"
     control_mode: str = "ee_delta_pose"
@@ -157,6 +164,15 @@ class RunConfig:
                 raise ConfigError(key, value, allowed)
 
         name = getattr(self.policy, "name", self.policy)
+        if isinstance(self.env, (list, tuple)):
+            self.env = list(self.env)
+            need(len(self.env) > 0 and all(isinstance(t, str) and t for t in self.env), "env", self.env,
+                 "a task name, a non-empty list of task names, builtin or library")
+        else:
+            need(isinstance(self.env, str) and bool(self.env), "env", self.env,
+                 "a task name, a list of task names ([a,b]), builtin or library")
+        need(self.env != "library" or bool(self.library), "env", self.env,
+             "library only together with library=DIR (a generated-task library)")
         need(name in POLICIES and isinstance(self.policy, POLICIES[name]), "policy.name", name, ", ".join(POLICIES))
         need(self.obs_mode in OBS_MODES, "obs_mode", self.obs_mode, ", ".join(OBS_MODES))
         need(self.control_mode in CONTROL_MODES, "control_mode", self.control_mode, ", ".join(CONTROL_MODES))
@@ -168,8 +184,17 @@ class RunConfig:
              f"a seed range disjoint from the demo seeds {demo_seeds.start}..{demo_seeds.stop - 1} "
              f"(evaluation must use unseen seeds)")
         if name in IMITATION_POLICIES:
-            need(self.obs_mode == "state", "obs_mode", self.obs_mode,
-                 "state (the diffusion policy here is state-based)")
+            need(self.obs_mode in IMITATION_OBS_MODES, "obs_mode", self.obs_mode,
+                 f"{', '.join(IMITATION_OBS_MODES)} (the diffusion policy reads no point clouds yet)")
+            need(not (self.multitask and self.obs_mode == "state"), "obs_mode", self.obs_mode,
+                 "slots, rgb or rgbd for several tasks (the state vector is laid out per task)")
+        else:
+            need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
+
+    @property
+    def multitask(self) -> bool:
+        """Whether ``env`` may name more than one task (a list, builtin or library)."""
+        return isinstance(self.env, list) or self.env in TASK_SETS
 
 
 ConfigStore.instance().store(name="run_config", node=RunConfig)
@@ -201,6 +226,8 @@ def to_run_config(cfg: DictConfig | Mapping) -> RunConfig:
                 values[key] = OmegaConf.to_object(node)
             except ConfigError as err:
                 raise err.within(key) from None
+        elif isinstance(node, ListConfig):   # env=[a,b]
+            values[key] = OmegaConf.to_container(node, resolve=True)
         else:
             values[key] = node
     return RunConfig(**values)

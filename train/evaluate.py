@@ -73,22 +73,26 @@ def rollout(policy, make_env: Callable, seeds: list[int], batch_size: int, progr
         chunk = seeds[start:start + batch_size]
         envs_ = [make_env(render_mode=None) for _ in chunk]
         first = [e.reset(seed=s) for e, s in zip(envs_, chunk)]
-        obs = np.stack([o for o, _ in first])
+        obs = _stack([o for o, _ in first])
         conditions = [info["conditions"] for _, info in first]
         done = np.zeros(len(chunk), bool)
         success, ret, length = np.zeros(len(chunk), bool), np.zeros(len(chunk)), np.zeros(len(chunk), int)
         final_success = np.zeros(len(chunk), bool)
         taken = [[] for _ in chunk]
-        policy.reset()
+        if getattr(policy, "reads_instruction", False):  # each episode's own instruction (colours vary by seed)
+            policy.reset(instruction=[info["instruction"] for _, info in first])
+        else:
+            policy.reset()
         while not done.all():
-            batch_actions = policy.select_action(obs.copy())  # the policy may keep references in its history
+            batch_actions = policy.select_action(_copy(obs))  # the policy may keep references in its history
             for i, e in enumerate(envs_):
                 if done[i]:
                     continue
                 a = np.array(batch_actions[i])
                 o, r, term, trunc, info = e.step(a)
                 taken[i].append(a)
-                obs[i], ret[i], length[i] = o, ret[i] + r, length[i] + 1
+                _assign(obs, i, o)
+                ret[i], length[i] = ret[i] + r, length[i] + 1
                 success[i] |= info["success"]
                 final_success[i] = info["success"]
                 conditions[i] = info["conditions"]
@@ -101,11 +105,36 @@ def rollout(policy, make_env: Callable, seeds: list[int], batch_size: int, progr
             failed = [] if success[i] else [k for k, ok in conditions[i].items() if not ok]
             results.append({"seed": int(s), "success": bool(success[i]), "final_success": bool(final_success[i]),
                             "return": float(ret[i]), "length": int(length[i]), "failed": failed})
-            actions[int(s)], final_obs[int(s)] = np.stack(taken[i]), obs[i].copy()
+            actions[int(s)], final_obs[int(s)] = np.stack(taken[i]), _vector(obs, i)
         for e in envs_:
             e.close()
     bar.close()
     return results, actions, final_obs
+
+
+# Observations are flat vectors, or Dicts (image modes) batched key by key.
+def _stack(observations: list):
+    if isinstance(observations[0], dict):
+        return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+    return np.stack(observations)
+
+
+def _copy(obs):
+    return {k: v.copy() for k, v in obs.items()} if isinstance(obs, dict) else obs.copy()
+
+
+def _assign(batch, i: int, o) -> None:
+    if isinstance(batch, dict):
+        for k, v in o.items():
+            batch[k][i] = v
+    else:
+        batch[i] = o
+
+
+def _vector(obs, i: int | None = None) -> np.ndarray:
+    """The flat vector of one observation (a Dict's ``state``), what a replay is checked against."""
+    v = obs["state"] if isinstance(obs, dict) else obs
+    return np.array(v if i is None else v[i])
 
 
 def choose_video_episodes(results: list[dict], num_videos: int) -> list[dict]:
@@ -154,7 +183,7 @@ def record_video(make_env: Callable, episode: dict, actions: np.ndarray, final_o
     write_mp4(frames(), tmp, fps=VIDEO_FPS)
     outcome = "success" if episode["success"] else "fail"
     name = f"eval_seed{seed}_{outcome}.mp4"
-    if replay["success"] != episode["success"] or not np.array_equal(replay["obs"], final_obs):
+    if replay["success"] != episode["success"] or not np.array_equal(_vector(replay["obs"]), final_obs):
         log.warning("eval seed %d: the rendered replay differs from the evaluated episode (evaluated %s, "
                     "replay %s); the video shows the replay", seed, outcome,
                     "success" if replay["success"] else "fail")

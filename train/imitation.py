@@ -46,9 +46,13 @@ def _infinite(loader):
 
 def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, lr: float = 1e-4,
                     weight_decay: float = 1e-6, warmup_steps: int = 500, checkpoint_every: int = 1000,
-                    log_every: int = 50, seed: int = 0, progress: bool = True) -> dict:
+                    log_every: int = 50, seed: int = 0, progress: bool = True, sampler=None,
+                    num_workers: int = 0) -> dict:
     """Train ``policy`` (normalizer already fitted) for ``steps`` optimizer steps in total,
-    resuming from ``run_dir``'s checkpoint when there is one. Returns loss statistics."""
+    resuming from ``run_dir``'s checkpoint when there is one. Returns loss statistics.
+
+    ``sampler``: how windows are drawn (a multitask dataset's per-task weighted sampler);
+    default: shuffled. ``num_workers``: DataLoader worker processes."""
     run_dir = Path(run_dir)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, betas=(0.95, 0.999), weight_decay=weight_decay)
     lr_sched = get_scheduler("cosine", optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps)
@@ -69,7 +73,14 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
     else:
         torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + start)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size, generator=g)
+    if sampler is None:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
+                            generator=g, num_workers=num_workers)
+    else:
+        if hasattr(sampler, "epoch"):   # a resumed run continues the epoch sequence, not the first epoch again
+            sampler.epoch = start
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=len(sampler) > batch_size,
+                            num_workers=num_workers)
     batches = _infinite(loader)
     writer = SummaryWriter(str(run_dir / "tb"))
     policy.train()

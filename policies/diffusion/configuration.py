@@ -133,8 +133,7 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
     @property
     def obs_keys(self) -> tuple[str, ...]:
         """The observation keys the policy reads, as dataset and env name them."""
-        images = tuple(f"{c}_{kind}" for c in self.cameras for kind in (("rgb", "depth") if self.depth else ("rgb",)))
-        return images + (self.obs_key,)
+        return observation_keys(self.obs_key, self.cameras, self.depth)
 
     @classmethod
     def from_params(cls, params: DiffusionParams, obs_dim: int, action_dim: int, **shapes) -> "DiffusionConfig":
@@ -142,3 +141,10 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
         (``shapes``: ``obs_key``, ``cameras``, ``depth``, ``instruction_encoder``)."""
         return cls(**{f.name: getattr(params, f.name) for f in fields(DiffusionParams)},
                    obs_dim=obs_dim, action_dim=action_dim, **shapes)
+
+
+def observation_keys(obs_key: str, cameras: tuple[str, ...] = (), depth: bool = False) -> tuple[str, ...]:
+    """The keys a policy reading the vector ``obs_key`` and ``cameras`` takes from a demo episode
+    or an env observation: ``<camera>_rgb`` (and ``<camera>_depth``) per camera, then ``obs_key``."""
+    images = tuple(f"{c}_{kind}" for c in cameras for kind in (("rgb", "depth") if depth else ("rgb",)))
+    return images + (obs_key,)

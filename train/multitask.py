@@ -1,0 +1,190 @@
+"""Runs of one diffusion policy over several tasks, or over what the state vector cannot carry
+(``slots``, cameras, language): which tasks ``env=`` names, their demos, training, and evaluation
+per task.
+
+    python train.py env=[stack_blocks,place_in_zone,push_to_zone] obs_mode=slots
+    python train.py env=builtin obs_mode=slots          # every built-in task (+ library= tasks)
+    python train.py env=stack_blocks obs_mode=rgb       # visuomotor: front + wrist cameras + proprio
+
+A single-task ``state`` run without ``policy.use_instruction=true`` does not come here: it keeps
+the flat-vector path of ``train.py`` (same config, same numbers as before).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from envs.core import CAMERAS
+from train.config import RunConfig
+from train.datasets.multitask import IncompatibleTasksError
+
+log = logging.getLogger(__name__)
+
+INSTRUCTION_ENCODER = "all-MiniLM-L6-v2"   # policies.diffusion.configuration.INSTRUCTION_ENCODERS
+
+
+def is_builtin(task: str) -> bool:
+    """A task shipped in ``envs/tasks`` (not loaded from a generated library)."""
+    import envs
+
+    return envs.get_task(task).__module__.startswith("envs.tasks.")
+
+
+def resolve_tasks(env, library_tasks: Sequence[str] = ()) -> list[str]:
+    """The task names ``env=`` stands for: a name, a list of names, ``builtin`` (every built-in
+    task, then ``library_tasks``) or ``library`` (``library_tasks``). An unknown name raises
+    :class:`envs.UnknownTaskError` naming it and listing the known tasks."""
+    import envs
+
+    if env == "builtin":
+        tasks = [t for t in envs.list_tasks() if is_builtin(t)] + list(library_tasks)
+    elif env == "library":
+        tasks = list(library_tasks)
+    else:
+        tasks = list(env) if isinstance(env, (list, tuple)) else [env]
+    for task in tasks:
+        envs.get_task(task)
+    return list(dict.fromkeys(tasks))
+
+
+def check_action_spaces(spaces: Mapping[str, object]) -> None:
+    """Refuse tasks whose action spaces (``{task: gym Box}``) differ: one policy emits one kind
+    of action. Raises :class:`IncompatibleTasksError` naming the groups and their spaces."""
+    import numpy as np
+
+    groups: dict[tuple, list[str]] = {}
+    for task, space in spaces.items():
+        key = (tuple(space.shape), tuple(np.asarray(space.low).ravel().tolist()),
+               tuple(np.asarray(space.high).ravel().tolist()))
+        groups.setdefault(key, []).append(task)
+    if len(groups) > 1:
+        described = "; ".join(f"{', '.join(tasks)}: shape {shape}, low {min(low)}, high {max(high)}"
+                              for (shape, low, high), tasks in groups.items())
+        raise IncompatibleTasksError(f"these tasks' action spaces differ ({described}); one policy needs one "
+                                     f"action space")
+
+
+def task_action_spaces(tasks: Sequence[str], sim: str, control_mode: str) -> dict[str, object]:
+    """Each task's action space, from an env made in state mode (cheap: nothing is rendered)."""
+    import gymnasium as gym
+
+    import envs
+
+    spaces = {}
+    for task in tasks:
+        env = gym.make(envs.env_id(task), sim=sim, obs_mode="state", control_mode=control_mode)
+        spaces[task] = env.action_space
+        env.close()
+    return spaces
+
+
+def policy_inputs(config: RunConfig, num_tasks: int) -> dict:
+    """What the policy reads for this run: ``obs_key``, ``cameras``, ``depth`` and the
+    ``instruction_encoder`` (language on by default for several tasks or obs_mode=slots)."""
+    images = config.obs_mode in ("rgb", "rgbd")
+    use_instruction = config.policy.use_instruction
+    if use_instruction is None:
+        use_instruction = num_tasks > 1 or config.obs_mode == "slots"
+    return {"obs_key": "proprio" if images else config.obs_mode,
+            "cameras": tuple(CAMERAS) if images else (),
+            "depth": config.obs_mode == "rgbd",
+            "instruction_encoder": INSTRUCTION_ENCODER if use_instruction else ""}
+
+
+def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
+    """Demos of every task -> one diffusion policy -> evaluation per task (lockstep batches,
+    videos under ``videos/<task>/`` when there are several tasks)."""
+    import gymnasium as gym
+
+    import envs
+    from policies import Policy
+    from policies.diffusion import DiffusionConfig, DiffusionPolicy
+    from policies.diffusion.configuration import observation_keys
+    from train.datasets.multitask import MultiTaskDataset
+    from train.demos import collect_demos_for_tasks
+    from train.evaluate import evaluate
+    from train.imitation import checkpoint_dir, train_imitation
+
+    data, tr, ev = config.data, config.train, config.eval
+    images = config.obs_mode in ("rgb", "rgbd")
+    image_kw = {"image_size": config.policy.image_size} if images else {}
+    timings = {}
+    t = time.time()
+    check_action_spaces(task_action_spaces(tasks, config.sim.name, config.control_mode))
+    demo_sim = data.sim or config.sim.name
+    stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
+                                     obs_mode=config.obs_mode, control_mode=config.control_mode,
+                                     progress=config.progress, **image_kw)
+    timings["demos_s"] = time.time() - t
+
+    t = time.time()
+    inputs = policy_inputs(config, len(tasks))
+    obs_keys = observation_keys(inputs["obs_key"], inputs["cameras"], inputs["depth"])
+    dataset = MultiTaskDataset(stores, config.policy.n_obs_steps, config.policy.horizon, obs_keys=obs_keys)
+    vectors = dataset.stacked_obs(inputs["obs_key"])
+    policy_config = DiffusionConfig.from_params(config.policy, obs_dim=vectors.shape[1],
+                                                action_dim=dataset.action_dim, **inputs)
+    policy = DiffusionPolicy(policy_config).to(config.device)
+    policy.fit_normalizer(vectors, dataset.stacked_actions())
+    log.info("policy reads %s%s; %d windows over %s", list(policy_config.obs_keys),
+             " + instruction" if policy_config.reads_instruction else "", len(dataset), dataset.windows_per_task())
+    stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
+                            tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress,
+                            sampler=dataset.sampler(seed=config.seed), num_workers=tr.num_workers)
+    timings["train_s"] = time.time() - t
+
+    t = time.time()
+    policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
+    seeds = list(range(ev.seed_start, ev.seed_start + ev.episodes))
+    per_task, results = {}, {}
+    for task in tasks:
+        make_env = partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
+                           control_mode=config.control_mode, **image_kw)
+        video_dir = run_dir / "videos" / task if len(tasks) > 1 else run_dir / "videos"
+        r = evaluate(policy, make_env, seeds, video_dir, ev.num_videos, progress=config.progress,
+                     video_size=tuple(ev.video_size))
+        results[task] = r
+        per_task[task] = {"success_rate": r["success_rate"], "episodes": r["num_episodes"], "seeds": seeds,
+                          "num_successes": r["num_successes"], "mean_return": r["mean_return"],
+                          "mean_length": r["mean_length"], "videos": r["videos"]}
+    timings["eval_s"] = time.time() - t
+    _log_per_task(run_dir, per_task, tr.steps)
+    mean = sum(p["success_rate"] for p in per_task.values()) / len(per_task)
+    return {"success_rate": mean, "tasks": tasks,
+            "num_episodes": sum(r["num_episodes"] for r in results.values()),
+            "num_successes": sum(r["num_successes"] for r in results.values()),
+            "per_task": per_task, "policy_inputs": list(policy_config.obs_keys)
+            + (["instruction"] if policy_config.reads_instruction else []),
+            "num_demos": {task: len(store) for task, store in stores.items()}, "demo_sim": demo_sim,
+            "demo_stores": {task: str(store.path) for task, store in stores.items()},
+            "train": stats, "timings": timings}
+
+
+def _log_per_task(run_dir: Path, per_task: dict, step: int) -> None:
+    """Per-task and mean success as TensorBoard scalars (``eval/success_rate/<task>``)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir / "tb"))
+    for task, p in per_task.items():
+        writer.add_scalar(f"eval/success_rate/{task}", p["success_rate"], step)
+    writer.add_scalar("eval/success_rate_mean", sum(p["success_rate"] for p in per_task.values()) / len(per_task),
+                      step)
+    writer.close()
+
+
+def print_task_table(per_task: dict, mean: float) -> None:
+    """The per-task success table the run prints at the end (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="success on unseen seeds, per task")
+    for name, justify in (("task", "left"), ("success", "right"), ("episodes", "right")):
+        table.add_column(name, justify=justify)
+    for task, p in per_task.items():
+        table.add_row(task, f"{p['success_rate']:.2f}", f"{p['num_successes']}/{p['episodes']}")
+    table.add_section()
+    table.add_row("mean", f"{mean:.2f}", f"{sum(p['episodes'] for p in per_task.values())}")
+    Console().print(table)
