@@ -97,8 +97,9 @@ def run_imitation(config: RunConfig, run_dir: Path) -> dict:
 
     t = time.time()
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
+    limit_kw = {"max_episode_steps": ev.max_episode_steps} if ev.max_episode_steps else {}
     make_env = partial(gym.make, envs.env_id(config.env), sim=config.sim.name, obs_mode=config.obs_mode,
-                       control_mode=config.control_mode)
+                       control_mode=config.control_mode, **limit_kw)
     seeds = range(ev.seed_start, ev.seed_start + ev.episodes)
     results = evaluate(policy, make_env, seeds, run_dir / "videos", ev.num_videos, progress=config.progress,
                        video_size=tuple(ev.video_size))

@@ -94,12 +94,15 @@ class EvalConfig:
     seed_start: int = 100_000      # disjoint from the demo seeds
     num_videos: int = 4            # half the first failures, half the first successes
     video_size: list[int] = field(default_factory=lambda: list(RENDER_SIZE))   # [width, height] of the frames, pixels
+    max_episode_steps: Optional[int] = None   # cut episodes short (quick checks); null = each task's own limit
 
     def __post_init__(self):
         require(is_int(self.episodes, 1), self, "episodes", "an integer >= 1")
         require(is_int(self.seed_start, 0), self, "seed_start", "an integer >= 0")
         require(is_int(self.num_videos, 0) and self.num_videos <= self.episodes, self, "num_videos",
                 f"an integer in [0, eval.episodes={self.episodes}]")
+        require(self.max_episode_steps is None or is_int(self.max_episode_steps, 1), self, "max_episode_steps",
+                "null (the task's own limit) or an integer >= 1")
         require(len(self.video_size) == 2 and all(is_int(v, 64) and v <= 4096 for v in self.video_size), self,
                 "video_size", "[width, height] in pixels, each an integer in 64..4096 (e.g. [480, 360])")
 

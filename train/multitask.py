@@ -111,6 +111,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     data, tr, ev = config.data, config.train, config.eval
     images = config.obs_mode in ("rgb", "rgbd")
     image_kw = {"image_size": config.policy.image_size} if images else {}
+    limit_kw = {"max_episode_steps": ev.max_episode_steps} if ev.max_episode_steps else {}
     timings = {}
     t = time.time()
     check_action_spaces(task_action_spaces(tasks, config.sim.name, config.control_mode))
@@ -142,7 +143,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     per_task, results = {}, {}
     for task in tasks:
         make_env = partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
-                           control_mode=config.control_mode, **image_kw)
+                           control_mode=config.control_mode, **image_kw, **limit_kw)
         video_dir = run_dir / "videos" / task if len(tasks) > 1 else run_dir / "videos"
         r = evaluate(policy, make_env, seeds, video_dir, ev.num_videos, progress=config.progress,
                      video_size=tuple(ev.video_size))
