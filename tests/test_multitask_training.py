@@ -16,6 +16,8 @@ from train.datasets.multitask import IncompatibleTasksError
 from train.multitask import check_action_spaces, resolve_tasks
 from tests.test_train_cli import TINY_POLICY, run_cli
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = dict(n_obs_steps=2, horizon=8, n_action_steps=4, down_dims=(16, 32), n_groups=4, diffusion_step_embed_dim=16,
             num_inference_steps=2, action_dim=7)
 QUICK = ["train.checkpoint_every=10", "train.log_every=5", "train.batch_size=16", "eval.episodes=1",
