@@ -89,6 +89,7 @@ def validate(cfg: DictConfig) -> None:
 
 def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
     import gymnasium as gym
+    import torch
 
     import envs
     from policies import load_policy
@@ -108,6 +109,7 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
 
     t = time.time()
     pcfg = {k: v for k, v in OmegaConf.to_container(cfg.policy).items() if k != "name"}
+    torch.manual_seed(cfg.seed)  # the initial weights; training seeds its own noise and data order
     policy = DiffusionPolicy(DiffusionConfig(obs_dim=store.obs_dim, action_dim=store.action_dim, **pcfg)).to(cfg.device)
     dataset = SequenceDataset(store.episodes, policy.config.n_obs_steps, policy.config.horizon)
     policy.fit_normalizer(*dataset.stacked())
@@ -121,7 +123,8 @@ def run_imitation(cfg: DictConfig, run_dir: Path) -> dict:
     make_env = partial(gym.make, envs.env_id(cfg.env), sim=cfg.sim.name, obs_mode=cfg.obs_mode,
                        control_mode=cfg.control_mode)
     seeds = range(cfg.eval.seed_start, cfg.eval.seed_start + cfg.eval.episodes)
-    ev = evaluate(policy, make_env, seeds, run_dir / "videos", cfg.eval.num_videos, progress=cfg.progress)
+    ev = evaluate(policy, make_env, seeds, run_dir / "videos", cfg.eval.num_videos, progress=cfg.progress,
+                  run_seed=cfg.seed)
     timings["eval_s"] = time.time() - t
     return {**ev, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path), "train": stats, "timings": timings}
 

@@ -10,9 +10,16 @@ from tqdm.auto import tqdm
 from train.video import write_mp4
 
 
+def episode_noise_seed(run_seed: int, episode_seed: int) -> int:
+    """The seed of one evaluation episode's sampler noise: a function of (run seed, episode seed)
+    only, so a rerun, or the same episode in another batch, samples the same actions."""
+    return int(np.random.SeedSequence([run_seed, episode_seed]).generate_state(1)[0])
+
+
 def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int = 0,
-             batch_size: int = 50, progress: bool = True) -> dict:
+             batch_size: int = 50, progress: bool = True, run_seed: int = 0) -> dict:
     """Roll ``policy`` out once per seed. ``policy.act`` must accept a batch (B, obs_dim).
+    Each episode's sampler noise is seeded by :func:`episode_noise_seed` (``run_seed``, its seed).
 
     Success = ``info["success"]`` at any step. The first ``num_videos`` seeds are rendered to
     ``video_dir/eval_seed<seed>_<success|fail>.mp4``.
@@ -29,7 +36,7 @@ def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int 
         done = np.zeros(len(chunk), bool)
         success, ret, length = np.zeros(len(chunk), bool), np.zeros(len(chunk)), np.zeros(len(chunk), int)
         final_success = np.zeros(len(chunk), bool)
-        policy.reset()
+        policy.reset(noise_seeds=[episode_noise_seed(run_seed, s) for s in chunk])
         while not done.all():
             actions = policy.act(obs.copy())  # the policy may keep references in its history
             for i, e in enumerate(envs_):

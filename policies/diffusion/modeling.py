@@ -119,7 +119,11 @@ class DiffusionPolicy(Policy):
         obs_hist = obs_hist.to(device=self.device, dtype=torch.float32)
         self._check_shape("obs_hist", obs_hist, (c.n_obs_steps, c.obs_dim))
         shape = (obs_hist.shape[0], c.horizon, c.action_dim)
-        if noise is None:
+        if noise is None and self._noise_generators is not None:
+            if len(self._noise_generators) != shape[0]:
+                raise ValueError(f"reset(noise_seeds=...) gave {len(self._noise_generators)} seeds for a batch of {shape[0]}")
+            noise = torch.stack([torch.randn(shape[1:], generator=g) for g in self._noise_generators])
+        elif noise is None:
             noise = torch.randn(shape, device=obs_hist.device)
         elif not torch.jit.is_tracing() and tuple(noise.shape) != shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} = (batch, horizon, action_dim)")
@@ -154,10 +158,17 @@ class DiffusionPolicy(Policy):
                                "chunk_offset": c.n_obs_steps - 1}})
 
     # -- acting ----------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Start of an episode: clear the observation history and the queued actions."""
+    def reset(self, noise_seeds: list[int] | None = None) -> None:
+        """Start of an episode: clear the observation history and the queued actions.
+
+        ``noise_seeds`` (one int per batch row) gives each row its own sampler noise stream (a CPU
+        ``torch.Generator``), so an episode's actions depend on its seed only, not on the global
+        RNG or on the other rows of the batch. Without it the sampler draws from the global RNG.
+        """
         self._obs_history: deque[np.ndarray] = deque(maxlen=self.config.n_obs_steps)
         self._action_queue: deque[np.ndarray] = deque()
+        self._noise_generators = (None if noise_seeds is None else
+                                  [torch.Generator().manual_seed(int(s)) for s in noise_seeds])
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Raw observation (obs_dim,) -> action (action_dim,) float32 to apply now.

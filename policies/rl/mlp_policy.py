@@ -152,5 +152,5 @@ class MLPActorPolicy(Policy):
         a = self.actor(x[None] if single else x)
         return (a[0] if single else a).cpu().numpy().astype(np.float32)
 
-    def reset(self) -> None:
-        """Start of an episode: nothing to clear (no observation history or action queue)."""
+    def reset(self, noise_seeds: list[int] | None = None) -> None:
+        """Start of an episode: nothing to clear (no observation history or action queue, no noise)."""
