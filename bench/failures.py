@@ -71,8 +71,14 @@ def out_of_range(rec: dict, normalizer, names: dict[int, str], limit: float = 1.
     import torch
 
     obs = torch.from_numpy(np.stack([s["obs"] for s in rec["steps"]]))
-    x = normalizer.normalize(obs).abs().max(0).values.numpy()
-    return {names[i]: round(float(x[i]), 2) for i in np.nonzero(x > limit)[0]}
+    z = normalizer.normalize(obs).abs().numpy()
+    x = z.max(0)
+    out = {"max": {names[i]: round(float(x[i]), 2) for i in np.nonzero(x > limit)[0]}}
+    far = np.nonzero(z.max(1) > 3.0)[0]  # the first step with an input far outside training
+    if len(far):
+        t = int(far[0])
+        out["first_far_step"], out["first_far_dims"] = t, [names[i] for i in np.nonzero(z[t] > 3.0)[0]]
+    return out
 
 
 def classify(rec: dict) -> dict:
@@ -155,6 +161,7 @@ def cmd_rollout(args) -> None:
     cfg = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
     task = args.task or cfg.get("task", "stack_blocks")
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     policy = _load_policy(run_dir)
     recs = rollout(policy.act, policy.reset, task, seeds)
@@ -253,6 +260,7 @@ def main() -> None:
     r.add_argument("--episodes", type=int, default=50)
     r.add_argument("--seed-start", type=int, default=100000)
     r.add_argument("--seed", type=int, default=0, help="torch seed for the sampler noise")
+    r.add_argument("--threads", type=int, default=1)
     r.add_argument("--frames", type=int, default=0, help="render PNGs of the first K failures")
     d = sub.add_parser("demos")
     d.add_argument("stores", nargs="+")

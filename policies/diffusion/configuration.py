@@ -30,6 +30,9 @@ class DiffusionConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "epsilon"
     clip_sample: bool = True       # clip the predicted clean sample to [-1, 1] while sampling
+    # Smallest range (raw units: m, rad, quaternion components) an observation dimension is scaled
+    # by when normalizing; 0 scales every dimension by its own training range (see Normalizer.fit).
+    obs_min_span: float = 0.0
 
     def __post_init__(self):
         self.down_dims = tuple(self.down_dims)
@@ -68,6 +71,8 @@ class DiffusionConfig:
             bad("prediction_type", ", ".join(PREDICTION_TYPES))
         if not isinstance(self.clip_sample, bool):
             bad("clip_sample", "true or false")
+        if isinstance(self.obs_min_span, bool) or not isinstance(self.obs_min_span, (int, float)) or self.obs_min_span < 0:
+            bad("obs_min_span", "a number >= 0")
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field (``down_dims`` as a list)."""

@@ -65,7 +65,7 @@ class DiffusionPolicy(Policy):
     # -- training --------------------------------------------------------------------------
     def fit_normalizer(self, obs: np.ndarray, actions: np.ndarray) -> None:
         """Fit both normalizers on raw training data: obs (N, obs_dim), actions (N, action_dim)."""
-        self.obs_normalizer.fit(obs)
+        self.obs_normalizer.fit(obs, min_span=self.config.obs_min_span)
         self.action_normalizer.fit(actions)
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
