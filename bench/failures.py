@@ -3,7 +3,9 @@
     python -m bench.failures rollout RUN_DIR [--episodes 50] [--seed-start 100000] [--frames 3]
     python -m bench.failures demos STORE.h5 [STORE.h5 ...]     # compare demo stores (e.g. per backend)
 
-``rollout`` steps the run's policy (EMA checkpoint) and, on the same seeds, the oracle; it classifies
+``rollout`` steps the run's policy (EMA checkpoint; each episode's sampler noise seeded as in the
+run's own evaluation, so with 50 episodes and the run's thread count it replays ``metrics.json``)
+and, on the same seeds, the oracle; it classifies
 every failed episode of the first pick-and-place goal from the privileged scene state:
 
 - ``missed_grasp``: the object was never held off the table by both fingers;
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from omegaconf import OmegaConf
 
 import envs
 
@@ -41,7 +44,8 @@ def _record(env, obs) -> dict:
 
 
 def rollout(act_batch, reset, task: str, seeds, sim: str = "mujoco") -> list[dict]:
-    """Step one env per seed in lockstep with ``act_batch(obs (B, D)) -> (B, A)``; per-step records."""
+    """Step one env per seed in lockstep with ``act_batch(obs (B, D)) -> (B, A)``; per-step records.
+    ``reset()`` is called once, after the envs are reset."""
     envs_ = [gym.make(envs.env_id(task), sim=sim) for _ in seeds]
     obs = np.stack([e.reset(seed=int(s))[0] for e, s in zip(envs_, seeds)])
     recs = [{"seed": int(s), "steps": [_record(e, o)], "actions": [], "success": False} for e, s, o in zip(envs_, seeds, obs)]
@@ -161,10 +165,15 @@ def cmd_rollout(args) -> None:
     cfg = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
     task = args.task or cfg.get("task", "stack_blocks")
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    from train.evaluate import episode_noise_seed
+
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    run_seed = args.seed
+    if run_seed is None:  # the run's own seed: the same sampler noise as its evaluation
+        run_seed = int(OmegaConf.load(run_dir / "config.yaml").seed) if (run_dir / "config.yaml").exists() else 0
     policy = _load_policy(run_dir)
-    recs = rollout(policy.act, policy.reset, task, seeds)
+    noise_seeds = [episode_noise_seed(run_seed, s) for s in seeds]
+    recs = rollout(policy.act, lambda: policy.reset(noise_seeds=noise_seeds), task, seeds)
     oracle_env = gym.make(envs.env_id(task), sim="mujoco")
     oracle_len = {}
     for s in seeds:  # the oracle, one episode at a time (it reads its env's privileged state)
@@ -259,7 +268,8 @@ def main() -> None:
     r.add_argument("--task", default=None)
     r.add_argument("--episodes", type=int, default=50)
     r.add_argument("--seed-start", type=int, default=100000)
-    r.add_argument("--seed", type=int, default=0, help="torch seed for the sampler noise")
+    r.add_argument("--seed", type=int, default=None,
+                   help="run seed the sampler noise derives from (default: the run's config.yaml)")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--frames", type=int, default=0, help="render PNGs of the first K failures")
     d = sub.add_parser("demos")
