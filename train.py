@@ -68,6 +68,7 @@ def goes_multitask(config: RunConfig) -> bool:
 
 def run_imitation(config: RunConfig, run_dir: Path) -> dict:
     import gymnasium as gym
+    import torch
 
     import envs
     from policies import Policy
@@ -88,6 +89,7 @@ def run_imitation(config: RunConfig, run_dir: Path) -> dict:
 
     t = time.time()
     policy_config = DiffusionConfig.from_params(config.policy, obs_dim=store.obs_dim, action_dim=store.action_dim)
+    torch.manual_seed(config.seed)  # the initial weights; training seeds its own noise and data order
     policy = DiffusionPolicy(policy_config).to(config.device)
     dataset = SequenceDataset(store.episodes, policy.config.n_obs_steps, policy.config.horizon)
     policy.fit_normalizer(*dataset.stacked())
@@ -102,7 +104,7 @@ def run_imitation(config: RunConfig, run_dir: Path) -> dict:
                        control_mode=config.control_mode, **limit_kw)
     seeds = range(ev.seed_start, ev.seed_start + ev.episodes)
     results = evaluate(policy, make_env, seeds, run_dir / "videos", ev.num_videos, progress=config.progress,
-                       video_size=tuple(ev.video_size))
+                       video_size=tuple(ev.video_size), run_seed=config.seed)
     timings["eval_s"] = time.time() - t
     return {**results, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path), "train": stats,
             "timings": timings}

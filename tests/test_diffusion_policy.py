@@ -44,6 +44,17 @@ def test_normalizer_round_trip_any_leading_shape_and_constant_dims():
     assert torch.allclose(norm.unnormalize(norm.normalize(x3)), x3, atol=1e-5)
 
 
+def test_normalizer_min_span_keeps_a_barely_varying_dim_from_being_amplified():
+    # a resting block's height: 0.2 mm of settling noise in the demos
+    data = np.stack([np.linspace(0.0, 1.0, 50), 0.0199 + np.linspace(0, 2e-4, 50)], 1).astype(np.float32)
+    plain, floored = Normalizer(2).fit(data), Normalizer(2).fit(data, min_span=0.1)
+    pressed = torch.tensor([[0.5, 0.0199 - 2e-3]])  # 2 mm lower at test time
+    assert plain.normalize(pressed)[0, 1] < -20           # far outside anything the model saw
+    assert -0.1 < floored.normalize(pressed)[0, 1] < 0    # a small input, as the deviation is
+    assert torch.allclose(plain.normalize(pressed)[0, 0], floored.normalize(pressed)[0, 0])  # wide dims unchanged
+    assert torch.allclose(floored.unnormalize(floored.normalize(pressed)), pressed)
+
+
 def test_normalizer_stats_travel_in_state_dict():
     norm = Normalizer(3).fit(np.arange(30, dtype=np.float32).reshape(10, 3))
     state = norm.state_dict()
@@ -104,6 +115,7 @@ def test_ema_moves_toward_model_and_copies_buffers():
     (dict(kernel_size=4), r"kernel_size=4 is invalid; allowed: an odd integer"),
     (dict(obs_dim=0), r"obs_dim=0 is invalid; allowed: an integer >= 1"),
     (dict(num_inference_steps=200), r"num_inference_steps=200 is invalid; allowed: <= num_train_timesteps \(100\)"),
+    (dict(obs_min_span=-0.1), r"obs_min_span=-0.1 is invalid; allowed: a number >= 0"),
 ])
 def test_config_validation_names_field_and_allowed_values(overrides, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -149,6 +161,22 @@ def test_chunk_graph_shape_and_determinism():
         policy(torch.randn(3, 6))
     with pytest.raises(ValueError, match=r"expected \(3, 8, 2\)"):
         policy(obs, torch.randn(3, 4, 2))
+
+
+def test_noise_seeds_make_each_row_depend_on_its_own_seed_only():
+    policy = fitted_policy()
+    obs = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    def first_actions(seeds, rows):
+        torch.manual_seed(len(rows))  # the global RNG must not matter
+        policy.reset(noise_seeds=seeds)
+        return policy.select_action(obs[rows])
+    a = first_actions([11, 12, 13], [0, 1, 2])
+    assert np.array_equal(a, first_actions([11, 12, 13], [0, 1, 2]))
+    assert np.allclose(a[1:], first_actions([12, 13], [1, 2]), atol=1e-6)  # another batch, same episodes
+    assert not np.allclose(a, first_actions([11, 99, 13], [0, 1, 2]))
+    policy.reset(noise_seeds=[1, 2])
+    with pytest.raises(ValueError, match="gave 2 seeds for a batch of 3"):
+        policy.select_action(obs)
 
 
 # -- save / load ------------------------------------------------------------------------------

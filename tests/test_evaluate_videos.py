@@ -20,7 +20,7 @@ class Reacher:
     """A batched scripted policy for reach_target: move the TCP along the goal delta (the last
     three state entries) at full speed. Too short an episode leaves far targets unreached."""
 
-    def reset(self):
+    def reset(self, noise_seeds=None):  # deterministic: no sampler noise to seed
         pass
 
     def select_action(self, obs):

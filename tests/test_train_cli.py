@@ -150,3 +150,28 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
         train_imitation(policy, ds, tmp_path, steps=50, batch_size=8, checkpoint_every=10, progress=False)
     state = torch.load(checkpoint_dir(tmp_path) / "trainer_state.pt", weights_only=False)
     assert state["step"] == 10 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
+    """Same config + seed on one machine and thread count (CPU) -> bit-identical weights and
+    per-episode results: initial weights, data order, training noise and each evaluation
+    episode's sampler noise all derive from the run seed. A different seed changes them."""
+    def start(run, seed):
+        args = tiny_args(tmp_path, run=run, steps=10, seed=seed, **{"eval.num_videos": 0, "eval.episodes": 2,
+                                                                   "data.store_root": f"{tmp_path}/demos_{run}"})
+        return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    procs = {run: start(run, seed) for run, seed in (("a", 3), ("b", 3), ("c", 4))}  # concurrently: wall time
+    for run, p in procs.items():
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    from safetensors.torch import load_file
+
+    weights = {run: load_file(tmp_path / run / "checkpoints" / "last" / "model.safetensors") for run in procs}
+    episodes = {run: json.loads((tmp_path / run / "metrics.json").read_text())["episodes"] for run in procs}
+    assert weights["a"].keys() == weights["b"].keys()
+    assert all(torch.equal(weights["a"][k], weights["b"][k]) for k in weights["a"])
+    assert episodes["a"] == episodes["b"]  # seeds, successes, returns (floats, compared exactly), lengths
+    assert not torch.equal(weights["a"]["model.final.1.weight"], weights["c"]["model.final.1.weight"])
+    assert [e["return"] for e in episodes["a"]] != [e["return"] for e in episodes["c"]]

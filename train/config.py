@@ -205,6 +205,15 @@ for _sim in SIMS:
     ConfigStore.instance().store(group="sim", name=_sim, node=SimConfig(name=_sim))
 for _name, _cls in POLICIES.items():
     ConfigStore.instance().store(group="policy", name=_name, node=_cls)
+# Training-budget presets (`train=long`): overrides on top of the dataclass defaults above, which
+# are `make demo`'s budget (`train=default` changes nothing).
+TRAIN_PRESETS = {
+    "default": {},
+    # more demos and 2.5x the optimizer steps, same network: aims at >= 0.97 on stack_blocks
+    "long": {"data": {"num_demos": 200}, "train": {"steps": 15000, "warmup_steps": 500}},
+}
+for _name, _node in TRAIN_PRESETS.items():
+    ConfigStore.instance().store(group="train", name=_name, node=_node, package="_global_")
 
 
 def to_run_config(cfg: DictConfig | Mapping) -> RunConfig:

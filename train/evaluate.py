@@ -30,9 +30,16 @@ VIDEO_FPS = 20   # the control rate: videos play in real time
 HOLD_END_S = 1.0  # the last frame (outcome, failed conditions) is held this long
 
 
+def episode_noise_seed(run_seed: int, episode_seed: int) -> int:
+    """The seed of one evaluation episode's sampler noise: a function of (run seed, episode seed)
+    only, so a rerun, or the same episode in another batch, samples the same actions."""
+    return int(np.random.SeedSequence([run_seed, episode_seed]).generate_state(1)[0])
+
+
 def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int = 0,
-             batch_size: int = 50, progress: bool = True, video_size=RENDER_SIZE) -> dict:
+             batch_size: int = 50, progress: bool = True, video_size=RENDER_SIZE, run_seed: int = 0) -> dict:
     """Roll ``policy`` out once per seed. ``policy.select_action`` must accept a batch (B, obs_dim).
+    Each episode's sampler noise is seeded by :func:`episode_noise_seed` (``run_seed``, its seed).
 
     Success = ``info["success"]`` at any step. ``make_env(render_mode=..., render_size=...)`` makes
     one environment. Up to ``num_videos`` episodes, half the first failures and half the first
@@ -41,7 +48,7 @@ def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int 
     Timings go to ``eval_timings`` (rollout and video seconds, frames, ms per video frame).
     """
     t0 = time.perf_counter()
-    results, actions, final_obs = rollout(policy, make_env, list(seeds), batch_size, progress)
+    results, actions, final_obs = rollout(policy, make_env, list(seeds), batch_size, progress, run_seed)
     timings = {"rollout_s": round(time.perf_counter() - t0, 2)}
     videos = []
     if video_dir is not None and num_videos > 0:
@@ -62,7 +69,7 @@ def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int 
             "episodes": results, "videos": videos, "eval_timings": timings}
 
 
-def rollout(policy, make_env: Callable, seeds: list[int], batch_size: int, progress: bool):
+def rollout(policy, make_env: Callable, seeds: list[int], batch_size: int, progress: bool, run_seed: int = 0):
     """All episodes without rendering, ``batch_size`` at a time in lockstep. Returns the per-episode
     results (seed, success, final_success, return, length, failed: the condition names false at
     the end of a failed episode), and per seed the actions applied (T, action_dim) and the final
@@ -79,10 +86,11 @@ def rollout(policy, make_env: Callable, seeds: list[int], batch_size: int, progr
         success, ret, length = np.zeros(len(chunk), bool), np.zeros(len(chunk)), np.zeros(len(chunk), int)
         final_success = np.zeros(len(chunk), bool)
         taken = [[] for _ in chunk]
+        noise_seeds = [episode_noise_seed(run_seed, s) for s in chunk]
         if getattr(policy, "reads_instruction", False):  # each episode's own instruction (colours vary by seed)
-            policy.reset(instruction=[info["instruction"] for _, info in first])
+            policy.reset(instruction=[info["instruction"] for _, info in first], noise_seeds=noise_seeds)
         else:
-            policy.reset()
+            policy.reset(noise_seeds=noise_seeds)
         while not done.all():
             batch_actions = policy.select_action(_copy(obs))  # the policy may keep references in its history
             for i, e in enumerate(envs_):

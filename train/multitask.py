@@ -98,6 +98,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     """Demos of every task -> one diffusion policy -> evaluation per task (lockstep batches,
     videos under ``videos/<task>/`` when there are several tasks)."""
     import gymnasium as gym
+    import torch
 
     import envs
     from policies import Policy
@@ -128,6 +129,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     vectors = dataset.stacked_obs(inputs["obs_key"])
     policy_config = DiffusionConfig.from_params(config.policy, obs_dim=vectors.shape[1],
                                                 action_dim=dataset.action_dim, **inputs)
+    torch.manual_seed(config.seed)  # the initial weights; training seeds its own noise and data order
     policy = DiffusionPolicy(policy_config).to(config.device)
     policy.fit_normalizer(vectors, dataset.stacked_actions())
     log.info("policy reads %s%s; %d windows over %s", list(policy_config.obs_keys),
@@ -146,7 +148,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
                            control_mode=config.control_mode, **image_kw, **limit_kw)
         video_dir = run_dir / "videos" / task if len(tasks) > 1 else run_dir / "videos"
         r = evaluate(policy, make_env, seeds, video_dir, ev.num_videos, progress=config.progress,
-                     video_size=tuple(ev.video_size))
+                     video_size=tuple(ev.video_size), run_seed=config.seed)
         results[task] = r
         per_task[task] = {"success_rate": r["success_rate"], "episodes": r["num_episodes"], "seeds": seeds,
                           "num_successes": r["num_successes"], "mean_return": r["mean_return"],

@@ -93,8 +93,10 @@ class Policy(nn.Module):
         alone."""
         raise NotImplementedError(f"{type(self).__name__} does not implement predict_action_chunk()")
 
-    def reset(self) -> None:
-        """Start of an episode: forget the observation history and any queued actions."""
+    def reset(self, noise_seeds: list[int] | None = None) -> None:
+        """Start of an episode: forget the observation history and any queued actions.
+        ``noise_seeds`` (one per batch row) seeds a sampling policy's noise per episode;
+        deterministic policies ignore it."""
 
     def export_spec(self):
         """The graph and facts ``python -m policies.export`` needs (a

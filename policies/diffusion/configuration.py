@@ -39,6 +39,10 @@ class DiffusionParams:
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "epsilon"
     clip_sample: bool = True       # clip the predicted clean sample to [-1, 1] while sampling
+    # Smallest range (raw units: m, rad, quaternion components) an observation dimension is scaled
+    # by when normalizing; 0 scales every dimension by its own training range (see Normalizer.fit).
+    # 0.1 keeps a barely-varying input (a resting block's height or tilt) from being amplified.
+    obs_min_span: float = 0.1
     # -- conditioning beyond the observation vector (train.py fills the run-dependent parts) --
     # the episode's instruction (MiniLM, 384-d) in the U-Net's global condition; null = auto:
     # on for a run of several tasks or obs_mode=slots, off otherwise
@@ -77,6 +81,7 @@ class DiffusionParams:
         require(self.beta_schedule in BETA_SCHEDULES, self, "beta_schedule", ", ".join(BETA_SCHEDULES))
         require(self.prediction_type in PREDICTION_TYPES, self, "prediction_type", ", ".join(PREDICTION_TYPES))
         require(isinstance(self.clip_sample, bool), self, "clip_sample", "true or false")
+        require(is_number(self.obs_min_span) and self.obs_min_span >= 0, self, "obs_min_span", "a number >= 0")
         require(self.use_instruction is None or isinstance(self.use_instruction, bool), self, "use_instruction",
                 "true, false or null (auto: on for several tasks or obs_mode=slots)")
         require(is_int(self.instruction_proj_dim, 0), self, "instruction_proj_dim",

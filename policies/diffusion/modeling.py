@@ -112,7 +112,7 @@ class DiffusionPolicy(Policy):
     # -- training --------------------------------------------------------------------------
     def fit_normalizer(self, obs: np.ndarray, actions: np.ndarray) -> None:
         """Fit both normalizers on raw training data: obs (N, obs_dim), actions (N, action_dim)."""
-        self.obs_normalizer.fit(obs)
+        self.obs_normalizer.fit(obs, min_span=self.config.obs_min_span)
         self.action_normalizer.fit(actions)
 
     def compute_loss(self, batch: dict) -> torch.Tensor:
@@ -209,7 +209,11 @@ class DiffusionPolicy(Policy):
         c = self.config
         vector = obs_hist[c.obs_key] if isinstance(obs_hist, Mapping) else obs_hist
         shape = (vector.shape[0], c.horizon, c.action_dim)
-        if noise is None:
+        if noise is None and self._noise_generators is not None:
+            if len(self._noise_generators) != shape[0]:
+                raise ValueError(f"reset(noise_seeds=...) gave {len(self._noise_generators)} seeds for a batch of {shape[0]}")
+            noise = torch.stack([torch.randn(shape[1:], generator=g) for g in self._noise_generators])
+        elif noise is None:
             noise = torch.randn(shape, device=self.device)
         elif not torch.jit.is_tracing() and tuple(noise.shape) != shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {shape} = (batch, horizon, action_dim)")
@@ -248,14 +252,21 @@ class DiffusionPolicy(Policy):
                                "chunk_offset": c.n_obs_steps - 1}})
 
     # -- acting ----------------------------------------------------------------------------
-    def reset(self, instruction: str | Sequence[str] | None = None) -> None:
+    def reset(self, instruction: str | Sequence[str] | None = None,
+              noise_seeds: Sequence[int] | None = None) -> None:
         """Start of an episode: clear the observation history and the queued actions.
 
         A policy that reads instructions (``reads_instruction``) takes the episode's instruction
         here (``info["instruction"]`` after ``env.reset``): one string, or a list of B strings for B
-        environments stepped in lockstep. It is embedded once and used until the next ``reset``."""
+        environments stepped in lockstep. It is embedded once and used until the next ``reset``.
+
+        ``noise_seeds`` (one int per batch row) gives each row its own sampler noise stream (a CPU
+        ``torch.Generator``), so an episode's actions depend on its seed only, not on the global
+        RNG or on the other rows of the batch. Without it the sampler draws from the global RNG."""
         self._obs_history: deque[dict[str, np.ndarray]] = deque(maxlen=self.config.n_obs_steps)
         self._action_queue: deque[np.ndarray] = deque()
+        self._noise_generators = (None if noise_seeds is None else
+                                  [torch.Generator().manual_seed(int(s)) for s in noise_seeds])
         self._instruction_embedding = None
         if instruction is not None and self.reads_instruction:
             texts = [instruction] if isinstance(instruction, str) else list(instruction)

@@ -131,10 +131,12 @@ class ExportedPolicy:
         self.reset()
 
     # -- the control loop --------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> None:
-        """Start of an episode: forget the observation history and queued actions."""
+    def reset(self, seed: int | None = None, noise_seeds: list[int] | None = None) -> None:
+        """Start of an episode: forget the observation history and queued actions. ``seed``
+        reseeds the noise stream; ``noise_seeds`` (one per batch row) gives each row its own."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
+        self._row_rngs = None if noise_seeds is None else [np.random.default_rng(int(s)) for s in noise_seeds]
         self._history: deque[np.ndarray] = deque(maxlen=self.n_obs_steps)
         self._queue: deque[np.ndarray] = deque()
 
@@ -165,7 +167,11 @@ class ExportedPolicy:
         feeds = {OBS_INPUT: obs_history}
         if self.noise_shape is not None:
             shape = (obs_history.shape[0], *self.noise_shape)
-            if noise is None:
+            if noise is None and self._row_rngs is not None:
+                if len(self._row_rngs) != shape[0]:
+                    raise ValueError(f"reset(noise_seeds=...) gave {len(self._row_rngs)} seeds for a batch of {shape[0]}")
+                noise = np.stack([r.standard_normal(shape[1:], dtype=np.float32) for r in self._row_rngs])
+            elif noise is None:
                 noise = self._rng.standard_normal(shape, dtype=np.float32)
             elif noise.shape != shape:
                 raise ValueError(f"noise has shape {noise.shape}; expected {shape}")

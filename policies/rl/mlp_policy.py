@@ -150,5 +150,5 @@ class MLPActorPolicy(Policy):
         a = self.select_action(obs)
         return a[None] if a.ndim == 1 else a[:, None]
 
-    def reset(self) -> None:
-        """Start of an episode: nothing to clear (no observation history or action queue)."""
+    def reset(self, noise_seeds=None) -> None:
+        """Start of an episode: nothing to clear (no observation history or action queue, no noise)."""
