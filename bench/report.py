@@ -69,11 +69,15 @@ def throughput_rows(t: dict) -> list[dict]:
     return rows
 
 
+def failed_row(title: str, result: dict, source: dict) -> list[dict]:
+    """The one row a benchmark whose run failed gets: its error in place of the figures."""
+    return [row(title, ours=f"failed: {result['error']}", peer="—", ratio="—", source=source, versions="")]
+
+
 def scaling_rows(s: dict) -> list[dict]:
     o = s["roboforge"]
     if not _ok(o):
-        return [row("Scaling with N envs (MuJoCo)", ours=f"failed: {o['error']}", peer="—", ratio="—", source=s,
-                    versions="")]
+        return failed_row("Scaling with N envs (MuJoCo)", o, s)
     procs = "; ".join(f"N={x['n']}: {_f(x['processes_steps_per_s'])} st/s (eff {x['processes_efficiency']:.2f})"
                       for x in o["rows"])
     threads = "; ".join(f"N={x['n']}: {_f(x['threads_physics_steps_per_s'])} "
@@ -215,8 +219,7 @@ def rl_learning_rows(rl: dict) -> list[dict]:
 def export_rows(ex: dict) -> list[dict]:
     o = ex["roboforge"]
     if not _ok(o):
-        return [row("Export: exported policy latency", ours=f"failed: {o['error']}", peer="—", ratio="—", source=ex,
-                    versions="")]
+        return failed_row("Export: exported policy latency", o, ex)
     vers = _v(o, "onnxruntime", "torch", "onnxscript")
     cfg = o["config"]
     shape = f"U-Net {'-'.join(map(str, cfg['down_dims']))}, DDIM-{cfg['num_inference_steps']}, {o['threads']} thread"
