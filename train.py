@@ -22,9 +22,10 @@ import time
 from functools import partial
 from pathlib import Path
 
-# Idle OpenMP threads sleep instead of spinning: on small or shared CPUs spinning threads starve
-# each other (measured 10x slower training with 2 threads on a loaded 2-core machine).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from train.cpu import choose_wait_policy  # noqa: E402
+
+# Before torch loads OpenMP: threads spin between ops on an idle CPU (2x faster), sleep on a busy one.
+BUSY_CORES = choose_wait_policy()
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
@@ -126,6 +127,9 @@ def run(cfg: DictConfig) -> dict:
     config = to_run_config(cfg)
     tasks = check_runnable(config)
     torch.set_num_threads(config.train.num_threads)
+    if BUSY_CORES >= 0.5:
+        log.warning("other processes keep %.1f cores busy: torch threads sleep between ops (OMP_WAIT_POLICY=PASSIVE), "
+                    "so training runs ~2x slower than on an idle CPU", BUSY_CORES)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.yaml", to_yaml(config))
     if config.policy.name in RL_POLICIES:
