@@ -11,6 +11,8 @@ surface every roboforge env exposes on ``env.unwrapped``: ``scene_state()``, ``g
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from envs.core.predicates import PUSH_CLEARANCE, PUSH_HEIGHT, Goal
@@ -39,13 +41,33 @@ def grasp_yaw(obj, quat: np.ndarray) -> float:
     return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
 
 
+# The oracle's phase boundaries (``PickPlaceOracle.events``): where what it is trying to reach
+# changes. ``close``/``open``: the gripper command changes (``obj`` set when it grasps/releases an
+# object, empty for the fingers closing before a push); ``push_start``/``push_end``: a push stroke
+# along the object->target line begins/ends; ``reached``: the TCP arrived at a reach goal.
+EVENT_KINDS = ("close", "open", "push_start", "push_end", "reached")
+
+
+@dataclass(frozen=True)
+class PhaseEvent:
+    """One phase boundary: ``step`` is the index of the first action (= the observation it was
+    chosen on) of the new phase; ``goal`` the index into ``task.oracle_goals()``."""
+
+    step: int
+    kind: str   # one of EVENT_KINDS
+    goal: int
+    obj: str = ""
+
+
 class PickPlaceOracle:
-    """Scripted expert; ``act(obs)`` returns an action in the env's action space."""
+    """Scripted expert; ``act(obs)`` returns an action in the env's action space. ``events``
+    lists the phase boundaries of the episode so far (:class:`PhaseEvent`)."""
 
     def __init__(self, env):
         self.env = env.unwrapped
         self.mode = self.env.control_mode
         self._plan = None
+        self.events: list[PhaseEvent] = []
 
     def reset(self) -> None:
         """Call after ``env.reset()``."""
@@ -53,6 +75,7 @@ class PickPlaceOracle:
         self.target_pos = np.array(c.target_pos, dtype=float)
         self.target_quat = np.array(c.target_quat, dtype=float)
         self.gripper = GRIPPER_OPEN
+        self.steps, self.events, self._goal = 0, [], -1
         self._plan = self._run()
 
     def act(self, obs=None) -> np.ndarray:
@@ -62,7 +85,12 @@ class PickPlaceOracle:
             next(self._plan)
         except StopIteration:  # all goals handled: hold still with the gripper open
             pass
+        self.steps += 1
         return self._action()
+
+    def _event(self, kind: str, obj: str = "") -> None:
+        # called inside the plan before its next yield: that yield produces action ``self.steps``
+        self.events.append(PhaseEvent(self.steps, kind, self._goal, obj))
 
     # -- turning the oracle's Cartesian target into an action ------------------------------
     def _action(self) -> np.ndarray:
@@ -101,14 +129,16 @@ class PickPlaceOracle:
             if np.linalg.norm(wp - s.tcp_pos) < tol and rot_ok:
                 return
 
-    def _gripper(self, value: float, steps: int = 6):
+    def _gripper(self, value: float, steps: int = 6, obj: str = ""):
+        if value != self.gripper:
+            self._event("close" if value == GRIPPER_CLOSED else "open", obj)
         self.gripper = value
         for _ in range(steps):
             yield
 
     def _run(self):
         skills = {"pick_place": self._pick_place, "push": self._push, "reach": self._reach}
-        for goal in self.env.task.oracle_goals():
+        for self._goal, goal in enumerate(self.env.task.oracle_goals()):
             s = self._state()
             if goal.check(s) and goal.obj.name not in s.touching:
                 continue
@@ -117,6 +147,7 @@ class PickPlaceOracle:
     def _reach(self, goal: Goal):
         q = yaw_quat(0.0)
         yield from self._move(lambda: goal.target(self._state()), q, tol=0.008)
+        self._event("reached", goal.obj.name)
         for _ in range(PHASE_TIMEOUT):  # hold there
             yield
 
@@ -132,14 +163,14 @@ class PickPlaceOracle:
         yield from self._gripper(GRIPPER_OPEN, 0)
         yield from self._move(lambda: np.array([*pos()[:2], travel_z()]), q, tol=0.02)
         yield from self._move(lambda: pos() + [0, 0, grasp_dz], q, FINE_SPEED, tol=0.006)
-        yield from self._gripper(GRIPPER_CLOSED, 8)
+        yield from self._gripper(GRIPPER_CLOSED, 8, obj.name)
         s = self._state()
         offset = s.tcp_pos - s.objects[obj.name].pos  # keep the grasp offset when placing
         yield from self._move(lambda: np.array([*self._state().tcp_pos[:2], travel_z()]), q, tol=0.02)
         target = lambda: goal.target(self._state()) + offset  # noqa: E731
         yield from self._move(lambda: np.array([*target()[:2], travel_z()]), q, tol=0.01)
         yield from self._move(lambda: target() + [0, 0, 0.006], q, FINE_SPEED, tol=0.005)
-        yield from self._gripper(GRIPPER_OPEN, 6)
+        yield from self._gripper(GRIPPER_OPEN, 6, obj.name)
         up = self._state().tcp_pos + [0, 0, 0.06]
         yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)
 
@@ -158,6 +189,7 @@ class PickPlaceOracle:
             start = np.array([*(p - d * (r + 0.035)), push_z])
             yield from self._move(lambda: np.array([*start[:2], max(self._tallest() + 0.05, 0.08)]), q, tol=0.02)
             yield from self._move(lambda: start, q, FINE_SPEED, tol=0.008)
+            self._event("push_start", obj.name)
             for _ in range(2 * PHASE_TIMEOUT):
                 s = self._state()
                 p = s.objects[obj.name].pos[:2]
@@ -169,6 +201,7 @@ class PickPlaceOracle:
                 side = (contact - self.target_pos[:2]) - ((contact - self.target_pos[:2]) @ d) * d
                 self.target_pos = np.array([*(self.target_pos[:2] + d * FINE_SPEED * 0.75 + 0.3 * side), push_z])
                 yield
+            self._event("push_end", obj.name)
             back = np.array([*(self._state().tcp_pos[:2] - d * 0.03), push_z])
             yield from self._move(lambda: back, q, FINE_SPEED, tol=0.01)
         up = self._state().tcp_pos + [0, 0, 0.08]
