@@ -13,7 +13,8 @@ A step ``t`` becomes a keypose candidate when (thresholds in :class:`KeyposeThre
 Candidates within ``merge_steps`` of each other describe one event seen by several signals (the
 gripper closes, then the fingers touch, then the arm stops) and merge into one keypose placed at
 the most reliable signal's step (gripper, then contact, then rest). Step 0 is never a keypose (the
-start pose is not a goal); the last step always is (``end``: where the demonstration finishes).
+start pose is not a goal); the last step always is (``end``: where the demonstration finishes),
+unless a keypose lies within ``merge_steps`` of it, which then also carries ``end``.
 
 The sub-goal of a keypose is the TCP position (m, world frame) and the gripper openness in [0, 1]
 (1 open) the robot is commanded to reach there: the command of step ``t`` onward, so a "close"
@@ -104,10 +105,10 @@ def discover_keyposes(signals: EpisodeSignals, th: KeyposeThresholds = KeyposeTh
     for g in groups:
         best = min(g, key=lambda sr: (REASONS.index(sr[1]), sr[0]))
         steps.append((best[0], tuple(r for r in REASONS if any(r == x for _, x in g))))
-    if not steps or steps[-1][0] < T - 1:
-        steps.append((T - 1, ("end",)))
-    else:
+    if steps and T - 1 - steps[-1][0] <= th.merge_steps:  # the last event already is the end
         steps[-1] = (steps[-1][0], steps[-1][1] + ("end",))
+    else:
+        steps.append((T - 1, ("end",)))
     return [Keypose(step=s, reasons=rs, tcp_pos=np.asarray(signals.tcp_pos[s], float).copy(),
                     gripper_open=float(signals.gripper_cmd[s] > 0)) for s, rs in steps]
 
