@@ -66,7 +66,7 @@ class PlanProvider:
     name = "plan"
 
     def reset(self, env) -> None:
-        self.env = env.unwrapped
+        self.env, self.steps = env.unwrapped, []  # stays empty when the plan cannot be made
         state = self.env.scene_state()
         self.labels = scene_labels(self.env.scene.objects, state)
         self.steps = self.make_plan(self.env.instruction, self.labels, state)
