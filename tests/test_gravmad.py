@@ -74,3 +74,10 @@ def test_keyposes_cli_renders_a_frame_strip(tmp_path):
 
     assert main(["keyposes", "--env", "stack_blocks", "--episodes", "1", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "stack_blocks_seed0_frames.png").stat().st_size > 10_000
+
+
+def test_gravmap_cli_rejects_a_keypose_the_episode_does_not_have(tmp_path, capsys):
+    from policies.gravmad.__main__ import main
+
+    assert main(["gravmap", "--env", "stack_blocks", "--keypose", "9", "--out", str(tmp_path / "g.png")]) == 2
+    assert "--keypose=9 is invalid; allowed: 0..1" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """GravMAD tools on the command line.
 
     python -m policies.gravmad keyposes --env stack_blocks --episodes 5 --out kp/
+    python -m policies.gravmad gravmap --env stack_blocks --seed 0 --keypose 0 --out gravmap.png
 
 ``keyposes``: runs the oracle on seeds ``--seed-start``.. (the seeds ``train.demos.collect_demos``
 records, so these are the demo store's episodes: MuJoCo is deterministic), discovers the
@@ -8,6 +9,9 @@ keyposes (``planners.subgoals``) and writes, per episode, ``<env>_seed<k>.json``
 their sub-goals, the oracle's phase events, the thresholds), ``<env>_seed<k>_signals.png`` (the
 signals with the keyposes marked) and ``<env>_seed<k>_frames.png`` (the scene at each keypose;
 ``--no-frames`` skips rendering), plus ``summary.json`` (precision/recall against the oracle).
+
+``gravmap``: the GravMap of one discovered keypose's sub-goal (default config) drawn over the
+scene's point cloud (``obs_mode=pointcloud``), coloured by cost and by gripper openness (a PNG).
 """
 from __future__ import annotations
 
@@ -89,6 +93,33 @@ def keyposes_command(a: argparse.Namespace) -> int:
     return 0
 
 
+def gravmap_command(a: argparse.Namespace) -> int:
+    from policies.gravmad.gravmap import GravMapConfig, gravmap_points
+    from policies.gravmad.plots import plot_gravmap
+
+    task = envs.get_task(a.env).name
+    env = gym.make(envs.env_id(task))
+    signals, actions, _ = record_oracle_episode(env, a.seed)
+    kps = discover_keyposes(signals)
+    if not 0 <= a.keypose < len(kps):
+        print(f"error: --keypose={a.keypose} is invalid; allowed: 0..{len(kps) - 1} (this episode has "
+              f"{len(kps)} keyposes)", file=sys.stderr)
+        return 2
+    kp = kps[a.keypose]
+    cloud_env = gym.make(envs.env_id(task), obs_mode="pointcloud")
+    obs, _ = cloud_env.reset(seed=a.seed)
+    for act in actions[:kp.step]:  # the scene as it is at the keypose
+        obs, *_ = cloud_env.step(act)
+    cfg = GravMapConfig()
+    pts = gravmap_points(kp.tcp_pos, kp.gripper_open, cfg, default_open=float(signals.gripper_cmd[kp.step - 1] > 0))
+    plot_gravmap(pts, a.out, scene=obs["pointcloud"], subgoal=kp.tcp_pos, bounds=cfg.bounds,
+                 title=f"{task} seed {a.seed}, keypose {a.keypose} (step {kp.step}, {'+'.join(kp.reasons)}): "
+                       f"{len(pts)} GravMap points")
+    print(f"wrote {a.out}: sub-goal {np.round(kp.tcp_pos, 3).tolist()} m, gripper "
+          f"{'open' if kp.gripper_open else 'closed'}; {len(pts)} value-carrying points of {cfg.resolution}^3 voxels")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m policies.gravmad", description="GravMAD tools")
     sub = p.add_subparsers(dest="command", required=True)
@@ -98,8 +129,13 @@ def main(argv=None) -> int:
     k.add_argument("--seed-start", type=int, default=0)
     k.add_argument("--out", default="kp")
     k.add_argument("--no-frames", action="store_true", help="skip rendering the frame strips")
+    g = sub.add_parser("gravmap", help="draw the GravMap of one discovered keypose as a PNG")
+    g.add_argument("--env", required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--keypose", type=int, default=0, help="index into the episode's keyposes")
+    g.add_argument("--out", default="gravmap.png")
     a = p.parse_args(argv)
-    return keyposes_command(a)
+    return keyposes_command(a) if a.command == "keyposes" else gravmap_command(a)
 
 
 if __name__ == "__main__":

@@ -11,23 +11,33 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_gravmap(points: np.ndarray, path, scene: np.ndarray | None = None, subgoal=None, title: str = "") -> Path:
+def plot_gravmap(points: np.ndarray, path, scene: np.ndarray | None = None, subgoal=None, title: str = "",
+                 bounds=None) -> Path:
     """Two 3-D views of one reduced GravMap (``points`` (n, 6): xyz, cost, gripper, flag): coloured
-    by cost (left) and by gripper openness (right), over the scene's point cloud in grey."""
+    by cost (left) and by gripper openness (right), over the scene's point cloud (its own colours,
+    faded), within ``bounds`` ((low xyz), (high xyz), m) when given."""
+    if scene is not None and bounds is not None:
+        lo, hi = np.asarray(bounds, float)
+        scene = scene[np.all((scene[:, :3] >= lo) & (scene[:, :3] <= hi), axis=1)]
     fig = plt.figure(figsize=(10, 4.6))
     for i, (col, label, cmap) in enumerate(((3, "cost (0 at the sub-goal)", "viridis"),
                                             (4, "gripper openness (1 open)", "coolwarm_r"))):
         ax = fig.add_subplot(1, 2, i + 1, projection="3d")
         if scene is not None:
-            ax.scatter(*scene[:, :3].T, s=1, c=np.clip(scene[:, 3:6], 0, 1) if scene.shape[1] >= 6 else "0.7",
-                       alpha=0.25, linewidths=0)
+            ax.scatter(*scene[:, :3].T, s=4, c=np.clip(scene[:, 3:6], 0, 1) if scene.shape[1] >= 6 else "0.7",
+                       alpha=0.35, linewidths=0)
         sc = ax.scatter(*points[:, :3].T, c=points[:, col], cmap=cmap, s=6, vmin=0, vmax=1, linewidths=0)
         if subgoal is not None:
             ax.scatter(*np.asarray(subgoal, float).reshape(3, 1), marker="*", s=160, c="red", edgecolors="k")
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")
         ax.set_zlabel("z (m)")
-        ax.view_init(elev=28, azim=-135)
+        if bounds is not None:
+            ax.set_xlim(bounds[0][0], bounds[1][0])
+            ax.set_ylim(bounds[0][1], bounds[1][1])
+            ax.set_zlim(bounds[0][2], bounds[1][2])
+            ax.set_box_aspect(np.asarray(bounds[1]) - np.asarray(bounds[0]))
+        ax.view_init(elev=30, azim=-160)
         fig.colorbar(sc, ax=ax, shrink=0.6, label=label)
     if title:
         fig.suptitle(title)
