@@ -7,7 +7,8 @@ demonstration to discover keyposes in.
   reach -> the marker with the gripper open. What the GravMAD paper calls manual sub-goals.
 - ``offline``: parses the instruction against the scene's labelled objects (kind, colour,
   position; :mod:`planners.subgoals.grounding`) into the same kind of steps, with no model.
-- ``llm``: the same steps composed by a language model (:mod:`planners.subgoals.llm_provider`).
+- ``llm``: the same steps planned and composed by a language model through ``llm``
+  (:mod:`planners.subgoals.llm_provider`).
 
 A :class:`SubGoalTracker` asks its provider each step, checks the answer (in the workspace,
 refers to an object in the scene) and, when it is unusable, keeps the previous sub-goal and
@@ -113,6 +114,8 @@ class SubGoalTracker:
             self.provider.reset(env)
         except SubGoalError as err:  # e.g. an instruction the parser cannot ground: every step falls back
             self._reject(f"no plan at reset: {err}")
+        for reason in getattr(self.provider, "rejected", []):  # plan steps dropped as unusable (llm)
+            self._reject(reason)
 
     def _reject(self, reason: str) -> None:
         self.fallbacks += 1
