@@ -17,7 +17,7 @@ from envs.core import observation as ob
 from planners.oracle import PhaseEvent, make_oracle
 
 # slices of the robot part every flat observation starts with (envs.core.observation.PROPRIO_FIELDS)
-_PROPRIO = {k: v for k, v in ob.state_layout([], [], 0).items()}
+_PROPRIO = ob.state_layout([], [], 0)
 REPLAY_TOLERANCE = 1e-4  # rad / m: largest replay-vs-store proprioception difference accepted
 
 
