@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs
-from bench.common import RESULTS, load, machine, versions
+from bench.common import RESULTS, load, machine, machine_short, versions
 from planners.subgoals import (KeyposeThresholds, Match, discover_keyposes, oracle_boundaries, record_oracle_episode,
                                replay_signals, score_keyposes, scored_steps)
 from train.demos import collect_demos
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
           + " ".join(f"{_fmt(total[t].precision):>6s} {_fmt(total[t].recall):>6s}" for t in TOLERANCES))
     out = {"benchmark": "keyposes", "thresholds": asdict(th), "tolerances_steps": list(TOLERANCES),
            "total": {str(t): {**asdict(v), "precision": v.precision, "recall": v.recall} for t, v in total.items()},
-           "tasks": rows, "machine": machine(), "versions": versions("mujoco", "gymnasium"), "load": load(),
+           "tasks": rows, "machine": (m := machine()), "machine_short": machine_short(m), "versions": versions("mujoco", "gymnasium"), "load": load(),
            "wall_s": round(time.time() - t0, 1),
            "command": " ".join(["python -m bench.keyposes", *(sys.argv[1:] if argv is None else argv)]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -339,9 +339,23 @@ def dataset_rows(ds: dict) -> list[dict]:
     return rows
 
 
+def keyposes_rows(kp: dict) -> list[dict]:
+    """GravMAD keypose discovery vs the oracle's phase boundaries (bench/keyposes.py); no peer."""
+    t3, t8 = kp["total"]["3"], kp["total"]["8"]
+    eps = sum(t["episodes"] for t in kp["tasks"])
+    return [row(f"GravMAD sub-goal keypose discovery vs the oracle's phase boundaries, {len(kp['tasks'])} built-in "
+                "tasks (MuJoCo demo store, contacts by replay)",
+                ours=f"precision {t3['precision']:.2f}, recall {t3['recall']:.2f} within 3 steps; "
+                     f"{t8['precision']:.2f} / {t8['recall']:.2f} within 8 steps",
+                peer="—", ratio="—", source=kp, versions=_v(kp, "mujoco", "gymnasium"),
+                note=f"{eps} demos, {t3['reference']} oracle boundaries, {t3['predicted']} keyposes; per task: "
+                     "docs/benchmarks.md section 11")]
+
+
 # result file name -> its rows, in table order. Files not written by `python -m bench.run` itself
 # (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU;
-# encoders, video, dataset: their own scripts, bench/encoders.py, bench/video.py, bench/dataset.py) are
+# encoders, video, dataset, keyposes: their own scripts, bench/encoders.py, bench/video.py, bench/dataset.py,
+# bench/keyposes.py) are
 # read the same way.
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
@@ -356,6 +370,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "encoders": encoders_rows,
     "video": video_rows,
     "dataset": dataset_rows,
+    "keyposes": keyposes_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {
