@@ -8,7 +8,8 @@ from planners import make_oracle
 from planners.oracle import EVENT_KINDS
 from planners.subgoals import (EpisodeSignals, KeyposeThresholds, ReplayMismatchError, SubGoal, SubGoalError,
                                candidate_steps, check_subgoal, discover_keyposes, oracle_boundaries,
-                               record_oracle_episode, replay_signals, score_keyposes, scored_steps, subgoal_per_step)
+                               record_oracle_episode, replay_signals, score_keyposes, scored_steps, subgoal_array,
+                               subgoal_per_step)
 from planners.subgoals.providers import SubGoalTracker, make_provider
 
 
@@ -43,6 +44,10 @@ def test_keyposes_merge_signals_and_carry_the_subgoal():
     # each step heads for the first keypose after it
     idx = subgoal_per_step(kps, 40)
     assert idx[0] == 0 and idx[10] == 1 and idx[29] == 2 and idx[39] == 3
+    labels = subgoal_array(kps, 40)
+    assert labels.shape == (40, 4) and labels.dtype == np.float32
+    np.testing.assert_allclose(labels[5], [*kps[0].tcp_pos, 0.0], atol=1e-6)   # heading for the grasp
+    np.testing.assert_allclose(labels[10], [*kps[1].tcp_pos, 0.0], atol=1e-6)  # then the rest point, still closed
 
 
 def test_score_matches_one_to_one_within_tolerance():

@@ -121,6 +121,14 @@ def subgoal_per_step(keyposes: list[Keypose], length: int) -> np.ndarray:
     return np.minimum(idx, len(keyposes) - 1)
 
 
+def subgoal_array(keyposes: list[Keypose], length: int) -> np.ndarray:
+    """(T, 4) float32 per-step sub-goal labels of a demonstration: the TCP position (m) and gripper
+    openness of the keypose each step heads for (:func:`subgoal_per_step`): what a GravMAD
+    training batch draws its GravMaps from."""
+    table = np.array([[*k.tcp_pos, k.gripper_open] for k in keyposes], np.float32).reshape(-1, 4)
+    return table[subgoal_per_step(keyposes, length)]
+
+
 @dataclass
 class Match:
     """Keyposes against reference boundary steps: counts for precision and recall."""
