@@ -1,9 +1,10 @@
 """Sub-goal keypose discovery against the oracle's own phase boundaries, on every built-in task.
 
-    python -m bench.keyposes [--episodes 5] [--seed-start 0] [--tasks stack_blocks,push_to_zone]
+    python -m bench.keyposes [--episodes 5] [--seed-start 0] [--tasks stack_blocks,push_to_zone] [--sim maniskill]
 
 For each task: ``--episodes`` oracle demos from the demo store (``train.demos.collect_demos``,
-state mode, MuJoCo, cached); each demo's contacts are recomputed by replaying its seed and
+state mode, MuJoCo or ``--sim``, cached; results to bench/results/keyposes.json, or
+keyposes_<sim>.json for another backend); each demo's contacts are recomputed by replaying its seed and
 actions (checked against the stored proprioception); the oracle is re-run on the same seed to
 read its phase events (``planners.oracle.PhaseEvent``; its actions must equal the stored ones).
 Keyposes (``planners.subgoals.discover_keyposes``, default thresholds) are matched one-to-one
@@ -35,9 +36,9 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def bench_task(task: str, episodes: int, seed_start: int, th: KeyposeThresholds) -> dict:
-    store = collect_demos(task, episodes, seed_start=seed_start, progress=False)
-    env = gym.make(envs.env_id(task))
+def bench_task(task: str, episodes: int, seed_start: int, th: KeyposeThresholds, sim: str = "mujoco") -> dict:
+    store = collect_demos(task, episodes, seed_start=seed_start, sim=sim, progress=False)
+    env = gym.make(envs.env_id(task), sim=sim)
     matches = {tol: Match(0, 0, 0) for tol in TOLERANCES}
     reasons, kinds, missed = Counter(), Counter(), Counter()
     per_episode = []
@@ -72,13 +73,15 @@ def main(argv=None) -> None:
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--seed-start", type=int, default=0)
     p.add_argument("--tasks", default="", help="comma-separated; default: every built-in task")
-    p.add_argument("--out", default=str(RESULTS / "keyposes.json"))
+    p.add_argument("--sim", default="mujoco", choices=("mujoco", "maniskill"))
+    p.add_argument("--out", default="", help="default: bench/results/keyposes.json (keyposes_<sim>.json off MuJoCo)")
     a = p.parse_args(argv)
+    a.out = a.out or str(RESULTS / ("keyposes.json" if a.sim == "mujoco" else f"keyposes_{a.sim}.json"))
     tasks = [t for t in a.tasks.split(",") if t] or envs.list_tasks()
     th = KeyposeThresholds()
     t0, rows = time.time(), []
     for task in tasks:
-        rows.append(bench_task(task, a.episodes, a.seed_start, th))
+        rows.append(bench_task(task, a.episodes, a.seed_start, th, a.sim))
     total = {t: Match(0, 0, 0) for t in TOLERANCES}
     head = f"{'task':20s} {'eps':>3s} {'bounds':>6s} {'found':>5s} " + " ".join(
         f"{'P@' + str(t):>6s} {'R@' + str(t):>6s}" for t in TOLERANCES)
@@ -94,9 +97,10 @@ def main(argv=None) -> None:
     m = total[TOLERANCES[0]]
     print(f"{'all':20s} {sum(r['episodes'] for r in rows):3d} {m.reference:6d} {m.predicted:5d} "
           + " ".join(f"{_fmt(total[t].precision):>6s} {_fmt(total[t].recall):>6s}" for t in TOLERANCES))
-    out = {"benchmark": "keyposes", "thresholds": asdict(th), "tolerances_steps": list(TOLERANCES),
+    out = {"benchmark": "keyposes", "sim": a.sim, "thresholds": asdict(th), "tolerances_steps": list(TOLERANCES),
            "total": {str(t): {**asdict(v), "precision": v.precision, "recall": v.recall} for t, v in total.items()},
-           "tasks": rows, "machine": (m := machine()), "machine_short": machine_short(m), "versions": versions("mujoco", "gymnasium"), "load": load(),
+           "tasks": rows, "machine": (m := machine()), "machine_short": machine_short(m),
+           "versions": versions("mujoco", "gymnasium"), "load": load(),
            "wall_s": round(time.time() - t0, 1),
            "command": " ".join(["python -m bench.keyposes", *(sys.argv[1:] if argv is None else argv)]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -343,8 +343,9 @@ def keyposes_rows(kp: dict) -> list[dict]:
     """GravMAD keypose discovery vs the oracle's phase boundaries (bench/keyposes.py); no peer."""
     t3, t8 = kp["total"]["3"], kp["total"]["8"]
     eps = sum(t["episodes"] for t in kp["tasks"])
+    sim = {"mujoco": "MuJoCo", "maniskill": "ManiSkill3"}.get(kp.get("sim", "mujoco"), kp.get("sim"))
     return [row(f"GravMAD sub-goal keypose discovery vs the oracle's phase boundaries, {len(kp['tasks'])} built-in "
-                "tasks (MuJoCo demo store, contacts by replay)",
+                f"tasks ({sim} demo store, contacts by replay)",
                 ours=f"precision {t3['precision']:.2f}, recall {t3['recall']:.2f} within 3 steps; "
                      f"{t8['precision']:.2f} / {t8['recall']:.2f} within 8 steps",
                 peer="—", ratio="—", source=kp, versions=_v(kp, "mujoco", "gymnasium"),
@@ -371,6 +372,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "video": video_rows,
     "dataset": dataset_rows,
     "keyposes": keyposes_rows,
+    "keyposes_maniskill": keyposes_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {

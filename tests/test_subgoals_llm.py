@@ -19,7 +19,8 @@ def client_for(server) -> LLMClient:
 
 
 def test_llm_subgoals_follow_the_manual_ones_on_stack_blocks():
-    composed = 'Here is the plan:\n```json\n[{"object": "top", "skill": "pick_place", "relation": "on", "reference": "base"}]\n```'
+    composed = ('Here is the plan:\n```json\n'
+                '[{"object": "top", "skill": "pick_place", "relation": "on", "reference": "base"}]\n```')
     env = gym.make("roboforge/stack_blocks-v0")
     obs, _ = env.reset(seed=2)
     with StubLLM([PLAN, composed]) as server:

@@ -4,7 +4,8 @@
     python -m policies.gravmad gravmap --env stack_blocks --seed 0 --keypose 0 --out gravmap.png
 
 ``keyposes``: runs the oracle on seeds ``--seed-start``.. (the seeds ``train.demos.collect_demos``
-records, so these are the demo store's episodes: MuJoCo is deterministic), discovers the
+records, so these are the demo store's episodes: the simulation is deterministic) on ``--sim``
+(mujoco, or maniskill), discovers the
 keyposes (``planners.subgoals``) and writes, per episode, ``<env>_seed<k>.json`` (keyposes with
 their sub-goals, the oracle's phase events, the thresholds), ``<env>_seed<k>_signals.png`` (the
 signals with the keyposes marked) and ``<env>_seed<k>_frames.png`` (the scene at each keypose;
@@ -57,7 +58,7 @@ def keyposes_command(a: argparse.Namespace) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     th = KeyposeThresholds()
-    env = gym.make(envs.env_id(task), render_mode="rgb_array", render_size=(320, 240))
+    env = gym.make(envs.env_id(task), sim=a.sim, render_mode="rgb_array", render_size=(320, 240))
     total, written = Match(0, 0, 0), []
     for seed in range(a.seed_start, a.seed_start + a.episodes):
         signals, actions, success = record_oracle_episode(env, seed)
@@ -65,7 +66,7 @@ def keyposes_command(a: argparse.Namespace) -> int:
         match = score_keyposes(scored_steps(kps, len(signals)), oracle_boundaries(signals), TOLERANCE)
         total = total + match
         stem = out / f"{task}_seed{seed}"
-        record = {"task": task, "seed": seed, "instruction": signals.instruction, "success": success,
+        record = {"task": task, "sim": a.sim, "seed": seed, "instruction": signals.instruction, "success": success,
                   "length": len(signals), "thresholds": asdict(th),
                   "keyposes": [{**k.to_dict(), "subgoal": k.subgoal.to_dict()} for k in kps],
                   "oracle_events": [asdict(e) for e in signals.events],
@@ -84,8 +85,9 @@ def keyposes_command(a: argparse.Namespace) -> int:
         print(f"{task} seed {seed}: {len(kps)} keyposes at steps {[k.step for k in kps]} "
               f"({', '.join('+'.join(k.reasons) for k in kps)}); oracle events at {[e.step for e in signals.events]}")
     env.close()
-    summary = {"task": task, "episodes": a.episodes, "seed_start": a.seed_start, "tolerance_steps": TOLERANCE,
-               **asdict(total), "precision": total.precision, "recall": total.recall, "files": written}
+    summary = {"task": task, "sim": a.sim, "episodes": a.episodes, "seed_start": a.seed_start,
+               "tolerance_steps": TOLERANCE, **asdict(total), "precision": total.precision, "recall": total.recall,
+               "files": written}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     fmt = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
     print(f"precision {fmt(total.precision)}, recall {fmt(total.recall)} against the oracle's phase boundaries "
@@ -128,6 +130,7 @@ def main(argv=None) -> int:
     k.add_argument("--episodes", type=int, default=5)
     k.add_argument("--seed-start", type=int, default=0)
     k.add_argument("--out", default="kp")
+    k.add_argument("--sim", default="mujoco", choices=("mujoco", "maniskill"), help="the backend (default mujoco)")
     k.add_argument("--no-frames", action="store_true", help="skip rendering the frame strips")
     g = sub.add_parser("gravmap", help="draw the GravMap of one discovered keypose as a PNG")
     g.add_argument("--env", required=True)
