@@ -343,13 +343,14 @@ def keyposes_rows(kp: dict) -> list[dict]:
     """GravMAD keypose discovery vs the oracle's phase boundaries (bench/keyposes.py); no peer."""
     t3, t8 = kp["total"]["3"], kp["total"]["8"]
     eps = sum(t["episodes"] for t in kp["tasks"])
-    sim = {"mujoco": "MuJoCo", "maniskill": "ManiSkill3"}.get(kp.get("sim", "mujoco"), kp.get("sim"))
+    source = ("MuJoCo demo store, contacts by replay" if kp.get("sim", "mujoco") == "mujoco"
+              else f"{ {'maniskill': 'ManiSkill3'}.get(kp['sim'], kp['sim'])} oracle runs")
     return [row(f"GravMAD sub-goal keypose discovery vs the oracle's phase boundaries, {len(kp['tasks'])} built-in "
-                f"tasks ({sim} demo store, contacts by replay)",
+                f"tasks ({source})",
                 ours=f"precision {t3['precision']:.2f}, recall {t3['recall']:.2f} within 3 steps; "
                      f"{t8['precision']:.2f} / {t8['recall']:.2f} within 8 steps",
                 peer="—", ratio="—", source=kp, versions=_v(kp, "mujoco", "gymnasium"),
-                note=f"{eps} demos, {t3['reference']} oracle boundaries, {t3['predicted']} keyposes; per task: "
+                note=f"{eps} episodes, {t3['reference']} oracle boundaries, {t3['predicted']} keyposes; per task: "
                      "docs/benchmarks.md section 11")]
 
 
