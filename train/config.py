@@ -9,6 +9,7 @@ with the dataclasses below, which importing this module registers in Hydra's Con
 ``sim/<name>``         :class:`SimConfig`, one option per backend
 ``policy/diffusion``   :class:`~policies.diffusion.DiffusionParams` + ``name``
 ``policy/ppo|sac``     :class:`~policies.rl.config.PPOConfig` / ``SACConfig`` + ``name``
+``curriculum/<name>``  :class:`~train.curriculum.config.CurriculumConfig` (none|uniform|lp|omni)
 =====================  =====================================================================
 
 Hydra checks each override's type as it composes (``train.steps=abc`` fails there); the
@@ -32,6 +33,7 @@ from envs.core.surface import RENDER_SIZE
 from policies.common.config import ConfigError, UnknownConfigKey, is_int, is_number, require
 from policies.diffusion.configuration import DiffusionParams
 from policies.rl.config import PPOConfig, SACConfig
+from train.curriculum.config import CURRICULA, CurriculumConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEVICES = ("cpu", "cuda")
@@ -155,6 +157,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)   # curriculum=uniform|lp|omni
     progress: bool = True
 
     def __post_init__(self):
@@ -193,6 +196,17 @@ class RunConfig:
                  "slots, rgb or rgbd for several tasks (the state vector is laid out per task)")
         else:
             need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
+        if self.curriculum.active:
+            need(name in IMITATION_POLICIES, "curriculum", self.curriculum.name,
+                 f"none with policy={name} (the curriculum weights the diffusion policy's multitask dataset)")
+            need(self.multitask, "curriculum", self.curriculum.name,
+                 "none for a single task (a curriculum chooses among several: env=builtin, library or [a,b])")
+            cur_seeds = range(self.curriculum.eval_seed_start,
+                              self.curriculum.eval_seed_start + self.curriculum.eval_episodes)
+            for used in (demo_seeds, range(self.eval.seed_start, self.eval.seed_start + self.eval.episodes)):
+                need(cur_seeds.start >= used.stop or cur_seeds.stop <= used.start, "curriculum.eval_seed_start",
+                     self.curriculum.eval_seed_start,
+                     f"a seed range disjoint from {used.start}..{used.stop - 1} (demo and final evaluation seeds)")
 
     @property
     def multitask(self) -> bool:
@@ -205,6 +219,8 @@ for _sim in SIMS:
     ConfigStore.instance().store(group="sim", name=_sim, node=SimConfig(name=_sim))
 for _name, _cls in POLICIES.items():
     ConfigStore.instance().store(group="policy", name=_name, node=_cls)
+for _name in CURRICULA:
+    ConfigStore.instance().store(group="curriculum", name=_name, node=CurriculumConfig(name=_name))
 # Training-budget presets (`train=long`): overrides on top of the dataclass defaults above, which
 # are `make demo`'s budget (`train=default` changes nothing).
 TRAIN_PRESETS = {

@@ -30,13 +30,14 @@ def checkpoint_dir(run_dir) -> Path:
     return Path(run_dir) / "checkpoints" / "last"
 
 
-def _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step) -> None:
+def _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step, hook=None) -> None:
     # swapped in whole: a kill leaves either `last` or `last.old` complete
     with atomic_dir(checkpoint_dir(run_dir), keep_previous=True) as tmp:
         ema.averaged_model.save_pretrained(tmp)
+        extra = {"hook": hook.state_dict()} if hook is not None else {}
         torch.save({"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
                     "lr_scheduler": lr_sched.state_dict(), "ema": ema.state_dict(), "step": step,
-                    "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+                    "torch_rng": torch.get_rng_state(), **extra}, tmp / "trainer_state.pt")
 
 
 def _infinite(loader):
@@ -47,12 +48,15 @@ def _infinite(loader):
 def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, lr: float = 1e-4,
                     weight_decay: float = 1e-6, warmup_steps: int = 500, checkpoint_every: int = 1000,
                     log_every: int = 50, seed: int = 0, progress: bool = True, sampler=None,
-                    num_workers: int = 0) -> dict:
+                    num_workers: int = 0, hook=None) -> dict:
     """Train ``policy`` (normalizer already fitted) for ``steps`` optimizer steps in total,
     resuming from ``run_dir``'s checkpoint when there is one. Returns loss statistics.
 
     ``sampler``: how windows are drawn (a multitask dataset's per-task weighted sampler);
-    default: shuffled. ``num_workers``: DataLoader worker processes."""
+    default: shuffled. ``num_workers``: DataLoader worker processes. ``hook``: called as
+    ``hook(step, ema_policy)`` after every ``hook.every`` steps (the curriculum,
+    :class:`train.curriculum.runner.CurriculumHook`); when it returns True a checkpoint follows,
+    and ``hook.state_dict()`` rides in every checkpoint and is restored on resume."""
     run_dir = Path(run_dir)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, betas=(0.95, 0.999), weight_decay=weight_decay)
     lr_sched = get_scheduler("cosine", optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps)
@@ -69,6 +73,8 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
         ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
         start = state["step"]
+        if hook is not None and "hook" in state:
+            hook.load_state_dict(state["hook"])
         log.info("resuming from step %d (%s)", start, state_file.parent)
     else:
         torch.manual_seed(seed)
@@ -106,11 +112,12 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
             writer.add_scalar("train/loss", avg, step + 1)
             writer.add_scalar("train/lr", lr_sched.get_last_lr()[0], step + 1)
             bar.set_postfix(loss=f"{avg:.4f}")
-        if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
-            _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step + 1)
+        changed = hook is not None and (step + 1) % hook.every == 0 and hook(step + 1, ema.averaged_model)
+        if changed or (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+            _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step + 1, hook)
     writer.close()
     if start >= steps and not checkpoint_dir(run_dir).exists():
-        _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, steps)
+        _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, steps, hook)
     tail = losses[-min(len(losses), 200):]
     return {"start_step": start, "steps": steps, "first_loss": (sum(first_losses) / len(first_losses)) if first_losses else None,
             "final_loss": (sum(tail) / len(tail)) if tail else None}

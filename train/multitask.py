@@ -134,9 +134,18 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     policy.fit_normalizer(vectors, dataset.stacked_actions())
     log.info("policy reads %s%s; %d windows over %s", list(policy_config.obs_keys),
              " + instruction" if policy_config.reads_instruction else "", len(dataset), dataset.windows_per_task())
+    hook, slice_samples = None, None
+    if config.curriculum.active:   # the curriculum re-weights the tasks between slices (train/curriculum/)
+        from train.curriculum.runner import build_hook
+
+        hook = build_hook(config, run_dir, tasks, dataset,
+                          lambda task: partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
+                                               control_mode=config.control_mode, **image_kw, **limit_kw))
+        slice_samples = config.curriculum.slice_steps * tr.batch_size   # one sampler epoch per slice
     stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
                             tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress,
-                            sampler=dataset.sampler(seed=config.seed), num_workers=tr.num_workers)
+                            sampler=dataset.sampler(num_samples=slice_samples, seed=config.seed),
+                            num_workers=tr.num_workers, hook=hook)
     timings["train_s"] = time.time() - t
 
     t = time.time()
@@ -163,7 +172,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
             + (["instruction"] if policy_config.reads_instruction else []),
             "num_demos": {task: len(store) for task, store in stores.items()}, "demo_sim": demo_sim,
             "demo_stores": {task: str(store.path) for task, store in stores.items()},
-            "train": stats, "timings": timings}
+            "train": stats, "timings": timings, **({"curriculum": hook.summary()} if hook else {})}
 
 
 def _log_per_task(run_dir: Path, per_task: dict, step: int) -> None:
