@@ -42,6 +42,7 @@ def check_runnable(config: RunConfig) -> list[str]:
     """What the config alone cannot tell (its ranges were checked when it was built): the tasks
     are registered (after loading ``library``) and the device exists. Returns the task names."""
     import envs
+    from envs.library import LibraryError
     from train.multitask import resolve_tasks
 
     library_tasks = []
@@ -49,7 +50,10 @@ def check_runnable(config: RunConfig) -> list[str]:
         if not Path(config.library).is_dir():
             raise ConfigError("library", config.library, "a task library directory "
                                                          "(python -m generation generate --library DIR)")
-        library_tasks = envs.load_library(config.library)
+        try:
+            library_tasks = envs.load_library(config.library)
+        except LibraryError as err:   # unreadable manifest, a file edited after admission
+            raise ConfigError("library", config.library, f"a loadable task library ({err})") from None
     tasks = resolve_tasks(config.env, library_tasks)  # UnknownTaskError names the task and lists the known ones
     if not tasks:
         raise ConfigError("env", config.env, f"a set with at least one task (library {config.library} has none)")

@@ -140,7 +140,11 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
 
         hook = build_hook(config, run_dir, tasks, dataset,
                           lambda task: partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
-                                               control_mode=config.control_mode, **image_kw, **limit_kw))
+                                               control_mode=config.control_mode, **image_kw, **limit_kw),
+                          collect=lambda new: collect_demos_for_tasks(
+                              new, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
+                              obs_mode=config.obs_mode, control_mode=config.control_mode, progress=config.progress,
+                              **image_kw))
         slice_samples = config.curriculum.slice_steps * tr.batch_size   # one sampler epoch per slice
     stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
                             tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress,
@@ -152,6 +156,8 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
     seeds = list(range(ev.seed_start, ev.seed_start + ev.episodes))
     per_task, results = {}, {}
+    if hook is not None:
+        tasks = hook.curriculum.tasks   # the pool, with the tasks a refill added
     for task in tasks:
         make_env = partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
                            control_mode=config.control_mode, **image_kw, **limit_kw)

@@ -8,6 +8,7 @@ from policies.common.config import is_int, is_number, require
 
 CURRICULA = ("none", "uniform", "lp", "omni")
 JUDGES = ("embedding", "llm")
+GENERATORS = ("procedural", "llm")
 
 
 @dataclass
@@ -30,17 +31,19 @@ class CurriculumConfig:
     boring_factor: float = 0.001
     mastered_threshold: float = 0.5  # success rate from which a task counts as mastered
     judge: str = "embedding"        # embedding (offline MiniLM) | llm (the project's LLM client, env vars)
-    similarity_threshold: float = 0.85  # cosine similarity to a mastered task from which a task is boring
+    similarity_threshold: float = 0.9   # cosine similarity to a mastered task from which a task is boring
     novelty_threshold: float = 0.5  # with a novelty score (HILP): at or above it a task stays interesting
     llm_timeout_s: float = 30.0     # for the whole answer; a timeout falls back to the embedding judge
     refill: bool = False            # closed loop: generate tasks when too few are learnable and interesting
     refill_min: int = 3             # N: refill below this many learnable-and-interesting tasks
     refill_count: int = 4           # generation attempts per refill
+    refill_generator: str = "procedural"  # procedural (offline) | llm (the project's LLM client, env vars)
     refill_library: Optional[str] = None  # where generated tasks are admitted (default: library=, else run_dir/library)
 
     def __post_init__(self):
         require(self.name in CURRICULA, self, "name", ", ".join(CURRICULA))
         require(self.judge in JUDGES, self, "judge", ", ".join(JUDGES))
+        require(self.refill_generator in GENERATORS, self, "refill_generator", ", ".join(GENERATORS))
         for key in ("slice_steps", "eval_every", "eval_episodes", "random_episodes", "refill_min", "refill_count"):
             require(is_int(getattr(self, key), 1), self, key, "an integer >= 1")
         require(is_int(self.eval_seed_start, 0), self, "eval_seed_start", "an integer >= 0")

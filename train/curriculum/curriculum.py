@@ -97,8 +97,10 @@ class Curriculum:
             out[t] = {"task": t, "interesting": True, "reason": "mastered (not judged)", "judge": "-"}
         for t, v in verdicts.items():
             out[t] = {**v.as_dict()}
-            log.info("interestingness @%d: %s is %s (%s): %s", step, t, "interesting" if v.interesting else "BORING",
-                     v.judge, v.reason)
+            changed = self.verdicts.get(t, {}).get("interesting") != v.interesting
+            # every verdict goes to curriculum/verdicts.jsonl; the log shows the new and the changed ones
+            log.log(logging.INFO if changed else logging.DEBUG, "interestingness @%d: %s is %s (%s): %s", step, t,
+                    "interesting" if v.interesting else "BORING", v.judge, v.reason)
         for t, v in out.items():
             self.verdicts[t] = {**v, "step": int(step)}
         return out

@@ -129,9 +129,10 @@ class LearningProgress:
                 "slow": dict(self.slow), "success": dict(self.success)}
 
     def load_state_dict(self, state: Mapping) -> None:
-        self.add_tasks(state["tasks"])
+        """The saved pool replaces this one (a resumed run continues the pool it had)."""
+        self.tasks = list(state["tasks"])
         for key in ("random", "fast", "slow", "success"):
-            getattr(self, key).update(state[key])
+            setattr(self, key, {t: state[key][t] for t in self.tasks})
 
 
 def _rate(task: str, value) -> float:

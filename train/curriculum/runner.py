@@ -121,7 +121,9 @@ class CurriculumHook:
         self.curriculum.load_state_dict(json.loads(state["curriculum"]))
         if self.refill is not None:
             self.refill.restore(self)
-        self.dataset.set_task_weights(self.curriculum.weights)
+        # tasks the dataset holds but the saved pool does not (e.g. env=library re-resolved after a refill
+        # admitted more tasks to that library) stay out of the pool, as they were in the run being resumed
+        self.dataset.set_task_weights({t: self.curriculum.weights.get(t, 0.0) for t in self.dataset.tasks})
         log.info("curriculum resumed: %d evaluations so far, weights %s", len(self.curriculum.history),
                  _fmt(self.curriculum.weights))
 
@@ -150,9 +152,10 @@ def make_judge(config, novelty=None):
 
 
 def build_hook(config, run_dir, tasks: Sequence[str], dataset, make_env: Callable[[str], Callable],
-               novelty=None) -> CurriculumHook:
+               collect: Callable | None = None, novelty=None) -> CurriculumHook:
     """The hook of a ``curriculum=...`` run (``config``: the :class:`~train.config.RunConfig`);
-    ``make_env(task)`` -> an env factory for evaluation."""
+    ``make_env(task)`` -> an env factory for evaluation; ``collect(tasks)`` -> ``{task: demo
+    store}`` (needed with ``curriculum.refill``); ``novelty``: see :func:`make_judge`."""
     from train.evaluate import evaluate
 
     cc = config.curriculum
@@ -171,5 +174,17 @@ def build_hook(config, run_dir, tasks: Sequence[str], dataset, make_env: Callabl
     def evaluate_random(task_list):
         return success(RandomPolicy(dataset.action_dim, config.seed), task_list, random_seeds)
 
+    refill = None
+    if cc.refill:
+        from train.curriculum.refill import Refill, generate_tasks
+
+        library_dir = Path(cc.refill_library or config.library or Path(run_dir) / "library")
+        client = None
+        if cc.refill_generator == "llm":
+            from llm import LLMClient
+
+            client = LLMClient()
+        refill = Refill(library_dir, cc.refill_min, cc.refill_count, collect,
+                        lambda lib, target, n: generate_tasks(lib, target, n, cc.refill_generator, client))
     return CurriculumHook(curriculum, dataset, evaluate_policy, evaluate_random, run_dir, cc.slice_steps,
-                          cc.eval_every)
+                          cc.eval_every, refill=refill)

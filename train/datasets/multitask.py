@@ -48,6 +48,7 @@ class MultiTaskDataset(Dataset):
         stores = list(stores.values()) if isinstance(stores, Mapping) else list(stores)
         if not stores:
             raise ValueError("MultiTaskDataset needs at least one demo store")
+        self._stores, self._n_obs_steps, self._horizon = stores, n_obs_steps, horizon
         self.obs_keys = tuple(obs_keys)
         _check_action_spaces(stores)
         episodes = [ep for store in stores for ep in store.episodes]
@@ -92,6 +93,16 @@ class MultiTaskDataset(Dataset):
     def windows_per_task(self) -> dict[str, int]:
         counts = np.bincount(self.window_task, minlength=len(self.tasks))
         return {t: int(n) for t, n in zip(self.tasks, counts)}
+
+    def add_stores(self, stores: Sequence[DemoStore] | Mapping[str, DemoStore]) -> list[str]:
+        """More tasks' demos (a curriculum refilling its pool): the same checks as the
+        constructor; new tasks start at weight 1.0, the others keep theirs. Takes effect at the
+        next epoch of every :meth:`sampler`. Returns the tasks that were added."""
+        stores = list(stores.values()) if isinstance(stores, Mapping) else list(stores)
+        before, weights = list(self.tasks), self.task_weights
+        self.__init__(self._stores + stores, self._n_obs_steps, self._horizon, self.obs_keys)
+        self._weights.update({t: w for t, w in weights.items() if t in self._weights})
+        return [t for t in self.tasks if t not in before]
 
     # -- the curriculum's lever -------------------------------------------------------------
     @property
