@@ -152,8 +152,11 @@ def test_train_py_curriculum_omni_runs_and_resumes(tmp_path):
     assert metrics["curriculum"]["name"] == "omni" and metrics["curriculum"]["evaluations"] == 1
     assert (run / "curriculum" / "curriculum.png").exists() and (run / "curriculum" / "verdicts.jsonl").exists()
     # continue the same run to a larger budget: the saved curriculum goes on from its state
-    config = (run / "config.yaml").read_text().replace("steps: 4\n", "steps: 8\n", 1)
-    (run / "config.yaml").write_text(config)
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(run / "config.yaml")
+    config.train.steps = 8
+    OmegaConf.save(config, run / "config.yaml")
     res = run_cli(f"resume={run}", f"hydra.run.dir={run}")
     assert res.returncode == 0, res.stderr[-3000:]
     state = json.loads((run / "curriculum" / "state.json").read_text())
