@@ -126,6 +126,21 @@ def test_refill_grows_the_pool_when_too_few_tasks_are_learnable(tmp_path, monkey
     assert hardest_target(cur) in ("b", "c", "d")
 
 
+def test_a_failing_generator_is_recorded_and_training_goes_on(tmp_path, caplog):
+    def generate(library, target, count):
+        raise RuntimeError("sandbox unavailable")
+
+    refill = Refill(tmp_path / "lib", min_live=5, count=1, generate=generate, collect=lambda tasks: {})
+    data, policy, hook, ev = setup(tmp_path, refill=refill)
+    hook.eval_every = 1
+    hook.evaluate.step = 4
+    for step in (4, 8):   # two evaluations: the second asks for a refill
+        hook.evaluate.step = step
+        CurriculumHook.__call__(hook, step, policy.eval())
+    assert hook.curriculum.refills[0]["error"] == "RuntimeError: sandbox unavailable"
+    assert hook.curriculum.tasks == ["a", "b", "c"] and "generation failed" in caplog.text
+
+
 def test_random_policy_is_batched_and_seeded():
     p = RandomPolicy(7)
     p.reset(noise_seeds=[1, 2])

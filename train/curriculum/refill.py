@@ -83,7 +83,13 @@ class Refill:
         target = hardest_target(cur)
         log.info("refill @%d: %d learnable-and-interesting task(s) %s < %d; generating %d toward %s", step, len(live),
                  live, self.min_live, self.count, target)
-        admitted, summary = self.generate(self.library_dir, target, self.count)
+        try:
+            admitted, summary = self.generate(self.library_dir, target, self.count)
+        except Exception as err:   # a failed refill must not cost the run: record it, train on
+            log.warning("refill @%d: generation failed (%s: %s); the pool stays as it is", step, type(err).__name__, err)
+            cur.refills.append({"step": int(step), "target": target, "live": live, "admitted": [], "joined": [],
+                                "boring": [], "library": str(self.library_dir), "error": f"{type(err).__name__}: {err}"})
+            return
         new = [t for t in admitted if t not in cur.tasks]
         boring: list[str] = []
         if new and cur.judge is not None:   # the curriculum's own gate: interesting given what is mastered
@@ -97,15 +103,22 @@ class Refill:
                 cur.verdicts[t] = {**v.as_dict(), "step": int(step)}
             boring = [t for t in new if not verdicts[t].interesting]
         joined = [t for t in new if t not in boring]
+        error = None
         if joined:
-            self._join(hook, joined)
+            try:
+                self._join(hook, joined)
+            except Exception as err:   # e.g. no successful oracle demo of a new task: it stays out of the pool
+                error = f"{type(err).__name__}: {err}"
+                log.warning("refill @%d: could not add %s to the dataset (%s); the pool stays as it is", step, joined,
+                            error)
+                joined = []
         cur.refills.append({"step": int(step), "target": target, "live": live, "admitted": admitted,
                             "joined": joined, "boring": boring, "library": str(self.library_dir),
-                            "generator": summary})
+                            "generator": summary, **({"error": error} if error else {})})
         log.info("refill @%d: admitted %s, joined %s, boring %s", step, admitted, joined, boring)
 
     def _join(self, hook, tasks: Sequence[str]) -> None:
-        hook.dataset.add_stores(self.collect(tasks))
+        hook.dataset.add_stores(self.collect(tasks))   # first: a failure here leaves the pool untouched
         hook.curriculum.add_tasks(tasks)
         hook.dataset.set_task_weights(hook.curriculum.weights)
 
