@@ -26,7 +26,10 @@ def plot_history(history: Sequence[dict], path, title: str = "curriculum") -> Pa
             xs = [s for s, h in zip(steps, history) if t in h[key]]
             ax.plot(xs, [h[key][t] for h in history if t in h[key]], marker=".", label=t)
         ax.set_ylabel(label)
-        ax.set_ylim(-0.02, 1.02) if key == "success" else ax.set_ylim(bottom=0)
+        if key == "success":
+            ax.set_ylim(-0.02, 1.02)
+        else:
+            ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[1, 1].step(steps, [h["num_mastered"] for h in history], where="post", color="k")
     axes[1, 1].set_ylabel("tasks mastered")

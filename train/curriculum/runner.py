@@ -21,7 +21,7 @@ from train.curriculum.plot import plot_history
 
 log = logging.getLogger(__name__)
 
-# (policy, tasks, episodes) -> {task: success rate}
+# (policy, tasks) -> {task: success rate}
 EvaluateTasks = Callable[[object, Sequence[str]], Mapping[str, float]]
 
 
