@@ -16,9 +16,10 @@ OpenVLA-7B is Prismatic's ``dinosiglip-vit-so-224px`` vision backbone + ``llama2
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Optional
 
-from policies.common.config import ConfigError
+from policies.common.config import ConfigError, JSONConfig
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,69 @@ def llama_config(arch: VLAArchitecture):
         intermediate_size=m.mlp, vocab_size=m.embedding_rows, max_position_embeddings=m.max_positions,
         rms_norm_eps=m.rms_norm_eps, bos_token_id=1, eos_token_id=2, pad_token_id=m.vocab_size,
         tie_word_embeddings=False)  # RoPE base: LlamaConfig's default 10000, Llama-2's
+
+
+# -- the policy (train.py's policy=vla group) -----------------------------------------------------
+DECODINGS = ("autoregressive", "parallel")
+ACTION_HEADS = ("tokens", "l1")
+
+
+@dataclass
+class VLAParams:
+    """What a person chooses for a VLA policy (``python train.py policy=vla policy.size=tiny ...``).
+
+    ``autoregressive`` is OpenVLA: ``chunk_size`` actions (1 in OpenVLA) as ``chunk_size x D`` action
+    tokens decoded one by one, then EOS. ``parallel`` is OpenVLA-OFT: ``chunk_size x D`` empty action
+    positions after the prompt, attending to each other in both directions, all read in one forward
+    pass, either as action tokens (``action_head=tokens``) or through an MLP regressing the
+    normalized actions with an L1 loss (``action_head=l1``)."""
+
+    size: str = "tiny"               # openvla-7b | tiny (ARCHITECTURES)
+    decoding: str = "autoregressive"
+    chunk_size: int = 1              # actions predicted per call (OFT uses 8 with parallel decoding)
+    action_head: str = "tokens"      # tokens | l1 (parallel decoding only)
+    camera: str = "front"            # the camera the VLA sees (OpenVLA: one third-person image)
+    weights: Optional[str] = None    # an OpenVLA checkpoint directory to start from (its tokenizer too)
+    lora_rank: int = 0               # > 0: LoRA fine-tuning (finetune.py: 32), base weights frozen
+    load_in_4bit: bool = False       # with lora_rank: NF4-quantized base (CUDA only)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        from policies.common.config import is_int, require
+
+        require(self.size in ARCHITECTURES, self, "size", ", ".join(ARCHITECTURES))
+        require(self.decoding in DECODINGS, self, "decoding", ", ".join(DECODINGS))
+        require(self.action_head in ACTION_HEADS, self, "action_head", ", ".join(ACTION_HEADS))
+        require(self.action_head == "tokens" or self.decoding == "parallel", self, "action_head",
+                "tokens with decoding=autoregressive (the L1 head reads parallel-decoded positions)")
+        require(is_int(self.chunk_size, 1) and self.chunk_size <= 64, self, "chunk_size", "an integer in 1..64")
+        require(self.camera in ("front", "wrist"), self, "camera", "front, wrist")
+        require(is_int(self.lora_rank, 0), self, "lora_rank", "an integer >= 0 (0: full fine-tuning)")
+        require(not self.load_in_4bit or self.lora_rank > 0, self, "load_in_4bit", "false unless lora_rank > 0")
+        require(self.size != "openvla-7b" or bool(self.weights), self, "weights",
+                "an OpenVLA checkpoint directory for size=openvla-7b (its Llama-2 tokenizer and weights)")
+
+
+@dataclass
+class VLAConfig(VLAParams, JSONConfig):
+    """``VLAParams`` + what the data fixes: the action size and the action statistics
+    (``dataset_statistics.json``'s entries, OpenVLA's layout), saved in ``config.json``."""
+
+    action_dim: int = 7
+    norm_stats: dict = field(default_factory=dict)
+    unnorm_key: str = "roboforge"
+
+    @classmethod
+    def from_params(cls, params: VLAParams, **data) -> "VLAConfig":
+        values = {f.name: getattr(params, f.name) for f in fields(VLAParams)}
+        return cls(**values, **data)
+
+    @property
+    def architecture(self) -> VLAArchitecture:
+        return architecture(self.size)
+
+    @property
+    def camera_key(self) -> str:
+        return f"{self.camera}_rgb"

@@ -98,6 +98,42 @@ class PrismaticVLA(nn.Module):
         out = self.language_model(inputs_embeds=embeds, attention_mask=mask, labels=mm_labels, use_cache=False)
         return out.logits, out.loss
 
+    def multimodal_batch(self, prompts: list[list[int]], pixel_values: torch.Tensor,
+                         slot_ids: torch.Tensor | None = None, n_slots: int = 0, bidirectional_slots: bool = False):
+        """Prompts of different lengths as one left-padded batch, each [BOS, patches, prompt...] followed
+        by the same number of slots: ``slot_ids`` (B, S) embedded (teacher forcing), or ``n_slots``
+        empty (zero) positions as OpenVLA-OFT feeds its action positions. Returns ``inputs_embeds``
+        (B, L, D), the attention mask -- (B, L) bool, or with ``bidirectional_slots`` (B, 1, L, L)
+        bool: causal, except that the slots (the last S positions) see each other -- and
+        ``position_ids`` (B, L) counting from each row's BOS."""
+        table = self.language_model.get_input_embeddings()
+        patches = self.projector(self.vision_backbone(pixel_values)).to(table.weight.dtype)
+        device = table.weight.device
+        rows = []
+        for i, prompt in enumerate(prompts):
+            tok = table(torch.as_tensor(prompt, device=device))
+            parts = [tok[:1], patches[i], tok[1:]]
+            if slot_ids is not None:
+                parts.append(table(slot_ids[i].to(device)))
+            elif n_slots:
+                parts.append(tok.new_zeros(n_slots, tok.shape[-1]))
+            rows.append(torch.cat(parts))
+        length = max(len(r) for r in rows)
+        embeds = rows[0].new_zeros(len(rows), length, rows[0].shape[-1])
+        mask = torch.zeros(len(rows), length, dtype=torch.bool, device=device)
+        for i, r in enumerate(rows):
+            embeds[i, length - len(r):] = r
+            mask[i, length - len(r):] = True
+        position_ids = (mask.long().cumsum(1) - 1).clamp(min=0)
+        if not bidirectional_slots:
+            return embeds, mask, position_ids
+        s = slot_ids.shape[1] if slot_ids is not None else n_slots
+        full = torch.ones(length, length, dtype=torch.bool, device=device).tril()[None, None] & mask[:, None, None, :]
+        full[:, :, length - s:, length - s:] = True
+        # padded query rows attend to themselves (a row of all False makes softmax NaN)
+        full |= torch.eye(length, dtype=torch.bool, device=device)[None, None]
+        return embeds, full, position_ids
+
     @torch.no_grad()
     def generate_greedy(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, n_tokens: int) -> torch.Tensor:
         """Greedy decoding of ``n_tokens`` after the prompt (1, T) with a key/value cache -> (1, n_tokens)."""
