@@ -371,3 +371,32 @@ def test_4bit_without_cuda_says_so(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="needs CUDA"):
         apply_lora(PrismaticVLA(TINY), rank=2, load_in_4bit=True)
+
+
+def test_hf_tokenizer_prompt_ends_in_llama2s_empty_piece(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from policies.vla.processing import HFTokenizer
+
+    words = ["<unk>", "<s>", "</s>", "In:", "What", "action", "should", "the", "robot", "take", "to", "push?", "Out:"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>") \
+        .save_pretrained(str(tmp_path))
+    ids = HFTokenizer(tmp_path, LLAMA2_VOCAB).encode_prompt("Push")
+    assert ids == [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 29871]
+
+
+def test_policy_fine_tunes_an_openvla_checkpoint_with_lora(tiny_checkpoint):
+    from policies.vla import VLAConfig, VLAPolicy
+
+    d, _ = tiny_checkpoint
+    policy = VLAPolicy(VLAConfig(weights=str(d), lora_rank=2, action_dim=7))
+    policy.fit_statistics(np.random.default_rng(6).uniform(-1, 1, (50, 7)), num_trajectories=2)
+    batch = {"obs": {"front_rgb": torch.zeros(2, 1, 56, 56, 3, dtype=torch.uint8)},
+             "action": torch.zeros(2, 1, 7), "instruction": ["push", "pull"]}
+    policy.compute_loss(batch).backward()
+    trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)

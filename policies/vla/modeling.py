@@ -30,7 +30,7 @@ from policies.common.policy import Policy, register_policy
 from policies.vla.action_tokenizer import (ActionTokenizer, compute_statistics, normalize_actions,
                                            save_statistics, unnormalize_actions)
 from policies.vla.configuration import VLAConfig
-from policies.vla.processing import ByteTokenizer, HFTokenizer, pixel_values
+from policies.vla.processing import ByteTokenizer, pixel_values
 
 
 class L1ActionHead(nn.Module):
@@ -59,9 +59,10 @@ class VLAPolicy(Policy):
 
         if config.weights:
             from policies.vla.checkpoint import load_openvla_checkpoint
+            from policies.vla.openvla import text_tokenizer
 
-            model, _, _ = load_openvla_checkpoint(config.weights)
-            self.text_tokenizer = HFTokenizer(config.weights, model.arch.llm.vocab_size)
+            model, _, cfg = load_openvla_checkpoint(config.weights)
+            self.text_tokenizer = text_tokenizer(config.weights, cfg, model.arch.llm.vocab_size)
         else:
             model = PrismaticVLA(config.architecture)
             self.text_tokenizer = ByteTokenizer(model.arch.llm.vocab_size)

@@ -23,6 +23,18 @@ from policies.vla.processing import ByteTokenizer, HFTokenizer, TextTokenizer, p
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 
 
+def text_tokenizer(directory: str | os.PathLike, cfg: Mapping, vocab_size: int) -> TextTokenizer:
+    """The text tokenizer of a checkpoint directory: the one saved beside the weights (Llama-2's for
+    OpenVLA), or roboforge's byte-level one when ``config.json`` says ``roboforge_tokenizer: bytes``."""
+    directory = Path(directory)
+    if cfg.get("roboforge_tokenizer") == "bytes":
+        return ByteTokenizer(vocab_size)
+    if any((directory / f).exists() for f in _TOKENIZER_FILES):
+        return HFTokenizer(directory, vocab_size)
+    raise FileNotFoundError(f"{directory} has no tokenizer ({', '.join(_TOKENIZER_FILES)}); OpenVLA "
+                            f"checkpoints ship Llama-2's tokenizer beside the weights")
+
+
 class OpenVLA:
     """A :class:`~policies.vla.prismatic.PrismaticVLA` with what it takes to act."""
 
@@ -59,17 +71,8 @@ class OpenVLA:
                         dtype: torch.dtype = torch.float32) -> "OpenVLA":
         """Read an OpenVLA checkpoint directory (config.json with norm_stats, sharded safetensors + index,
         the tokenizer's files; roboforge's byte-level VLAs name ``roboforge_tokenizer: bytes`` instead)."""
-        directory = Path(directory)
         model, norm_stats, cfg = load_openvla_checkpoint(directory, device, dtype)
-        vocab = model.arch.llm.vocab_size
-        if cfg.get("roboforge_tokenizer") == "bytes":
-            text = ByteTokenizer(vocab)
-        elif any((directory / f).exists() for f in _TOKENIZER_FILES):
-            text = HFTokenizer(directory, vocab)
-        else:
-            raise FileNotFoundError(f"{directory} has no tokenizer ({', '.join(_TOKENIZER_FILES)}); OpenVLA "
-                                    f"checkpoints ship Llama-2's tokenizer beside the weights")
-        return cls(model, text, norm_stats)
+        return cls(model, text_tokenizer(directory, cfg, model.arch.llm.vocab_size), norm_stats)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         directory = save_openvla_checkpoint(self.model, directory, self.norm_stats)

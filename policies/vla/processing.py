@@ -59,7 +59,8 @@ class ByteTokenizer:
 
 
 class HFTokenizer:
-    """A transformers tokenizer read from a checkpoint directory (OpenVLA ships Llama-2's)."""
+    """A transformers tokenizer read from a checkpoint directory: Llama-2's, which OpenVLA ships (the
+    empty piece 29871 after "Out:" is Llama-2's id)."""
 
     def __init__(self, directory: str | os.PathLike, vocab_size: int):
         from transformers import AutoTokenizer
