@@ -400,3 +400,13 @@ def test_policy_fine_tunes_an_openvla_checkpoint_with_lora(tiny_checkpoint):
     policy.compute_loss(batch).backward()
     trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_checkpoint_loads_in_bfloat16_with_float32_rope(tiny_checkpoint):
+    from policies.vla.checkpoint import load_openvla_checkpoint
+
+    d, _ = tiny_checkpoint
+    model, _, _ = load_openvla_checkpoint(d, dtype=torch.bfloat16)
+    assert model.projector.fc1.weight.dtype == torch.bfloat16
+    assert model.language_model.model.rotary_emb.inv_freq.dtype == torch.float32
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])

@@ -235,10 +235,12 @@ def _shards(directory: Path) -> dict[str, list[str]]:
                             f"directory holds sharded safetensors and their index")
 
 
-def _materialize(model: torch.nn.Module, device: torch.device) -> None:
-    """Meta-built model -> uninitialized storage on ``device``, with the computed (non-persistent)
-    buffers rebuilt: RoPE frequencies and SigLIP's position ids (no checkpoint carries them)."""
+def _materialize(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """Meta-built model -> uninitialized ``dtype`` storage on ``device``, with the computed
+    (non-persistent) buffers rebuilt: RoPE frequencies (kept float32, as transformers computes them)
+    and SigLIP's position ids (no checkpoint carries them)."""
     model.to_empty(device=device)
+    model.to(dtype)
     lm = model.language_model.model
     lm.rotary_emb = type(lm.rotary_emb)(config=lm.config).to(device)
     emb = model.vision_backbone.fused_featurizer.embeddings
@@ -278,8 +280,7 @@ def load_openvla_checkpoint(directory: str | os.PathLike, device: str | torch.de
                          f"unexpected tensors); missing: {missing[:8]}; unexpected: {unexpected[:8]}")
 
     device = torch.device(device)
-    _materialize(model, device)
-    model.to(dtype)
+    _materialize(model, device, dtype)
     params = dict(model.state_dict(keep_vars=True))
     handles = {s: safe_open(str(directory / s), framework="pt", device="cpu") for s in shards}
     with torch.no_grad():
