@@ -9,6 +9,7 @@
     python train.py env=[stack_blocks,place_in_zone] obs_mode=slots   # one language-conditioned policy
     python train.py env=builtin obs_mode=slots            # every built-in task (library=DIR adds its tasks)
     python train.py env=stack_blocks obs_mode=rgb         # visuomotor: front + wrist cameras + proprio
+    python train.py env=builtin obs_mode=rgb policy=vla   # the tiny OpenVLA-architecture VLA (docs/vla.md)
 
 Outputs go to outputs/<date>/<time>/: config.yaml, metrics.json, checkpoints/, videos/, tb/.
 """
@@ -140,6 +141,10 @@ def run(cfg: DictConfig) -> dict:
         from train.rl import run_rl
 
         metrics = run_rl(config, run_dir)
+    elif config.policy.name == "vla":
+        from train.vla import run_vla
+
+        metrics = run_vla(config, run_dir, tasks)
     elif goes_multitask(config):
         from train.multitask import run_multitask
 

@@ -10,6 +10,7 @@ with the dataclasses below, which importing this module registers in Hydra's Con
 ``policy/diffusion``   :class:`~policies.diffusion.DiffusionParams` + ``name``
 ``policy/ppo|sac``     :class:`~policies.rl.config.PPOConfig` / ``SACConfig`` + ``name``
 ``curriculum/<name>``  :class:`~train.curriculum.config.CurriculumConfig` (none|uniform|lp|omni)
+``policy/vla``         :class:`~policies.vla.configuration.VLAParams` + ``name``
 =====================  =====================================================================
 
 Hydra checks each override's type as it composes (``train.steps=abc`` fails there); the
@@ -34,6 +35,7 @@ from policies.common.config import ConfigError, UnknownConfigKey, is_int, is_num
 from policies.diffusion.configuration import DiffusionParams
 from policies.rl.config import PPOConfig, SACConfig
 from train.curriculum.config import CURRICULA, CurriculumConfig
+from policies.vla.configuration import VLAParams
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEVICES = ("cpu", "cuda")
@@ -130,7 +132,12 @@ class SACChoice(SACConfig, _Named):
     name: str = "sac"
 
 
-POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice}
+@dataclass
+class VLAChoice(VLAParams, _Named):
+    name: str = "vla"
+
+
+POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice, "vla": VLAChoice}
 IMITATION_POLICIES = ("diffusion",)
 IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd")
 TASK_SETS = ("builtin", "library")   # env= words that name a set of tasks
@@ -194,6 +201,8 @@ class RunConfig:
                  f"{', '.join(IMITATION_OBS_MODES)} (the diffusion policy reads no point clouds yet)")
             need(not (self.multitask and self.obs_mode == "state"), "obs_mode", self.obs_mode,
                  "slots, rgb or rgbd for several tasks (the state vector is laid out per task)")
+        elif name == "vla":
+            need(self.obs_mode == "rgb", "obs_mode", self.obs_mode, "rgb for policy=vla (it reads one camera image)")
         else:
             need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
         if self.curriculum.active:
