@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from envs.core.fileio import atomic_dir, previous_dir
+from envs.core.fileio import Artifact, atomic_dir, previous_dir
 from policies.common.ema import EMAModel
 
 log = logging.getLogger(__name__)
@@ -26,13 +26,17 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
 
 
+# what a save may replace: the previous checkpoint (the policy's two files and the trainer state)
+CHECKPOINT_ARTIFACT = Artifact("training checkpoint", ("config.json", "model.safetensors", "trainer_state.pt"))
+
+
 def checkpoint_dir(run_dir) -> Path:
     return Path(run_dir) / "checkpoints" / "last"
 
 
 def _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step, hook=None) -> None:
     # swapped in whole: a kill leaves either `last` or `last.old` complete
-    with atomic_dir(checkpoint_dir(run_dir), keep_previous=True) as tmp:
+    with atomic_dir(checkpoint_dir(run_dir), CHECKPOINT_ARTIFACT, keep_previous=True) as tmp:
         ema.averaged_model.save_pretrained(tmp)
         extra = {"hook": hook.state_dict()} if hook is not None else {}
         torch.save({"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
