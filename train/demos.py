@@ -112,7 +112,7 @@ def _check_reusable(store: DemoStore, env: gym.Env, obs_mode: str, image_size: i
     path = store.path
     if store.format_version != FORMAT_VERSION:
         raise CorruptDemoStoreError(f"{path}: demo store format {store.format_version}; this roboforge writes "
-                                    f"format {FORMAT_VERSION} (slots, proprioception, images)")
+                                    f"format {FORMAT_VERSION} (slots, proprioception, images, checksums)")
     if any(ep.final_obs is None for ep in store.episodes):
         raise CorruptDemoStoreError(f"{path}: written by an older roboforge without final observations")
     n_obs = (env.observation_space["state"] if isinstance(env.observation_space, gym.spaces.Dict)

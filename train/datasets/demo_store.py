@@ -1,6 +1,6 @@
 """The one HDF5 demo store: one file per cache key, written atomically, validated on open.
 
-Layout (format 3)::
+Layout (format 4)::
 
     /                      attrs: task, sim, obs_mode, control_mode, image_size (0: no images),
                                   seeds, code_hash, roboforge_version, format_version, created, complete
@@ -14,6 +14,13 @@ Layout (format 3)::
                            images/<camera>_rgb (T, H, W, 3) uint8, images/<camera>_depth (T, H, W, 1)
                                float16 m (image modes only; gzip, FRAMES_PER_CHUNK frames per chunk)
                            attrs: seed, success, length, instruction, task, sim, obs_mode
+
+Every dataset carries HDF5's fletcher32 checksum (format 4), so changed bytes, compressed or not,
+fail the read instead of handing back other values. :meth:`DemoStore.open` reads every vector
+dataset (images are read lazily; a damaged image chunk raises :class:`CorruptDemoStoreError` when
+read) and checks that what training reads (obs, actions, rewards, final_obs, slots, proprio) is
+finite; a store with a bad episode is refused as a whole, naming each bad episode, and
+``train.demos.collect_demos`` regenerates it.
 
 Format 2 stores (no slots, proprio, images or per-episode task/sim/obs_mode) still open;
 ``train.demos.collect_demos`` regenerates them. Images are not loaded by :meth:`DemoStore.open`:
@@ -43,7 +50,7 @@ import numpy as np
 
 from envs.core.fileio import atomic_file
 
-FORMAT_VERSION = 3  # 2: final_obs; 3: slots, proprio, images, per-episode task/sim/obs_mode
+FORMAT_VERSION = 4  # 2: final_obs; 3: slots, proprio, images, per-episode task/sim/obs_mode; 4: checksums
 IMAGE_COMPRESSION, IMAGE_COMPRESSION_LEVEL = "gzip", 4
 FRAMES_PER_CHUNK = 4
 
@@ -83,21 +90,22 @@ def _version() -> str:
 def write_episode(group: h5py.Group, ep: Episode) -> None:
     """One episode under ``group`` (a file's ``/episodes``) in the format 3 layout."""
     e = group.create_group(f"ep_{ep.seed}")
-    e.create_dataset("obs", data=ep.obs.astype(np.float32), compression="lzf")
-    e.create_dataset("actions", data=ep.actions.astype(np.float32), compression="lzf")
-    e.create_dataset("rewards", data=ep.rewards.astype(np.float32))
+    e.create_dataset("obs", data=ep.obs.astype(np.float32), compression="lzf", fletcher32=True)
+    e.create_dataset("actions", data=ep.actions.astype(np.float32), compression="lzf", fletcher32=True)
+    e.create_dataset("rewards", data=ep.rewards.astype(np.float32), fletcher32=True)
     if ep.final_obs is not None:
-        e.create_dataset("final_obs", data=np.asarray(ep.final_obs, np.float32))
+        e.create_dataset("final_obs", data=np.asarray(ep.final_obs, np.float32), fletcher32=True)
     for name in ("slots", "proprio"):
         if getattr(ep, name) is not None:
-            e.create_dataset(name, data=np.asarray(getattr(ep, name), np.float32), compression="lzf")
+            e.create_dataset(name, data=np.asarray(getattr(ep, name), np.float32), compression="lzf",
+                             fletcher32=True)
     if ep.final_slots is not None:
-        e.create_dataset("final_slots", data=np.asarray(ep.final_slots, np.float32))
+        e.create_dataset("final_slots", data=np.asarray(ep.final_slots, np.float32), fletcher32=True)
     for key, frames in ep.images.items():
         frames = np.asarray(frames)
         stored = frames.astype(np.float16) if key.endswith("_depth") else frames.astype(np.uint8)
         e.create_dataset(f"images/{key}", data=stored, chunks=(min(FRAMES_PER_CHUNK, len(stored)), *stored.shape[1:]),
-                         compression=IMAGE_COMPRESSION, compression_opts=IMAGE_COMPRESSION_LEVEL)
+                         compression=IMAGE_COMPRESSION, compression_opts=IMAGE_COMPRESSION_LEVEL, fletcher32=True)
     e.attrs.update(seed=ep.seed, success=bool(ep.success), length=len(ep.actions), instruction=ep.instruction,
                    task=ep.task, sim=ep.sim, obs_mode=ep.obs_mode)
 
@@ -147,12 +155,16 @@ class Frames:
 
     def __getitem__(self, index) -> np.ndarray:
         ds = self._dataset()
-        if isinstance(index, (int, np.integer, slice)):
-            out = ds[index]
-        else:  # h5py wants increasing, unique indices: read the covering block once, then pick
-            index = np.asarray(index, dtype=np.int64)
-            lo = int(index.min())
-            out = ds[lo:int(index.max()) + 1][index - lo]
+        try:
+            if isinstance(index, (int, np.integer, slice)):
+                out = ds[index]
+            else:  # h5py wants increasing, unique indices: read the covering block once, then pick
+                index = np.asarray(index, dtype=np.int64)
+                lo = int(index.min())
+                out = ds[lo:int(index.max()) + 1][index - lo]
+        except OSError as err:  # a chunk failed its checksum or does not decompress
+            raise CorruptDemoStoreError(f"{self.file.path}: {self.name} is damaged ({err}); delete the file "
+                                        f"and the next run regenerates it") from err
         return out.astype(np.float32) if self.depth else out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
@@ -210,11 +222,16 @@ class DemoStore:
                 if not f.attrs.get("complete", False):
                     raise CorruptDemoStoreError(f"{path}: incomplete (its writer was interrupted)")
                 meta = _attrs(f)
-                episodes = [_read_episode(path, name, e, meta, file) for name, e in f["episodes"].items()]
-        except CorruptDemoStoreError:
-            raise
+                episodes, bad = [], []
+                for name, e in f["episodes"].items():
+                    try:
+                        episodes.append(_read_episode(path, name, e, meta, file))
+                    except _BadEpisode as why:
+                        bad.append(f"{name} ({why})")
         except (OSError, KeyError, ValueError) as err:  # truncated or garbage bytes
             raise CorruptDemoStoreError(f"{path}: unreadable HDF5 demo store ({err})") from err
+        if bad:
+            raise CorruptDemoStoreError(f"{path}: {len(bad)} damaged episode(s), none of them used: {'; '.join(bad)}")
         if not episodes:
             raise CorruptDemoStoreError(f"{path}: holds no episodes")
         episodes.sort(key=lambda ep: ep.seed)
@@ -261,7 +278,20 @@ def _read_meta(path: Path) -> dict:
         return _attrs(f)
 
 
+class _BadEpisode(Exception):
+    """One episode failed a checksum, a length or a finiteness check (the message says which)."""
+
+
 def _read_episode(path: Path, name: str, e: h5py.Group, meta: dict, file: StoreFile) -> Episode:
+    try:
+        return _read_checked_episode(path, name, e, meta, file)
+    except OSError as err:  # h5py's fletcher32 mismatch or a chunk that no longer decompresses
+        raise _BadEpisode(f"fails its checksum: {err}") from err
+    except (KeyError, ValueError) as err:
+        raise _BadEpisode(f"unreadable: {err}") from err
+
+
+def _read_checked_episode(path: Path, name: str, e: h5py.Group, meta: dict, file: StoreFile) -> Episode:
     def optional(key):
         return e[key][()] if key in e else None
 
@@ -276,8 +306,10 @@ def _read_episode(path: Path, name: str, e: h5py.Group, meta: dict, file: StoreF
     lengths = [len(ep.obs), len(ep.actions), len(ep.rewards), int(a["length"])]
     lengths += [len(x) for x in (ep.slots, ep.proprio, *images.values()) if x is not None]
     if len(set(lengths)) != 1:
-        raise CorruptDemoStoreError(f"{path}: episode {name} has inconsistent lengths {sorted(set(lengths))}")
-    vectors = [ep.obs, ep.actions] + [x for x in (ep.slots, ep.proprio) if x is not None]
-    if not all(np.isfinite(x).all() for x in vectors):
-        raise CorruptDemoStoreError(f"{path}: episode {name} contains NaN/inf")
+        raise _BadEpisode(f"inconsistent lengths {sorted(set(lengths))}")
+    vectors = {"obs": ep.obs, "actions": ep.actions, "rewards": ep.rewards, "final_obs": ep.final_obs,
+               "slots": ep.slots, "final_slots": ep.final_slots, "proprio": ep.proprio}
+    nonfinite = [k for k, x in vectors.items() if x is not None and not np.isfinite(x).all()]
+    if nonfinite:
+        raise _BadEpisode(f"NaN/inf in {', '.join(nonfinite)}")
     return ep
