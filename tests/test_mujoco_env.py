@@ -100,6 +100,25 @@ def test_bad_arguments_name_the_allowed_values():
         env.unwrapped.step(np.zeros(3))
 
 
+def test_a_nan_action_is_refused_and_an_unstable_simulation_raises(capfd):
+    from envs.backends.mujoco.env import SimulationUnstableError
+
+    env = gym.make(ID)
+    env.reset(seed=0)
+    u = env.unwrapped
+    qpos = u.data.qpos.copy()
+    for bad in (np.full(7, np.nan), np.array([0, 0, np.inf, 0, 0, 0, 1.0])):
+        with pytest.raises(ValueError, match=r"non-finite value\(s\) \(NaN/inf\).*ee_delta_pose expects finite"):
+            env.step(bad)
+    assert np.array_equal(u.data.qpos, qpos)  # refused before anything reached the simulator
+    u.data.qvel[0] = 1e12  # a state MuJoCo cannot integrate (what a blown-up contact gives)
+    with pytest.raises(SimulationUnstableError, match=r"unstable at t=.*BADQVEL"):
+        env.step(np.zeros(7))
+    assert "simulation is unstable" not in capfd.readouterr().err  # raised, not printed
+    env.reset(seed=0)  # a reset clears it
+    assert np.isfinite(env.step(np.zeros(7))[0]).all()
+
+
 def test_render_rgb_array_and_missing_gl_message(monkeypatch):
     env = gym.make(ID, render_mode="rgb_array")
     env.reset(seed=0)

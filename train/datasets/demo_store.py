@@ -88,7 +88,7 @@ def _version() -> str:
 
 
 def write_episode(group: h5py.Group, ep: Episode) -> None:
-    """One episode under ``group`` (a file's ``/episodes``) in the format 3 layout."""
+    """One episode under ``group`` (a file's ``/episodes``) in the format 4 layout."""
     e = group.create_group(f"ep_{ep.seed}")
     e.create_dataset("obs", data=ep.obs.astype(np.float32), compression="lzf", fletcher32=True)
     e.create_dataset("actions", data=ep.actions.astype(np.float32), compression="lzf", fletcher32=True)

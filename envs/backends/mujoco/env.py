@@ -22,12 +22,40 @@ from envs.backends.mujoco.compiler import N_SUBSTEPS, compile_scene
 from envs.backends.mujoco.controller import ArmController
 from envs.core import observation as ob
 from envs.core.predicates import goal_delta
-from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
+from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, check_action_finite, home_qpos
 from envs.core.state import ObjectState, SceneState
 from envs.core.surface import (FEATURES, RENDER_CAMERA_NAME, RENDER_SIZE, check_features, check_modes,
                                 check_render_size)
 from envs.core.task import Task, build_layout
 
+
+class SimulationUnstableError(RuntimeError):
+    """MuJoCo found NaN, inf or huge values in the state, accelerations or controls during a step
+    (it then resets the state on its own, so the episode goes on from a state nobody chose)."""
+
+
+# MuJoCo's warnings that mean the simulated state is no longer physical
+_UNSTABLE = tuple(int(w) for w in (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
+                                   mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADCTRL))
+_last_mujoco_warning = {"text": ""}
+
+
+def _keep_mujoco_warning(text: str) -> None:
+    _last_mujoco_warning["text"] = text.strip()  # raised by the step that caused it, not printed
+
+
+if mujoco.get_mju_user_warning() is None:  # never replace a handler someone else installed
+    mujoco.set_mju_user_warning(_keep_mujoco_warning)
+
+
+def _raise_if_unstable(data: mujoco.MjData, task: str) -> None:
+    """Raise :class:`SimulationUnstableError` when one of MuJoCo's instability counters moved
+    (they are cleared by ``mj_resetData``, which every reset runs)."""
+    hits = [mujoco.mjtWarning(w).name.removeprefix("mjWARN_") for w in _UNSTABLE if data.warning[w].number]
+    if hits:
+        detail = _last_mujoco_warning["text"] or "no message"
+        raise SimulationUnstableError(f"{task}: the MuJoCo simulation became unstable at t={data.time:.3f} s "
+                                      f"({', '.join(hits)}: {detail}); reset the env before stepping again")
 
 class RenderError(RuntimeError):
     """No OpenGL context could be made for rendering."""
@@ -272,8 +300,10 @@ class MujocoTaskEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(f"action has shape {action.shape}; {self.control_mode} expects "
                              f"{self.action_space.shape} in [-1, 1]")
+        check_action_finite(action, self.control_mode)
         self.controller.apply(np.clip(action, -1.0, 1.0))
         mujoco.mj_step(self.model, self.data, nstep=N_SUBSTEPS)
+        _raise_if_unstable(self.data, self.task_cls.name)
         s = self.scene_state()
         conds = self.task.evaluate(s, self.goals)
         if self.reward_mode == "dense":
