@@ -1,6 +1,7 @@
 """Command line: ``python -m generation {generate,admit,report} ...``
 
     generate --generator {procedural,llm} --count N --library DIR [--mode exploratory|goal --target TASK] [--json]
+                                          exit 0 done, 2 usage error, 3 no LLM call reached the endpoint
     admit FILE --library DIR [--json]     exit 0 admitted, 1 rejected, 2 usage error
     report --library DIR [--json]
 
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 EXIT_ADMITTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+EXIT_UNREACHABLE = 3  # generate --generator llm: not one call reached the endpoint
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,6 +136,13 @@ def _generate(args) -> int:
             print("curriculum: " + " -> ".join(s["plan"]))
     else:
         print(json.dumps(s))
+    if summary.llm_failures:
+        print(f"LLM calls failed: {len(summary.llm_failures)} of {summary.llm_calls}; first: {summary.llm_failures[0]}",
+              file=sys.stderr)
+    if summary.endpoint_never_answered:
+        print(f"error: no attempt reached the LLM endpoint ({summary.llm_failures[-1]}); check "
+              f"ROBOFORGE_LLM_BASE_URL and that the server is running", file=sys.stderr)
+        return EXIT_UNREACHABLE
     return 0
 
 
