@@ -124,10 +124,10 @@ def run(cfg: DictConfig) -> dict:
     t0 = time.time()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.resume:
-        saved = run_dir / "config.yaml"
-        if not saved.exists():
-            raise ConfigError("resume", cfg.resume, "a run directory holding config.yaml")
-        cfg = OmegaConf.merge(OmegaConf.load(saved), {"resume": str(cfg.resume)})
+        from train.run_checks import check_resume_dir, resume_config
+
+        saved = check_resume_dir(cfg.resume) / "config.yaml"
+        cfg = resume_config(OmegaConf.load(saved), cfg, list(HydraConfig.get().overrides.task))
         log.info("resuming %s with its saved config", run_dir)
     config = to_run_config(cfg)
     tasks = check_runnable(config)
@@ -168,13 +168,13 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    import envs
-    from train.datasets.multitask import IncompatibleTasksError
     from train.imitation import TrainingDiverged
+    from train.run_checks import remove_unused_run_dir, user_errors
 
     try:
         run(cfg)
-    except (envs.UnknownTaskError, ConfigError, IncompatibleTasksError) as err:
+    except user_errors() as err:
+        remove_unused_run_dir(Path(HydraConfig.get().runtime.output_dir))
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except TrainingDiverged as err:
@@ -183,4 +183,10 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from train.run_checks import preflight
+
+    problem = preflight(sys.argv[1:], check_runnable)  # before Hydra creates a run directory
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -102,6 +102,7 @@ def _client(needed: bool):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from envs.library import LibraryError
     from llm import LLMConfigError
 
     try:
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "admit":
             return _admit(args)
         return _report(args)
-    except (LLMConfigError, ValueError, FileNotFoundError) as err:
+    except (LLMConfigError, LibraryError, ValueError, FileNotFoundError, IsADirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -151,6 +152,8 @@ def _admit(args) -> int:
     from generation.library import Library, load_library
     from generation.pipeline import admission_meta, build_index, taken_names
 
+    if args.file.is_dir():
+        raise IsADirectoryError(f"{args.file} is a directory; pass one task file (a .py with one Task class)")
     if not args.file.is_file():
         raise FileNotFoundError(f"no such task file: {args.file}")
     source = args.file.read_text(encoding="utf-8", errors="replace")

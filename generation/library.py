@@ -60,8 +60,9 @@ class Library(LibraryView):
         """Add a validated task: task file, then metadata, then the manifest (commit)."""
         with self._locked():
             manifest = self.manifest()
-            if name in manifest["tasks"]:
+            if name in manifest["tasks"] and name not in self.damaged():
                 raise LibraryError(f"task {name!r} is already in the library")
+            # a damaged entry (its file edited or deleted) is replaced: this admission re-gated it
             self._sweep(manifest)
             task_rel, meta_rel = f"tasks/{name}.py", f"meta/{name}.json"
             digest = sha256(source)

@@ -66,7 +66,7 @@ class RunSummary:
 def build_index(library: Library) -> NoveltyIndex:
     """Built-ins + every library task; stored embeddings are reused when the model matches."""
     index = NoveltyIndex.with_builtins()
-    for name in library.names():
+    for name in library.usable_names():  # a damaged task is skipped, as loading skips it
         meta, source = library.meta(name), library.source(name)
         vec = meta.get("embedding")
         if vec is None or meta.get("embedding_model") != MODEL_ID:

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from envs.core.fileio import Artifact, atomic_dir, previous_dir
 from policies.common.ema import EMAModel
+from policies.common.policy import CheckpointDamagedError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,12 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
     if not state_file.exists() and previous_dir(checkpoint_dir(run_dir)).exists():
         state_file = previous_dir(checkpoint_dir(run_dir)) / "trainer_state.pt"  # killed mid-swap
     if state_file.exists():
-        state = torch.load(state_file, weights_only=False)
+        try:
+            state = torch.load(state_file, weights_only=False)
+        except Exception as err:  # noqa: BLE001  (truncated zip, bad pickle: torch raises several kinds)
+            raise CheckpointDamagedError(f"{state_file} cannot be read ({type(err).__name__}: {err}); the run "
+                                         f"cannot resume from it (delete {state_file.parent} to retrain from "
+                                         f"scratch)") from None
         policy.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         lr_sched.load_state_dict(state["lr_scheduler"])
@@ -101,8 +107,9 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
         loss = policy.compute_loss(batch)
         if not math.isfinite(loss.item()):
             writer.close()
-            raise TrainingDiverged(f"loss became {loss.item()} at step {step}; last good checkpoint kept at "
-                                   f"{checkpoint_dir(run_dir)} (lower train.lr or check the demos)")
+            kept = (f"last good checkpoint kept at {checkpoint_dir(run_dir)}" if checkpoint_dir(run_dir).is_dir()
+                    else "no checkpoint was saved before it")
+            raise TrainingDiverged(f"loss became {loss.item()} at step {step}; {kept} (lower train.lr or check the demos)")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -162,7 +162,7 @@ class ExportedPolicy:
         [, noise (B, *noise_shape)] -> raw actions (B, n_action_steps, action_dim)."""
         obs_history = np.ascontiguousarray(obs_history, dtype=np.float32)
         want = (self.n_obs_steps, self.obs_dim)
-        if obs_history.ndim != 3 or obs_history.shape[1:] != want:
+        if obs_history.ndim != 3 or obs_history.shape[1:] != want or obs_history.shape[0] == 0:
             raise ObservationError(f"obs_history has shape {obs_history.shape}; expected (batch, {want[0]}, {want[1]})")
         feeds = {OBS_INPUT: obs_history}
         if self.noise_shape is not None:
@@ -204,10 +204,10 @@ class ExportedPolicy:
         single = x.ndim == 1
         if single:
             x = x[None]
-        if x.ndim != 2 or x.shape[1] != self.obs_dim:
+        if x.ndim != 2 or x.shape[1] != self.obs_dim or x.shape[0] == 0:
             raise ObservationError(
                 f"observation has shape {np.shape(obs)}; this policy expects ({self.obs_dim},) or "
-                f"(batch, {self.obs_dim}): {self.describe_observation()}")
+                f"(batch >= 1, {self.obs_dim}): {self.describe_observation()}")
         if not np.isfinite(x).all():
             raise ObservationError("observation contains NaN or inf at indices "
                                    f"{np.argwhere(~np.isfinite(x))[:5, -1].tolist()}")
