@@ -292,3 +292,19 @@ def test_export_refuses_a_task_library_and_a_lookalike_manifest(ckpt, tmp_path):
     with pytest.raises(ExportError, match="notes.md"):
         export_policy(ckpt, "torchscript", out)
     assert (out / "notes.md").read_text() == "mine"
+
+
+def test_a_truncated_checkpoint_and_an_empty_batch_are_one_line(ckpt, onnx_dir, tmp_path):
+    broken = tmp_path / "run" / "checkpoints" / "last"
+    shutil.copytree(ckpt.parent.parent, tmp_path / "run")
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ExportError, match="model.safetensors cannot be read .*damaged"):
+        export_policy(broken, "onnx", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    p = ExportedPolicy(onnx_dir)
+    obs_dim = p.obs_dim
+    with pytest.raises(ObservationError, match="batch >= 1"):
+        p.select_action(np.zeros((0, obs_dim), np.float32))
+    with pytest.raises(ObservationError, match="expected \\(batch, "):
+        p(np.zeros((0, p.n_obs_steps, obs_dim), np.float32))
