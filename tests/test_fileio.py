@@ -92,3 +92,9 @@ def test_atomic_dir_never_deletes_a_directory_it_does_not_recognise(tmp_path):
     with pytest.raises(ReplaceRefusedError, match="unsigned"):
         with atomic_dir(tmp_path / "d", signed):
             pass
+    # a temporary copy left by a killed writer (names only, no signature yet) does not block the next write
+    (tmp_path / ".e.tmp").mkdir()
+    (tmp_path / ".e.tmp" / "step").write_text("half")
+    with atomic_dir(tmp_path / "e", signed) as tmp:
+        (tmp / "step").write_text("ok")
+    assert (tmp_path / "e" / "step").read_text() == "ok" and not (tmp_path / ".e.tmp").exists()

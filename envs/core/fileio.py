@@ -140,7 +140,8 @@ def atomic_dir(path: str | os.PathLike, artifact: Artifact, *, keep_previous: bo
     if keep_previous:
         check_replaceable(previous_dir(path), artifact)
     tmp = path.with_name(f".{path.name}.tmp")
-    check_replaceable(tmp, artifact)  # one left by a writer killed earlier is ours; anything else is not
+    # one left by a writer killed earlier is ours (names only: it may have died before its manifest)
+    check_replaceable(tmp, Artifact(artifact.kind, artifact.names))
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
