@@ -27,6 +27,9 @@ RESUME_SAFE = ("train.steps", "train.checkpoint_every", "train.log_every", "trai
                "policy.total_timesteps", "eval", "progress", "device")
 
 
+_ABSENT = object()
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input (a value, a file, a library), said in one line at the entry point."""
     from envs import UnknownTaskError
@@ -89,8 +92,9 @@ def resume_config(saved: DictConfig, cfg: DictConfig, overrides: list[str]) -> D
         key = o.key_or_group
         if key == "resume" or key.startswith("hydra"):
             continue
-        if any(key == k or key.startswith(k + ".") for k in RESUME_SAFE) and OmegaConf.select(cfg, key) is not None:
-            OmegaConf.update(merged, key, OmegaConf.select(cfg, key), force_add=False)
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if any(key == k or key.startswith(k + ".") for k in RESUME_SAFE) and value is not _ABSENT:
+            OmegaConf.update(merged, key, value, force_add=False)
             applied.append(o.input_line)
         else:
             ignored.append(o.input_line)
