@@ -27,8 +27,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
 
 
-# what a save may replace: the previous checkpoint (the policy's two files and the trainer state)
-CHECKPOINT_ARTIFACT = Artifact("training checkpoint", ("config.json", "model.safetensors", "trainer_state.pt"))
+# what a save may replace: the previous checkpoint (what a policy's save_pretrained writes, e.g. the
+# VLA's dataset_statistics.json beside config.json and model.safetensors, and the trainer state)
+CHECKPOINT_ARTIFACT = Artifact("training checkpoint", ("config.json", "model.safetensors", "*.json",
+                                                       "trainer_state.pt"))
 
 
 def checkpoint_dir(run_dir) -> Path:
