@@ -9,6 +9,7 @@ with the dataclasses below, which importing this module registers in Hydra's Con
 ``sim/<name>``         :class:`SimConfig`, one option per backend
 ``policy/diffusion``   :class:`~policies.diffusion.DiffusionParams` + ``name``
 ``policy/ppo|sac``     :class:`~policies.rl.config.PPOConfig` / ``SACConfig`` + ``name``
+``policy/hilp``        :class:`~policies.hilp.HILPParams` + ``name`` (train/hilp)
 =====================  =====================================================================
 
 Hydra checks each override's type as it composes (``train.steps=abc`` fails there); the
@@ -31,6 +32,7 @@ from envs.core import CONTROL_MODES, OBS_MODES, SIMS
 from envs.core.surface import RENDER_SIZE
 from policies.common.config import ConfigError, UnknownConfigKey, is_int, is_number, require
 from policies.diffusion.configuration import DiffusionParams
+from policies.hilp.configuration import HILPParams
 from policies.rl.config import PPOConfig, SACConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -128,7 +130,12 @@ class SACChoice(SACConfig, _Named):
     name: str = "sac"
 
 
-POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice}
+@dataclass
+class HILPChoice(HILPParams, _Named):
+    name: str = "hilp"
+
+
+POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice, "hilp": HILPChoice}
 IMITATION_POLICIES = ("diffusion",)
 IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd")
 TASK_SETS = ("builtin", "library")   # env= words that name a set of tasks
@@ -191,6 +198,8 @@ class RunConfig:
                  f"{', '.join(IMITATION_OBS_MODES)} (the diffusion policy reads no point clouds yet)")
             need(not (self.multitask and self.obs_mode == "state"), "obs_mode", self.obs_mode,
                  "slots, rgb or rgbd for several tasks (the state vector is laid out per task)")
+        elif name == "hilp":   # offline on every task's data; phi reads the task-independent observation
+            need(self.obs_mode == "slots", "obs_mode", self.obs_mode, "slots for policy=hilp")
         else:
             need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
 

@@ -35,7 +35,8 @@ WEIGHTS_FILE = "model.safetensors"
 _POLICIES: dict[str, type["Policy"]] = {}
 # Built-in policy types and the module that registers each, so ``from_pretrained`` works without the
 # caller importing the right subpackage first.
-_BUILTIN_MODULES = {"diffusion": "policies.diffusion.modeling", "rl_mlp": "policies.rl.mlp_policy"}
+_BUILTIN_MODULES = {"diffusion": "policies.diffusion.modeling", "rl_mlp": "policies.rl.mlp_policy",
+                    "hilp": "policies.hilp.modeling"}
 
 
 def register_policy(name: str):
