@@ -164,3 +164,43 @@ def test_task_features_for_the_curriculum(tmp_path):
     assert task_novelty(policy, "reach_target", ["reach_target"], seeds) == pytest.approx(0.0, abs=1e-5)
     feats = task_features(policy, ["reach_target"], ["reach_target"], seeds)
     assert set(feats["reach_target"]) == {"difficulty", "novelty"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)   # two train.py processes; on a loaded shared CPU their start-up alone takes minutes
+def test_train_py_policy_hilp_end_to_end_and_resume(tmp_path):
+    """``python train.py policy=hilp`` on two tasks, then ``resume=`` (the saved config: already done)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = tmp_path / "run"
+    args = ["env=[reach_target,push_to_zone]", "policy=hilp", "obs_mode=slots", "data.num_demos=3",
+            "policy.explore_episodes=2", "policy.steps=20", "policy.hidden_dims=[16]", "policy.batch_size=16",
+            "train.checkpoint_every=10", "train.log_every=5", "eval.episodes=1", "eval.num_videos=0",
+            f"data.store_root={tmp_path}/demos", f"hydra.run.dir={run}", "progress=false", "train.num_threads=1"]
+
+    def cli(*a):
+        res = subprocess.run([sys.executable, "train.py", *a], cwd=root, capture_output=True, text=True, timeout=900,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert res.returncode == 0, res.stderr[-3000:]
+        return json.loads((run / "metrics.json").read_text())
+
+    metrics = cli(*args)
+    assert set(metrics["per_task"]) == {"reach_target", "push_to_zone"} and metrics["policy"] == "hilp"
+    assert metrics["num_exploration"] == {"reach_target": 2, "push_to_zone": 2} and metrics["train"]["steps"] == 20
+    assert HILPPolicy.from_pretrained(run / "checkpoints" / "last").config.steps == 20
+    metrics = cli(f"resume={run}")
+    assert metrics["train"]["resumed_from"] == 20 and metrics["train"]["steps_this_run"] == 0
+
+
+@pytest.mark.slow
+def test_bench_hilp_tiny_runs(tmp_path):
+    from bench import hilp as bench_hilp
+
+    result = bench_hilp.main(["--tiny", "--steps", "20", "--store-root", str(tmp_path)])
+    row = result["runs"][0]
+    assert {"hilp", "gcbc"} <= set(row) and row["hilp"]["num_episodes"] == row["gcbc"]["num_episodes"] > 0
