@@ -4,6 +4,7 @@
     python train.py env=stack_blocks                      # the default: diffusion policy on MuJoCo
     python train.py env=place_in_zone data.num_demos=200  # any registered task, any override
     python train.py env=push_to_zone policy=sac           # RL (stable-baselines3)
+    python train.py env=builtin policy=hilp obs_mode=slots   # HILP offline on every task (docs/hilp.md)
     python train.py sim=mujoco data.sim=maniskill         # demos from one backend, policy on the other
     python train.py resume=outputs/2026-11-23/22-40-00    # continue a killed run
     python train.py env=[stack_blocks,place_in_zone] obs_mode=slots   # one language-conditioned policy
@@ -137,7 +138,11 @@ def run(cfg: DictConfig) -> dict:
                     "so training runs ~2x slower than on an idle CPU", BUSY_CORES)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.yaml", to_yaml(config))
-    if config.policy.name in RL_POLICIES:
+    if config.policy.name == "hilp":
+        from train.hilp import run_hilp
+
+        metrics = run_hilp(config, run_dir, tasks)
+    elif config.policy.name in RL_POLICIES:
         from train.rl import run_rl
 
         metrics = run_rl(config, run_dir)

@@ -11,6 +11,7 @@ with the dataclasses below, which importing this module registers in Hydra's Con
 ``policy/ppo|sac``     :class:`~policies.rl.config.PPOConfig` / ``SACConfig`` + ``name``
 ``curriculum/<name>``  :class:`~train.curriculum.config.CurriculumConfig` (none|uniform|lp|omni)
 ``policy/vla``         :class:`~policies.vla.configuration.VLAParams` + ``name``
+``policy/hilp``        :class:`~policies.hilp.HILPParams` + ``name`` (train/hilp)
 =====================  =====================================================================
 
 Hydra checks each override's type as it composes (``train.steps=abc`` fails there); the
@@ -33,6 +34,7 @@ from envs.core import CONTROL_MODES, OBS_MODES, SIMS
 from envs.core.surface import RENDER_SIZE
 from policies.common.config import ConfigError, UnknownConfigKey, is_int, is_number, require
 from policies.diffusion.configuration import DiffusionParams
+from policies.hilp.configuration import HILPParams
 from policies.rl.config import PPOConfig, SACConfig
 from train.curriculum.config import CURRICULA, CurriculumConfig
 from policies.vla.configuration import VLAParams
@@ -137,7 +139,12 @@ class VLAChoice(VLAParams, _Named):
     name: str = "vla"
 
 
-POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice, "vla": VLAChoice}
+class HILPChoice(HILPParams, _Named):
+    name: str = "hilp"
+
+
+POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice, "vla": VLAChoice,
+                             "hilp": HILPChoice}
 IMITATION_POLICIES = ("diffusion",)
 IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd")
 TASK_SETS = ("builtin", "library")   # env= words that name a set of tasks
@@ -203,6 +210,8 @@ class RunConfig:
                  "slots, rgb or rgbd for several tasks (the state vector is laid out per task)")
         elif name == "vla":
             need(self.obs_mode == "rgb", "obs_mode", self.obs_mode, "rgb for policy=vla (it reads one camera image)")
+        elif name == "hilp":   # offline on every task's data; phi reads the task-independent observation
+            need(self.obs_mode == "slots", "obs_mode", self.obs_mode, "slots for policy=hilp")
         else:
             need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
         if self.curriculum.active:

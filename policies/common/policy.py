@@ -36,7 +36,8 @@ _POLICIES: dict[str, type["Policy"]] = {}
 # Built-in policy types and the module that registers each, so ``from_pretrained`` works without the
 # caller importing the right subpackage first.
 _BUILTIN_MODULES = {"diffusion": "policies.diffusion.modeling", "rl_mlp": "policies.rl.mlp_policy",
-                    "vla": "policies.vla.modeling"}
+                    "vla": "policies.vla.modeling",
+                    "hilp": "policies.hilp.modeling"}
 
 
 class CheckpointDamagedError(ValueError):
