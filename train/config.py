@@ -132,7 +132,7 @@ class SACChoice(SACConfig, _Named):
 
 POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice}
 IMITATION_POLICIES = ("diffusion",)
-IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd")
+IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd", "pointcloud")
 TASK_SETS = ("builtin", "library")   # env= words that name a set of tasks
 RL_POLICIES = ("ppo", "sac")
 
@@ -191,9 +191,9 @@ class RunConfig:
              f"(evaluation must use unseen seeds)")
         if name in IMITATION_POLICIES:
             need(self.obs_mode in IMITATION_OBS_MODES, "obs_mode", self.obs_mode,
-                 f"{', '.join(IMITATION_OBS_MODES)} (the diffusion policy reads no point clouds yet)")
+                 ", ".join(IMITATION_OBS_MODES))
             need(not (self.multitask and self.obs_mode == "state"), "obs_mode", self.obs_mode,
-                 "slots, rgb or rgbd for several tasks (the state vector is laid out per task)")
+                 "slots, rgb, rgbd or pointcloud for several tasks (the state vector is laid out per task)")
         else:
             need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
         if self.curriculum.active:
