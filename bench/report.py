@@ -380,17 +380,21 @@ def rendering_rows(rd: dict) -> list[dict]:
                 source=rd, versions=vers,
                 note=f"MUJOCO_GL={rd['mujoco_gl']} (Mesa llvmpipe); ms CPU of the full look with one setting "
                      f"turned off, {alone}; best of {rd['rounds']} rounds; {shared}")]
-    for mode, frames in (("rgb", "2 camera frames"), ("pointcloud", "RGB + depth of 2 cameras")):
-        p, f = dm[f"{mode}, plain"], dm[f"{mode}, full"]
-        rows.append(row(f"{rd['task']} oracle demos, obs_mode={mode} ({frames} per step, {size} px): plain vs full look",
-                        ours=f"{p['s_per_episode']:.2f} s/episode, {p['frames_per_s']:,.0f} frames/s "
-                             f"({p['frames_per_cpu_s']:,.0f}/CPU-s)",
-                        peer=f"{f['s_per_episode']:.2f} s/episode, {f['frames_per_s']:,.0f} frames/s "
-                             f"({f['frames_per_cpu_s']:,.0f}/CPU-s)",
-                        ratio=f"**{f['s_per_episode'] / p['s_per_episode']:.1f}x** faster demos; obs_mode=state: "
-                              f"{dm['state']['s_per_episode']:.2f} s/episode",
-                        source=rd, versions=vers,
-                        note=f"{p['episodes']} episodes ({p['steps']} steps) each; train.demos.rollout_oracle; {shared}"))
+    def demo(d: dict) -> str:
+        return (f"{d['s_per_episode']:.2f} s/episode ({d['cpu_s_per_episode']:.2f} CPU-s), {d['frames_per_s']:,.0f} "
+                f"frames/s ({d['frames_per_cpu_s']:,.0f}/CPU-s)")
+    p, f, pc, st = dm["rgb, plain"], dm["rgb, full"], dm["pointcloud, plain"], dm["state"]
+    rows.append(row(f"{rd['task']} oracle demos, obs_mode=rgb (front + wrist, {size} px): plain vs full look",
+                    ours=demo(p), peer=demo(f),
+                    ratio=f"**{f['cpu_s_per_episode'] / p['cpu_s_per_episode']:.1f}x** less CPU per demo",
+                    source=rd, versions=vers,
+                    note=f"{p['episodes']} episode(s) of {p['steps'] // p['episodes']} steps each; "
+                         f"train.demos.rollout_oracle; {shared}"))
+    rows.append(row(f"{rd['task']} oracle demos, obs_mode=pointcloud (RGB + depth of both cameras at {size} px, "
+                    "unprojected; plain look) vs obs_mode=state",
+                    ours=demo(pc), peer=f"{st['s_per_episode']:.2f} s/episode ({st['cpu_s_per_episode']:.2f} CPU-s)",
+                    ratio=f"{pc['cpu_s_per_episode'] / st['cpu_s_per_episode']:.1f}x the CPU of a state demo",
+                    source=rd, versions=vers, note=f"{pc['episodes']} episode(s); {shared}"))
     ms = rd.get("maniskill", {})
     if _ok(ms):
         rows.append(row(f"Observation camera frame, ManiSkill (SAPIEN {ms['shader_pack']} shader pack, lavapipe), "
@@ -400,9 +404,9 @@ def rendering_rows(rd: dict) -> list[dict]:
                              f"{ms['state']['ms_per_step']:.1f} ms",
                         peer=f"MuJoCo plain look: {plain['cpu_ms_per_frame']:.1f} ms CPU per frame",
                         ratio=f"{ms['camera_cpu_ms_per_frame'] / plain['cpu_ms_per_frame']:.1f}x MuJoCo's CPU per frame",
-                        source=rd, versions=vers,
-                        note=f"first camera env: {ms['rgb']['first_reset_s']:.0f} s to its first reset (shader "
-                             f"compile); {shared}"))
+                        source={**rd, **{k: ms[k] for k in ("command", "date") if k in ms}}, versions=vers,
+                        note=f"zero-action steps, 1 torch thread; half the rgb-minus-state step is one camera's "
+                             f"frame; shared CPU, load {ms.get('load_avg_1m', rd['load_avg_1m_end']):.1f}"))
     return rows
 
 
