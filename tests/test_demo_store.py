@@ -186,8 +186,11 @@ def test_rendered_demos_store_images_proprio_and_slots(rgb_store):
 
 def test_a_store_without_images_asked_for_images_is_regenerated(tmp_path, caplog):
     state = collect_demos("reach_target", 1, store_root=tmp_path, progress=False)
-    rgb_path = DemoStore.cache_path(tmp_path, "reach_target", "mujoco", "rgb", "ee_delta_pose", range(1),
-                                    state.meta["code_hash"], image_size=32)
+    rgb = collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="rgb", image_size=32, progress=False)
+    # an image store's key also covers how the cameras draw (OBSERVATION_RENDER), a state store's does not
+    assert rgb.meta["code_hash"] != state.meta["code_hash"]
+    assert rgb.meta["code_hash"][:-8] == state.meta["code_hash"][:-8]   # the same task source hash
+    rgb_path = rgb.path
     shutil.copy(state.path, rgb_path)  # a state store where the rgb one belongs, claiming to be rgb
     with h5py.File(rgb_path, "r+") as f:
         f.attrs["obs_mode"] = "rgb"
@@ -201,8 +204,30 @@ def test_a_store_without_images_asked_for_images_is_regenerated(tmp_path, caplog
 
 
 def test_collect_demos_refuses_an_obs_mode_it_cannot_store(tmp_path):
-    with pytest.raises(ValueError, match="obs_mode='pointcloud' is invalid.*allowed: state, slots, rgb, rgbd"):
-        collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="pointcloud")
+    with pytest.raises(ValueError, match="obs_mode='depth' is invalid.*allowed: state, slots, rgb, rgbd, pointcloud"):
+        collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="depth")
+
+
+def test_pointcloud_demos_store_the_cloud_compressed(tmp_path):
+    store = collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="pointcloud", image_size=32,
+                          progress=False)
+    ep = store.episodes[0]
+    T = len(ep.actions)
+    assert store.image_keys == ("pointcloud",) and store.meta["image_size"] == 32
+    cloud = ep.images["pointcloud"]
+    assert cloud.shape == (T, ob.POINTCLOUD_POINTS, 6)
+    env = gym.make(envs.env_id("reach_target"), obs_mode="pointcloud", image_size=32)
+    want = env.reset(seed=ep.seed)[0]["pointcloud"]
+    env.close()
+    got = cloud[np.array([0, 0])]              # float16 on disk, float32 out; 0.5 mm steps below 1 m
+    assert got.dtype == np.float32 and np.allclose(got[0], want, atol=1e-3)
+    with h5py.File(store.path) as f:
+        ds = f[f"episodes/ep_{ep.seed}/images/pointcloud"]
+        assert ds.dtype == np.float16 and ds.compression == "gzip" and ds.chunks[0] <= 4
+    data = SequenceDataset(store.episodes, 2, 4, obs_keys=("pointcloud", "proprio"))
+    assert data[0]["obs"]["pointcloud"].shape == (2, ob.POINTCLOUD_POINTS, 6)
+    with pytest.raises(MissingObservationError, match="holds no 'front_rgb'"):
+        SequenceDataset(store.episodes, 2, 4, obs_keys=("front_rgb",))
 
 
 def _flip_bytes_inside_chunk(path, dataset: str) -> None:

@@ -142,6 +142,25 @@ def test_render_rgb_array_and_missing_gl_message(monkeypatch):
         e2.render()
 
 
+def test_observation_cameras_render_plain_and_the_overview_keeps_shadows():
+    import mujoco
+
+    env = gym.make(ID, obs_mode="rgb", image_size=48, render_mode="rgb_array")
+    env.reset(seed=0)
+    u = env.unwrapped
+    plain = u._render("front", 48)                       # what the observation holds
+    full = u._render("front", 48, observation=False)     # the overview camera's look
+    assert np.array_equal(plain, env.unwrapped._obs(u.scene_state())["front_rgb"])
+    assert np.abs(plain.astype(int) - full).mean() > 1   # the shadow and smoothed edges are gone
+    flags = mujoco.mjtRndFlag
+    obs_scene, overview_scene = u._renderers[48, 48, True].scene, u._renderers[48, 48, False].scene
+    assert not obs_scene.flags[flags.mjRND_SHADOW] and not obs_scene.flags[flags.mjRND_REFLECTION]
+    assert overview_scene.flags[flags.mjRND_SHADOW] and overview_scene.flags[flags.mjRND_REFLECTION]
+    assert u.model.vis.quality.offsamples == 4           # the model keeps multisampling for render()
+    assert env.render().std() > 10
+    env.close()
+
+
 def test_list_tasks_and_registration():
     assert "stack_blocks" in envs.list_tasks()
     assert gym.spec(ID).max_episode_steps == envs.get_task("stack_blocks").max_episode_steps

@@ -146,7 +146,7 @@ class HILPChoice(HILPParams, _Named):
 POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice, "vla": VLAChoice,
                              "hilp": HILPChoice}
 IMITATION_POLICIES = ("diffusion",)
-IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd")
+IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd", "pointcloud")
 TASK_SETS = ("builtin", "library")   # env= words that name a set of tasks
 RL_POLICIES = ("ppo", "sac")
 
@@ -205,9 +205,9 @@ class RunConfig:
              f"(evaluation must use unseen seeds)")
         if name in IMITATION_POLICIES:
             need(self.obs_mode in IMITATION_OBS_MODES, "obs_mode", self.obs_mode,
-                 f"{', '.join(IMITATION_OBS_MODES)} (the diffusion policy reads no point clouds yet)")
+                 ", ".join(IMITATION_OBS_MODES))
             need(not (self.multitask and self.obs_mode == "state"), "obs_mode", self.obs_mode,
-                 "slots, rgb or rgbd for several tasks (the state vector is laid out per task)")
+                 "slots, rgb, rgbd or pointcloud for several tasks (the state vector is laid out per task)")
         elif name == "vla":
             need(self.obs_mode == "rgb", "obs_mode", self.obs_mode, "rgb for policy=vla (it reads one camera image)")
         elif name == "hilp":   # offline on every task's data; phi reads the task-independent observation

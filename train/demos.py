@@ -29,7 +29,7 @@ from train.datasets.demo_store import FORMAT_VERSION, CorruptDemoStoreError, Dem
 
 log = logging.getLogger(__name__)
 
-DEMO_OBS_MODES = ("state", "slots", "rgb", "rgbd")
+DEMO_OBS_MODES = ("state", "slots", "rgb", "rgbd", "pointcloud")
 DEFAULT_IMAGE_SIZE = 64  # pixels: ImageEncoderConfig's default (bench/encoders.py sizes it for a 2-core CPU)
 
 
@@ -71,7 +71,8 @@ class _SlotsRecorder:
 
 def rollout_oracle(env: gym.Env, seed: int, action_noise: float = 0.0) -> Episode:
     """One oracle episode from ``seed``: the env's flat observation, actions and rewards, plus the
-    ``slots`` observation and proprioception every step, and in image modes each camera's frames.
+    ``slots`` observation and proprioception every step, and in image modes each camera's frames
+    (``obs_mode=pointcloud``: the point cloud).
     ``action_noise`` > 0: a noisy oracle (Gaussian std in action units, seeded by ``seed``)."""
     oracle = make_oracle(env, action_noise=action_noise, noise_seed=seed)
     return _rollout(env, seed, oracle.act, on_reset=oracle.reset)
@@ -91,7 +92,7 @@ def _rollout(env: gym.Env, seed: int, act, on_reset=None) -> Episode:
     if on_reset is not None:
         on_reset()
     slots_of = _SlotsRecorder(env)
-    image_keys = [k for k in obs if k.endswith(("_rgb", "_depth"))] if isinstance(obs, dict) else []
+    image_keys = [k for k in obs if k != "state"] if isinstance(obs, dict) else []   # cameras or the cloud
     flat, slots, actions, rewards = [], [], [], []
     images = {k: [] for k in image_keys}
     while True:
@@ -154,19 +155,24 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     """``num_demos`` successful oracle episodes from seeds ``seed_start, seed_start + 1, ...``.
 
     ``obs_mode`` is what the episodes record besides the slots observation: ``state``/``slots``
-    vectors, or ``rgb``/``rgbd`` front and wrist images of ``image_size`` pixels (plus the
-    privileged state vector and proprioception, stored apart). Reuses a valid cached store; one
+    vectors, ``rgb``/``rgbd`` front and wrist images of ``image_size`` pixels, or the
+    ``pointcloud`` unprojected from those cameras rendered at ``image_size`` (plus the privileged
+    state vector and proprioception, stored apart). Reuses a valid cached store; one
     that cannot serve the request (corrupt, an older format, without the images asked for) is
     reported, deleted and regenerated.
     """
     if obs_mode not in DEMO_OBS_MODES:
         raise ValueError(f"obs_mode={obs_mode!r} is invalid for demo collection; allowed: {', '.join(DEMO_OBS_MODES)}")
-    images = obs_mode in ("rgb", "rgbd")
+    images = obs_mode in ob.IMAGE_OBS_MODES   # rendered at image_size: cameras, or the cloud from them
     make_kw = {"image_size": int(image_size)} if images else {}
     env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode, **make_kw)
     # The key covers the task's code and the backend's observation/action layout, so a change to
     # either (not just to the task file) invalidates the cache.
-    layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM])
+    key = [list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM]
+    render = getattr(env.unwrapped, "observation_render", None)   # how the cameras draw (MuJoCo)
+    if images and render is not None:
+        key.append(render)
+    layout = json.dumps(key, sort_keys=True)
     code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds_key = range(seed_start, seed_start + num_demos)
     path = DemoStore.cache_path(store_root or default_store_root(), task, sim, obs_mode, control_mode, seeds_key,

@@ -60,7 +60,9 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
     resuming from ``run_dir``'s checkpoint when there is one. Returns loss statistics.
 
     ``sampler``: how windows are drawn (a multitask dataset's per-task weighted sampler);
-    default: shuffled. ``num_workers``: DataLoader worker processes. ``hook``: called as
+    default: shuffled. ``num_workers``: DataLoader worker processes; each opens the HDF5 demo store
+    through its own handle (``StoreFile``), and the sampler runs in this process, so per-task
+    weights changed between epochs still apply. ``hook``: called as
     ``hook(step, ema_policy)`` after every ``hook.every`` steps (the curriculum,
     :class:`train.curriculum.runner.CurriculumHook`); when it returns True a checkpoint follows,
     and ``hook.state_dict()`` rides in every checkpoint and is restored on resume."""
@@ -91,14 +93,18 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
     else:
         torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + start)
+    # Workers persist (the loader is read epoch after epoch; new workers every epoch would reopen
+    # the store), except with a hook: the curriculum may add stores to the dataset mid-run
+    # (MultiTaskDataset.add_stores), which only workers started at the next epoch see.
+    workers = {"num_workers": num_workers, "persistent_workers": num_workers > 0 and hook is None}
     if sampler is None:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
-                            generator=g, num_workers=num_workers)
+                            generator=g, **workers)
     else:
         if hasattr(sampler, "epoch"):   # a resumed run continues the epoch sequence, not the first epoch again
             sampler.epoch = start
         loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=len(sampler) > batch_size,
-                            num_workers=num_workers)
+                            **workers)
     batches = _infinite(loader)
     writer = SummaryWriter(str(run_dir / "tb"))
     policy.train()

@@ -5,6 +5,7 @@ per task.
     python train.py env=[stack_blocks,place_in_zone,push_to_zone] obs_mode=slots
     python train.py env=builtin obs_mode=slots          # every built-in task (+ library= tasks)
     python train.py env=stack_blocks obs_mode=rgb       # visuomotor: front + wrist cameras + proprio
+    python train.py env=stack_blocks obs_mode=pointcloud   # the point cloud from those cameras + proprio
 
 A single-task ``state`` run without ``policy.use_instruction=true`` does not come here: it keeps
 the flat-vector path of ``train.py`` (same config, same numbers as before).
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from envs.core import CAMERAS
+from envs.core.observation import IMAGE_OBS_MODES
 from train.config import RunConfig
 from train.datasets.multitask import IncompatibleTasksError
 
@@ -82,15 +84,17 @@ def task_action_spaces(tasks: Sequence[str], sim: str, control_mode: str) -> dic
 
 
 def policy_inputs(config: RunConfig, num_tasks: int) -> dict:
-    """What the policy reads for this run: ``obs_key``, ``cameras``, ``depth`` and the
-    ``instruction_encoder`` (language on by default for several tasks or obs_mode=slots)."""
+    """What the policy reads for this run: ``obs_key``, ``cameras``, ``depth``, ``pointcloud``
+    and the ``instruction_encoder`` (language on by default for several tasks or obs_mode=slots).
+    With cameras or a point cloud the vector is ``proprio``: nothing privileged."""
     images = config.obs_mode in ("rgb", "rgbd")
     use_instruction = config.policy.use_instruction
     if use_instruction is None:
         use_instruction = num_tasks > 1 or config.obs_mode == "slots"
-    return {"obs_key": "proprio" if images else config.obs_mode,
+    return {"obs_key": "proprio" if config.obs_mode in IMAGE_OBS_MODES else config.obs_mode,
             "cameras": tuple(CAMERAS) if images else (),
             "depth": config.obs_mode == "rgbd",
+            "pointcloud": config.obs_mode == "pointcloud",
             "instruction_encoder": INSTRUCTION_ENCODER if use_instruction else ""}
 
 
@@ -110,8 +114,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     from train.imitation import checkpoint_dir, train_imitation
 
     data, tr, ev = config.data, config.train, config.eval
-    images = config.obs_mode in ("rgb", "rgbd")
-    image_kw = {"image_size": config.policy.image_size} if images else {}
+    image_kw = {"image_size": config.policy.image_size} if config.obs_mode in IMAGE_OBS_MODES else {}
     limit_kw = {"max_episode_steps": ev.max_episode_steps} if ev.max_episode_steps else {}
     timings = {}
     t = time.time()
@@ -124,9 +127,12 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
 
     t = time.time()
     inputs = policy_inputs(config, len(tasks))
-    obs_keys = observation_keys(inputs["obs_key"], inputs["cameras"], inputs["depth"])
+    pointcloud = inputs.pop("pointcloud")
+    obs_keys = observation_keys(inputs["obs_key"], inputs["cameras"], inputs["depth"], pointcloud)
     dataset = MultiTaskDataset(stores, config.policy.n_obs_steps, config.policy.horizon, obs_keys=obs_keys)
     vectors = dataset.stacked_obs(inputs["obs_key"])
+    # columns per point (xyz + rgb today; whatever features the store's clouds carry)
+    inputs["pointcloud_dim"] = next(iter(stores.values())).episodes[0].images["pointcloud"].shape[-1] if pointcloud else 0
     policy_config = DiffusionConfig.from_params(config.policy, obs_dim=vectors.shape[1],
                                                 action_dim=dataset.action_dim, **inputs)
     torch.manual_seed(config.seed)  # the initial weights; training seeds its own noise and data order

@@ -13,6 +13,8 @@ Layout (format 4)::
                            actions (T, A) float32, rewards (T,) float32
                            images/<camera>_rgb (T, H, W, 3) uint8, images/<camera>_depth (T, H, W, 1)
                                float16 m (image modes only; gzip, FRAMES_PER_CHUNK frames per chunk)
+                           images/pointcloud (T, N, 6) float16: xyz (world, m) + rgb in [0, 1]
+                               (obs_mode=pointcloud; gzip, FRAMES_PER_CHUNK steps per chunk)
                            attrs: seed, success, length, instruction, task, sim, obs_mode
 
 Every dataset carries HDF5's fletcher32 checksum (format 4), so changed bytes, compressed or not,
@@ -25,14 +27,16 @@ finite; a store with a bad episode is refused as a whole, naming each bad episod
 Format 2 stores (no slots, proprio, images or per-episode task/sim/obs_mode) still open;
 ``train.demos.collect_demos`` regenerates them. Images are not loaded by :meth:`DemoStore.open`:
 each episode's ``images`` maps a key to a :class:`Frames` view that reads (and decompresses) only
-the frames asked for, so a store larger than memory trains at no cost in RAM.
+the frames asked for, so a store larger than memory trains at no cost in RAM. ``images`` holds
+every per-step sensor array a policy may read, the point cloud included.
 
 Why gzip at 4 frames per chunk, and depth as float16 (``bench/dataset.py`` measures it): gzip is
 HDF5's built-in filter (any HDF5 reader opens the store; lzf is h5py's own), a 64 px RGB frame
 takes ~16% of its raw 12 KiB and decompresses at ~10,000 frames/s on one shared core, while lzf
 stores ~2.7x more bytes for no faster reads; a chunk of a few frames compresses ~1.8x better
 than one frame, and a training window reads consecutive frames anyway. float16 depth keeps MuJoCo's far-plane value
-(~123 m, past uint16 millimetres' 65.5 m) and 1 mm resolution up to 2 m.
+(~123 m, past uint16 millimetres' 65.5 m) and 1 mm resolution up to 2 m; float16 point
+coordinates keep 0.5 mm up to 1 m from the world origin (the table top lies within it).
 """
 from __future__ import annotations
 
@@ -74,8 +78,8 @@ class Episode:
     slots: np.ndarray | None = None        # (T, SLOTS_DIM); None in format 2 stores
     final_slots: np.ndarray | None = None  # (SLOTS_DIM,)
     proprio: np.ndarray | None = None      # (T, AGENT_DIM)
-    # "<camera>_rgb" (T, H, W, 3) uint8, "<camera>_depth" (T, H, W, 1) float32 m: arrays when
-    # collected, Frames views (read on indexing) when opened from a store
+    # "<camera>_rgb" (T, H, W, 3) uint8, "<camera>_depth" (T, H, W, 1) float32 m, "pointcloud"
+    # (T, N, 6) float32: arrays when collected, Frames views (read on indexing) when opened from a store
     images: Mapping[str, np.ndarray | "Frames"] = field(default_factory=dict)
 
 
@@ -103,7 +107,7 @@ def write_episode(group: h5py.Group, ep: Episode) -> None:
         e.create_dataset("final_slots", data=np.asarray(ep.final_slots, np.float32), fletcher32=True)
     for key, frames in ep.images.items():
         frames = np.asarray(frames)
-        stored = frames.astype(np.float16) if key.endswith("_depth") else frames.astype(np.uint8)
+        stored = frames.astype(np.float16) if is_float_sensor(key) else frames.astype(np.uint8)
         e.create_dataset(f"images/{key}", data=stored, chunks=(min(FRAMES_PER_CHUNK, len(stored)), *stored.shape[1:]),
                          compression=IMAGE_COMPRESSION, compression_opts=IMAGE_COMPRESSION_LEVEL, fletcher32=True)
     e.attrs.update(seed=ep.seed, success=bool(ep.success), length=len(ep.actions), instruction=ep.instruction,
@@ -131,14 +135,19 @@ class StoreFile:
         return {"path": self.path, "_pid": None, "_file": None}
 
 
-class Frames:
-    """A lazy (T, H, W, C) view of one episode's stored camera frames: ``frames[i]``,
-    ``frames[a:b]`` or ``frames[index_array]`` (any order, repeats allowed) reads only the chunks
-    holding those frames. RGB comes back uint8, depth float32 metres."""
+def is_float_sensor(key: str) -> bool:
+    """Stored as float16, read back as float32: depth images and point clouds (RGB is uint8)."""
+    return key.endswith("_depth") or key == "pointcloud"
 
-    def __init__(self, file: StoreFile, name: str, shape: tuple[int, ...], depth: bool):
-        self.file, self.name, self.shape, self.depth = file, name, tuple(shape), depth
-        self.dtype = np.dtype(np.float32 if depth else np.uint8)
+
+class Frames:
+    """A lazy (T, ...) view of one episode's stored camera frames or point clouds: ``frames[i]``,
+    ``frames[a:b]`` or ``frames[index_array]`` (any order, repeats allowed) reads only the chunks
+    holding those steps. RGB comes back uint8, depth (metres) and point clouds float32."""
+
+    def __init__(self, file: StoreFile, name: str, shape: tuple[int, ...], floating: bool):
+        self.file, self.name, self.shape, self.floating = file, name, tuple(shape), floating
+        self.dtype = np.dtype(np.float32 if floating else np.uint8)
         self._ds, self._ds_file = None, None
 
     def __len__(self) -> int:
@@ -165,7 +174,7 @@ class Frames:
         except OSError as err:  # a chunk failed its checksum or does not decompress
             raise CorruptDemoStoreError(f"{self.file.path}: {self.name} is damaged ({err}); delete the file "
                                         f"and the next run regenerates it") from err
-        return out.astype(np.float32) if self.depth else out
+        return out.astype(np.float32) if self.floating else out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:]
@@ -295,7 +304,7 @@ def _read_checked_episode(path: Path, name: str, e: h5py.Group, meta: dict, file
     def optional(key):
         return e[key][()] if key in e else None
 
-    images = {k: Frames(file, f"episodes/{name}/images/{k}", ds.shape, k.endswith("_depth"))
+    images = {k: Frames(file, f"episodes/{name}/images/{k}", ds.shape, is_float_sensor(k))
               for k, ds in e.get("images", {}).items()}
     a = e.attrs
     ep = Episode(e["obs"][()], e["actions"][()], e["rewards"][()], int(a["seed"]), bool(a["success"]),

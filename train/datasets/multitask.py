@@ -12,7 +12,8 @@ A sample is one :class:`~train.datasets.sequence.SequenceDataset` window (``obs`
 (n_obs_steps, ...)}`` for the requested ``obs_keys`` only, ``action``: (horizon, A)) plus
 ``task_id`` (an index into :attr:`MultiTaskDataset.tasks`), ``instruction`` (the episode's string)
 and ``instruction_id`` (an index into :attr:`MultiTaskDataset.instructions`, for embeddings
-computed once). Camera images arrive as uint8 (depth float32 m), decoded from the store per sample.
+computed once). Camera images arrive as uint8 (depth float32 m), point clouds as float32, decoded
+from the store per sample.
 
 Sampling: a task's weight is the probability mass of drawing from it (not scaled by how many
 windows it has), spread evenly over its windows. :meth:`MultiTaskDataset.sampler` reads the
@@ -175,9 +176,9 @@ def _check_observations(stores: list[DemoStore], obs_keys: tuple[str, ...]) -> N
     """Every requested key exists in every store (MissingObservationError otherwise) with one
     shape per step across them."""
     for key in obs_keys:
-        if key not in VECTOR_KEYS and not key.endswith(("_rgb", "_depth")):
-            raise ValueError(f"obs key {key!r} is invalid; allowed: {', '.join(VECTOR_KEYS)} or camera keys "
-                             f"such as 'front_rgb', 'wrist_depth'")
+        if key not in VECTOR_KEYS and key != "pointcloud" and not key.endswith(("_rgb", "_depth")):
+            raise ValueError(f"obs key {key!r} is invalid; allowed: {', '.join(VECTOR_KEYS)}, pointcloud or camera "
+                             f"keys such as 'front_rgb', 'wrist_depth'")
         shapes = {}
         for store in stores:
             value = episode_observation(store.episodes[0], key)
