@@ -362,6 +362,21 @@ def keyposes_rows(kp: dict) -> list[dict]:
                      "docs/benchmarks.md section 11")]
 
 
+def hilp_rows(h: dict) -> list[dict]:
+    """HILP zero-shot goal reaching vs goal-conditioned BC on the same data (bench/hilp.py)."""
+    c, rows = h["config"], []
+    for task, s in h["summary"].items():
+        hi, bc = s["hilp"], s["gcbc"]
+        rows.append(row(f"HILP zero-shot goal reaching on {task} vs goal-conditioned BC, same data "
+                        f"({c['demos']} demos + {c['explore']} exploratory episodes)",
+                        ours=f"success {hi['mean']:.2f} (+-{hi['std']:.2f})", peer=f"GCBC {bc['mean']:.2f} (+-{bc['std']:.2f})",
+                        ratio=f"{(hi['mean'] - bc['mean']) * 100:+.0f} points",
+                        source={**h, "machine_short": f"{h['machine'].get('cores', '?')} cores"}, versions="",
+                        note=f"{len(c['seeds'])} seed(s) x {c['eval_episodes']} unseen goals, {c['steps']} steps; "
+                             f"{h['wall_s'] / 60:.0f} min (shared CPU)"))
+    return rows
+
+
 def rendering_rows(rd: dict) -> list[dict]:
     """Observation cameras (bench/rendering.py): MuJoCo's plain look vs the full one; ManiSkill's cost."""
     vers = _v(rd, "mujoco", "mani-skill", "sapien")
@@ -412,8 +427,8 @@ def rendering_rows(rd: dict) -> list[dict]:
 
 # result file name -> its rows, in table order. Files not written by `python -m bench.run` itself
 # (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU;
-# encoders, video, dataset, keyposes, rendering: their own scripts, bench/encoders.py, bench/video.py,
-# bench/dataset.py, bench/keyposes.py, bench/rendering.py) are read the same way.
+# encoders, video, dataset, keyposes, rendering, hilp: their own scripts, bench/encoders.py, bench/video.py,
+# bench/dataset.py, bench/keyposes.py, bench/rendering.py, bench/hilp.py) are read the same way.
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
     "scaling": scaling_rows,
@@ -430,6 +445,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "keyposes": keyposes_rows,
     "keyposes_maniskill": keyposes_rows,
     "rendering": rendering_rows,
+    "hilp": hilp_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {
