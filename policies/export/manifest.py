@@ -141,6 +141,10 @@ def _observation(env, spec: ExportSpec, obs_mode: str) -> dict:
     u = env.unwrapped
     state_layout = u.state_layout()
     task = u.task_cls.name
+    if (spec.obs_key == "slots") != (obs_mode == "slots"):   # the env gives slots only in that mode
+        raise ExportError(f"the policy reads {spec.obs_key} observations but task {task!r} with obs_mode={obs_mode} "
+                          f"gives {'slots' if obs_mode == 'slots' else 'state'}; pass the --obs-mode it was "
+                          f"trained with")
     if spec.obs_key == "slots":
         layout, source = ob.slots_layout(), None
     elif spec.obs_key == "proprio":
