@@ -155,8 +155,8 @@ def _observation(env, spec: ExportSpec, obs_mode: str) -> dict:
         layout, source = state_layout, None
     n = max(s.stop for s in layout.values())
     if n != spec.obs_dim:
-        raise ExportError(f"the policy expects {spec.obs_dim}-dim observations ({spec.obs_key}) but task {task!r} "
-                          f"({obs_mode}) gives {n}; pass the --env/--obs-mode it was trained with")
+        raise ExportError(f"the policy expects {spec.obs_dim}-dim observations but task {task!r} ({obs_mode}) "
+                          f"gives {n} ({spec.obs_key}); pass the --env/--obs-mode it was trained with")
     vector = {"name": spec.obs_key, "input": OBS_INPUT, "shape": [n], "dtype": "float32", "fields": _fields(layout)}
     if source:
         vector["from"] = source
