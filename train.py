@@ -4,11 +4,13 @@
     python train.py env=stack_blocks                      # the default: diffusion policy on MuJoCo
     python train.py env=place_in_zone data.num_demos=200  # any registered task, any override
     python train.py env=push_to_zone policy=sac           # RL (stable-baselines3)
+    python train.py env=builtin policy=hilp obs_mode=slots   # HILP offline on every task (docs/hilp.md)
     python train.py sim=mujoco data.sim=maniskill         # demos from one backend, policy on the other
     python train.py resume=outputs/2026-11-23/22-40-00    # continue a killed run
     python train.py env=[stack_blocks,place_in_zone] obs_mode=slots   # one language-conditioned policy
     python train.py env=builtin obs_mode=slots            # every built-in task (library=DIR adds its tasks)
     python train.py env=stack_blocks obs_mode=rgb         # visuomotor: front + wrist cameras + proprio
+    python train.py env=builtin obs_mode=rgb policy=vla   # the tiny OpenVLA-architecture VLA (docs/vla.md)
 
 Outputs go to outputs/<date>/<time>/: config.yaml, metrics.json, checkpoints/, videos/, tb/.
 """
@@ -42,6 +44,7 @@ def check_runnable(config: RunConfig) -> list[str]:
     """What the config alone cannot tell (its ranges were checked when it was built): the tasks
     are registered (after loading ``library``) and the device exists. Returns the task names."""
     import envs
+    from envs.library import LibraryError
     from train.multitask import resolve_tasks
 
     library_tasks = []
@@ -49,7 +52,10 @@ def check_runnable(config: RunConfig) -> list[str]:
         if not Path(config.library).is_dir():
             raise ConfigError("library", config.library, "a task library directory "
                                                          "(python -m generation generate --library DIR)")
-        library_tasks = envs.load_library(config.library)
+        try:
+            library_tasks = envs.load_library(config.library)
+        except LibraryError as err:   # unreadable manifest, a file edited after admission
+            raise ConfigError("library", config.library, f"a loadable task library ({err})") from None
     tasks = resolve_tasks(config.env, library_tasks)  # UnknownTaskError names the task and lists the known ones
     if not tasks:
         raise ConfigError("env", config.env, f"a set with at least one task (library {config.library} has none)")
@@ -119,10 +125,10 @@ def run(cfg: DictConfig) -> dict:
     t0 = time.time()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.resume:
-        saved = run_dir / "config.yaml"
-        if not saved.exists():
-            raise ConfigError("resume", cfg.resume, "a run directory holding config.yaml")
-        cfg = OmegaConf.merge(OmegaConf.load(saved), {"resume": str(cfg.resume)})
+        from train.run_checks import check_resume_dir, resume_config
+
+        saved = check_resume_dir(cfg.resume) / "config.yaml"
+        cfg = resume_config(OmegaConf.load(saved), cfg, list(HydraConfig.get().overrides.task))
         log.info("resuming %s with its saved config", run_dir)
     config = to_run_config(cfg)
     tasks = check_runnable(config)
@@ -132,10 +138,18 @@ def run(cfg: DictConfig) -> dict:
                     "so training runs ~2x slower than on an idle CPU", BUSY_CORES)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.yaml", to_yaml(config))
-    if config.policy.name in RL_POLICIES:
+    if config.policy.name == "hilp":
+        from train.hilp import run_hilp
+
+        metrics = run_hilp(config, run_dir, tasks)
+    elif config.policy.name in RL_POLICIES:
         from train.rl import run_rl
 
         metrics = run_rl(config, run_dir)
+    elif config.policy.name == "vla":
+        from train.vla import run_vla
+
+        metrics = run_vla(config, run_dir, tasks)
     elif goes_multitask(config):
         from train.multitask import run_multitask
 
@@ -159,13 +173,13 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    import envs
-    from train.datasets.multitask import IncompatibleTasksError
     from train.imitation import TrainingDiverged
+    from train.run_checks import remove_unused_run_dir, user_errors
 
     try:
         run(cfg)
-    except (envs.UnknownTaskError, ConfigError, IncompatibleTasksError) as err:
+    except user_errors() as err:
+        remove_unused_run_dir(Path(HydraConfig.get().runtime.output_dir))
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except TrainingDiverged as err:
@@ -174,4 +188,10 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from train.run_checks import preflight
+
+    problem = preflight(sys.argv[1:], check_runnable)  # before Hydra creates a run directory
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

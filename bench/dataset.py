@@ -5,8 +5,8 @@
 - **Rendering**: stack_blocks oracle demos on MuJoCo in ``obs_mode="rgb"`` at 64 px, front +
   wrist cameras (``train.demos.rollout_oracle``, as ``collect_demos`` runs it): camera frames per
   second and seconds per episode, against the same episodes in ``obs_mode="state"``; and one
-  camera frame's render time with the scene's shadow map as it is, and switched off (a
-  diagnostic: Mesa's software renderer spends most of a frame on the shadow pass).
+  camera frame's render time in the observation cameras' plain look and in the model's full look
+  with shadows (the overview camera's; ``bench/rendering.py`` breaks the difference down).
 - **Storage**: the rendered frames (RGB of those demos, depth of one ``rgbd`` demo) written as
   HDF5 datasets the way the demo store does, for each compression (none, lzf, gzip levels) and
   chunking (1 or 4 frames), and depth as float16 metres against uint16 millimetres: bytes per
@@ -85,23 +85,20 @@ def rendering(episodes: int) -> tuple[dict, list]:
     frames = 2 * (steps + episodes)  # both cameras, every step and the reset
     u = rgb.unwrapped
 
-    def frame_ms(n=20) -> float:
-        u._render("front", IMAGE_SIZE)
+    def frame_ms(observation: bool, n=20) -> float:
+        u._render("front", IMAGE_SIZE, observation=observation)
         t = time.perf_counter()
         for _ in range(n):
-            u._render("front", IMAGE_SIZE)
+            u._render("front", IMAGE_SIZE, observation=observation)
         return 1000 * (time.perf_counter() - t) / n
 
-    with_shadows = frame_ms()
-    u.model.vis.quality.shadowsize = 0  # the diagnostic: this env only, closed below
-    u._close_renderers()
-    without = frame_ms()
+    plain, full = frame_ms(True), frame_ms(False)
     rgb.close(), state.close()
     return {"task": TASK, "sim": "mujoco", "mujoco_gl": os.environ["MUJOCO_GL"], "image_size": IMAGE_SIZE,
             "cameras": 2, "episodes": episodes, "successes": sum(e.success for e in eps), "steps": steps,
             "frames": frames, "frames_per_s": round(frames / wall, 1), "frames_per_cpu_s": round(frames / cpu, 1),
             "s_per_episode": round(wall / episodes, 2), "state_s_per_episode": round(state_wall / episodes, 3),
-            "render_ms_per_frame": round(with_shadows, 1), "render_ms_per_frame_no_shadows": round(without, 1)}, eps
+            "render_ms_per_frame": round(plain, 1), "render_ms_per_frame_full_look": round(full, 1)}, eps
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -296,6 +296,16 @@ def video_rows(vd: dict) -> list[dict]:
                 source=vd, versions=_v(vd, "mujoco", "pillow", "imageio-ffmpeg"), note=note) for r in new]
 
 
+def frame_note(r: dict) -> str:
+    """One camera frame's cost as bench/dataset.py recorded it (results from before the plain
+    observation look measured the full look, with and without the shadow map)."""
+    if "render_ms_per_frame_full_look" in r:
+        return (f"one camera frame {r['render_ms_per_frame']:.1f} ms (plain observation look), "
+                f"{r['render_ms_per_frame_full_look']:.0f} ms in the full look with shadows")
+    return (f"measured before the plain observation look: one camera frame {r['render_ms_per_frame']:.0f} ms, "
+            f"{r['render_ms_per_frame_no_shadows']:.0f} ms without the shadow map (bench/rendering.py has today's)")
+
+
 def dataset_rows(ds: dict) -> list[dict]:
     """Image demos (bench/dataset.py): rendering cost, store bytes and reads, loader vs trainer; no peer."""
     vers = _v(ds, "mujoco", "h5py", "torch")
@@ -307,9 +317,7 @@ def dataset_rows(ds: dict) -> list[dict]:
                 peer=f"the same demos in obs_mode=state: {r['state_s_per_episode']:.2f} s per episode",
                 ratio=f"rendering makes a demo **{r['s_per_episode'] / r['state_s_per_episode']:.0f}x** slower",
                 source=ds, versions=vers,
-                note=f"MUJOCO_GL={r['mujoco_gl']}; one camera frame {r['render_ms_per_frame']:.0f} ms, "
-                     f"{r['render_ms_per_frame_no_shadows']:.0f} ms without the shadow map; {r['episodes']} "
-                     f"episodes; {shared}")]
+                note=f"MUJOCO_GL={r['mujoco_gl']}; {frame_note(r)}; {r['episodes']} episodes; {shared}")]
 
     def store(c: dict) -> str:
         return (f"{c['bytes_per_frame'] / 1000:.1f} kB/frame ({100 * c['of_raw']:.0f}% of raw), "
@@ -354,11 +362,58 @@ def keyposes_rows(kp: dict) -> list[dict]:
                      "docs/benchmarks.md section 11")]
 
 
+def rendering_rows(rd: dict) -> list[dict]:
+    """Observation cameras (bench/rendering.py): MuJoCo's plain look vs the full one; ManiSkill's cost."""
+    vers = _v(rd, "mujoco", "mani-skill", "sapien")
+    shared = f"shared CPU, load {rd['load_avg_1m_start']:.1f}-{rd['load_avg_1m_end']:.1f}"
+    size, fr, dm = rd["image_size"], rd["frames"], rd["demos"]
+    plain, full = fr["plain (now)"], fr["full (before)"]
+    alone = "; ".join(f"{name[len('full '):]}: {r['cpu_ms_per_frame']:.1f}" for name, r in fr.items()
+                      if name.startswith("full without"))
+    rows = [row(f"Observation camera frame, MuJoCo, {rd['task']} at {size} px: plain look (no shadows, reflections, "
+                "skybox, multisampling) vs the full look it had before",
+                ours=f"{plain['cpu_ms_per_frame']:.1f} ms CPU ({plain['ms_per_frame']:.1f} wall), "
+                     f"{plain['frames_per_s']:,.0f} frames/s",
+                peer=f"{full['cpu_ms_per_frame']:.1f} ms CPU ({full['ms_per_frame']:.1f} wall), "
+                     f"{full['frames_per_s']:,.0f} frames/s",
+                ratio=f"**{full['cpu_ms_per_frame'] / plain['cpu_ms_per_frame']:.0f}x** less CPU per frame",
+                source=rd, versions=vers,
+                note=f"MUJOCO_GL={rd['mujoco_gl']} (Mesa llvmpipe); ms CPU of the full look with one setting "
+                     f"turned off, {alone}; best of {rd['rounds']} rounds; {shared}")]
+    def demo(d: dict) -> str:
+        return (f"{d['s_per_episode']:.2f} s/episode ({d['cpu_s_per_episode']:.2f} CPU-s), {d['frames_per_s']:,.0f} "
+                f"frames/s ({d['frames_per_cpu_s']:,.0f}/CPU-s)")
+    p, f, pc, st = dm["rgb, plain"], dm["rgb, full"], dm["pointcloud, plain"], dm["state"]
+    rows.append(row(f"{rd['task']} oracle demos, obs_mode=rgb (front + wrist, {size} px): plain vs full look",
+                    ours=demo(p), peer=demo(f),
+                    ratio=f"**{f['cpu_s_per_episode'] / p['cpu_s_per_episode']:.1f}x** less CPU per demo",
+                    source=rd, versions=vers,
+                    note=f"{p['episodes']} episode(s) of {p['steps'] // p['episodes']} steps each; "
+                         f"train.demos.rollout_oracle; {shared}"))
+    rows.append(row(f"{rd['task']} oracle demos, obs_mode=pointcloud (RGB + depth of both cameras at {size} px, "
+                    "unprojected; plain look) vs obs_mode=state",
+                    ours=demo(pc), peer=f"{st['s_per_episode']:.2f} s/episode ({st['cpu_s_per_episode']:.2f} CPU-s)",
+                    ratio=f"{pc['cpu_s_per_episode'] / st['cpu_s_per_episode']:.1f}x the CPU of a state demo",
+                    source=rd, versions=vers, note=f"{pc['episodes']} episode(s); {shared}"))
+    ms = rd.get("maniskill", {})
+    if _ok(ms):
+        rows.append(row(f"Observation camera frame, ManiSkill (SAPIEN {ms['shader_pack']} shader pack, lavapipe), "
+                        f"{size} px, from env steps in rgb vs state",
+                        ours=f"{ms['camera_cpu_ms_per_frame']:.1f} ms CPU ({ms['camera_ms_per_frame']:.1f} wall) per "
+                             f"frame; rgb step {ms['rgb']['ms_per_step']:.1f} ms, state step "
+                             f"{ms['state']['ms_per_step']:.1f} ms",
+                        peer=f"MuJoCo plain look: {plain['cpu_ms_per_frame']:.1f} ms CPU per frame",
+                        ratio=f"{ms['camera_cpu_ms_per_frame'] / plain['cpu_ms_per_frame']:.1f}x MuJoCo's CPU per frame",
+                        source={**rd, **{k: ms[k] for k in ("command", "date") if k in ms}}, versions=vers,
+                        note=f"zero-action steps, 1 torch thread; half the rgb-minus-state step is one camera's "
+                             f"frame; shared CPU, load {ms.get('load_avg_1m', rd['load_avg_1m_end']):.1f}"))
+    return rows
+
+
 # result file name -> its rows, in table order. Files not written by `python -m bench.run` itself
 # (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU;
-# encoders, video, dataset, keyposes: their own scripts, bench/encoders.py, bench/video.py, bench/dataset.py,
-# bench/keyposes.py) are
-# read the same way.
+# encoders, video, dataset, keyposes, rendering: their own scripts, bench/encoders.py, bench/video.py,
+# bench/dataset.py, bench/keyposes.py, bench/rendering.py) are read the same way.
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
     "scaling": scaling_rows,
@@ -374,6 +429,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "dataset": dataset_rows,
     "keyposes": keyposes_rows,
     "keyposes_maniskill": keyposes_rows,
+    "rendering": rendering_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {

@@ -11,7 +11,10 @@ Layout of a library directory::
 
 Only the manifest decides what is in the library. Loading re-checks each file's sha256 against
 the manifest and runs the static gate (:mod:`envs.static_check`) again, so a file edited or planted
-after admission is refused rather than run.
+after admission is refused rather than run: that task is skipped (a warning names it and says
+why; :meth:`LibraryView.damaged` lists them) and the rest of the library loads. A manifest that
+is not a library manifest (bad JSON, wrong shape, an entry without its fields) is a
+:class:`LibraryError` naming what is wrong.
 """
 from __future__ import annotations
 
@@ -19,9 +22,12 @@ import hashlib
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import sys
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 VERSION = 1
@@ -47,10 +53,17 @@ class LibraryView:
             return {"version": VERSION, "tasks": {}}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise LibraryError(f"{path} is unreadable: {err}") from None
-        if data.get("version") != VERSION or not isinstance(data.get("tasks"), dict):
-            raise LibraryError(f"{path} is not a roboforge library manifest (version {VERSION})")
+        if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("tasks"), dict):
+            raise LibraryError(f"{path} is not a roboforge library manifest "
+                               f'({{"version": {VERSION}, "tasks": {{...}}}} expected)')
+        for name, entry in data["tasks"].items():
+            missing = [k for k in ("file", "meta", "sha256") if not isinstance(entry, dict) or
+                       not isinstance(entry.get(k), str)]
+            if missing:
+                raise LibraryError(f"{path}: the entry for task {name!r} lacks {', '.join(missing)}; "
+                                   f"the manifest was edited or damaged")
         return data
 
     def names(self) -> list[str]:
@@ -59,7 +72,13 @@ class LibraryView:
     def source(self, name: str) -> str:
         """The task's program, refused if it no longer matches the manifest's hash."""
         entry = self._entry(name)
-        text = (self.root / entry["file"]).read_text(encoding="utf-8")
+        try:
+            text = (self.root / entry["file"]).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise LibraryError(f"{self.root / entry['file']} is missing (deleted after admission?); admit the "
+                               f"task again with `python -m generation admit`") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise LibraryError(f"{self.root / entry['file']} is unreadable: {err}") from None
         if sha256(text) != entry["sha256"]:
             raise LibraryError(f"{self.root / entry['file']} does not match the manifest's sha256 "
                                "(edited after admission?); re-admit it with `python -m generation admit`")
@@ -69,7 +88,30 @@ class LibraryView:
         return self.root / self._entry(name)["file"]
 
     def meta(self, name: str) -> dict:
-        return json.loads((self.root / self._entry(name)["meta"]).read_text(encoding="utf-8"))
+        path = self.root / self._entry(name)["meta"]
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise LibraryError(f"{path} is unreadable: {err}") from None
+        if not isinstance(data, dict):
+            raise LibraryError(f"{path} is not a task's metadata record")
+        return data
+
+    def damaged(self) -> dict[str, str]:
+        """Tasks of the manifest whose files no longer load (edited, deleted): name -> why."""
+        out = {}
+        for name in self.names():
+            try:
+                self.source(name)
+                self.meta(name)
+            except LibraryError as err:
+                out[name] = str(err)
+        return out
+
+    def usable_names(self) -> list[str]:
+        """:meth:`names` less :meth:`damaged`."""
+        bad = self.damaged()
+        return [n for n in self.names() if n not in bad]
 
     def _entry(self, name: str) -> dict:
         try:
@@ -90,10 +132,16 @@ def load_library(root: str | os.PathLike) -> list[str]:
         raise FileNotFoundError(f"no task library at {lib.root}")
     names = []
     for name in lib.names():
-        source = lib.source(name)
+        try:
+            source = lib.source(name)
+        except LibraryError as err:  # one edited or deleted file does not take the library down
+            log.warning("skipping library task %r: %s", name, err)
+            continue
         report = check_source(source)
         if not report.ok or report.task_name != name:
-            raise LibraryError(f"library task {name!r} fails the static gate on load: {report.reason or 'name mismatch'}")
+            log.warning("skipping library task %r: it fails the static gate on load: %s", name,
+                        report.reason or "name mismatch")
+            continue
         path = lib.path(name).resolve()
         if name in list_tasks():
             existing = inspect.getfile(get_task(name))

@@ -1,6 +1,7 @@
 """Command line: ``python -m generation {generate,admit,report} ...``
 
     generate --generator {procedural,llm} --count N --library DIR [--mode exploratory|goal --target TASK] [--json]
+                                          exit 0 done, 2 usage error, 3 no LLM call reached the endpoint
     admit FILE --library DIR [--json]     exit 0 admitted, 1 rejected, 2 usage error
     report --library DIR [--json]
 
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 EXIT_ADMITTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+EXIT_UNREACHABLE = 3  # generate --generator llm: not one call reached the endpoint
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,6 +102,7 @@ def _client(needed: bool):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from envs.library import LibraryError
     from llm import LLMConfigError
 
     try:
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "admit":
             return _admit(args)
         return _report(args)
-    except (LLMConfigError, ValueError, FileNotFoundError) as err:
+    except (LLMConfigError, LibraryError, ValueError, FileNotFoundError, IsADirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -134,6 +137,13 @@ def _generate(args) -> int:
             print("curriculum: " + " -> ".join(s["plan"]))
     else:
         print(json.dumps(s))
+    if summary.llm_failures:
+        print(f"LLM calls failed: {len(summary.llm_failures)} of {summary.llm_calls}; first: {summary.llm_failures[0]}",
+              file=sys.stderr)
+    if summary.endpoint_never_answered:
+        print(f"error: no attempt reached the LLM endpoint ({summary.llm_failures[-1]}); check "
+              f"ROBOFORGE_LLM_BASE_URL and that the server is running", file=sys.stderr)
+        return EXIT_UNREACHABLE
     return 0
 
 
@@ -142,6 +152,8 @@ def _admit(args) -> int:
     from generation.library import Library, load_library
     from generation.pipeline import admission_meta, build_index, taken_names
 
+    if args.file.is_dir():
+        raise IsADirectoryError(f"{args.file} is a directory; pass one task file (a .py with one Task class)")
     if not args.file.is_file():
         raise FileNotFoundError(f"no such task file: {args.file}")
     source = args.file.read_text(encoding="utf-8", errors="replace")

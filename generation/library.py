@@ -22,10 +22,15 @@ import fcntl
 import json
 from pathlib import Path
 
-from envs.core.fileio import write_atomic
+from envs.core.fileio import Artifact, write_atomic
 from envs.library import MANIFEST, LibraryError, LibraryView, load_library, sha256
 
 __all__ = ["Library", "LibraryError", "load_library", "now_iso", "sha256"]
+
+
+# what a directory must look like before the first admission makes it a library: nothing but
+# what a library (or an admission killed before its first manifest) holds
+_NEW_LIBRARY = Artifact("task library", ("tasks", "meta", "journal", ".lock", f".{MANIFEST}.tmp-*"))
 
 
 def now_iso() -> str:
@@ -38,6 +43,11 @@ class Library(LibraryView):
     # -- admitting -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self):
+        if self.root.exists() and not (self.root / MANIFEST).exists():
+            why = _NEW_LIBRARY.foreign(self.root)
+            if why:  # a user's folder: admitting (and its sweep) would write into and delete from it
+                raise LibraryError(f"{self.root} is not a task library (no {MANIFEST}) and {why}; "
+                                   f"choose a new or empty directory")
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -50,8 +60,9 @@ class Library(LibraryView):
         """Add a validated task: task file, then metadata, then the manifest (commit)."""
         with self._locked():
             manifest = self.manifest()
-            if name in manifest["tasks"]:
+            if name in manifest["tasks"] and name not in self.damaged():
                 raise LibraryError(f"task {name!r} is already in the library")
+            # a damaged entry (its file edited or deleted) is replaced: this admission re-gated it
             self._sweep(manifest)
             task_rel, meta_rel = f"tasks/{name}.py", f"meta/{name}.json"
             digest = sha256(source)
@@ -66,7 +77,10 @@ class Library(LibraryView):
 
     def _sweep(self, manifest: dict) -> None:
         """Remove what an interrupted admission left: temp files and files no manifest entry
-        names. Only runs inside an admission, so a rejection never changes the directory."""
+        names. Only runs inside an admission, so a rejection never changes the directory; and
+        only in a directory that has a manifest (one without never had an admission committed)."""
+        if not (self.root / MANIFEST).exists():
+            return
         listed = {v["file"] for v in manifest["tasks"].values()} | {v["meta"] for v in manifest["tasks"].values()}
         for sub in ("tasks", "meta"):
             d = self.root / sub

@@ -47,17 +47,26 @@ class RunSummary:
     tokens: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
     wall_s: float = 0.0
     plan: list[str] = field(default_factory=list)
+    llm_calls: int = 0        # generator calls made (proposal, curriculum, code)
+    llm_answered: int = 0     # of those, how many got any answer from the endpoint (an HTTP error counts)
+    llm_failures: list[str] = field(default_factory=list)  # why each failed call failed
 
     def as_dict(self) -> dict:
         return {"generator": self.generator, "mode": self.mode, "attempted": self.attempted,
                 "admitted": self.admitted, "n_admitted": len(self.admitted), "rejected": self.rejected,
-                "tokens": self.tokens, "wall_s": round(self.wall_s, 1), "plan": self.plan}
+                "tokens": self.tokens, "wall_s": round(self.wall_s, 1), "plan": self.plan,
+                "llm_calls": self.llm_calls, "llm_answered": self.llm_answered, "llm_failures": self.llm_failures}
+
+    @property
+    def endpoint_never_answered(self) -> bool:
+        """The LLM generator made calls and not one reached the endpoint (dead address, timeouts)."""
+        return self.llm_calls > 0 and self.llm_answered == 0
 
 
 def build_index(library: Library) -> NoveltyIndex:
     """Built-ins + every library task; stored embeddings are reused when the model matches."""
     index = NoveltyIndex.with_builtins()
-    for name in library.names():
+    for name in library.usable_names():  # a damaged task is skipped, as loading skips it
         meta, source = library.meta(name), library.source(name)
         vec = meta.get("embedding")
         if vec is None or meta.get("embedding_model") != MODEL_ID:
@@ -96,8 +105,10 @@ def procedural_candidates(library: Library, index: NoveltyIndex, mode: str, targ
 class LLMCandidates:
     """GenSim's two LLM stages: propose (or plan a curriculum), then write the code."""
 
-    def __init__(self, client, library: Library, index: NoveltyIndex, temperature: float = 0.7):
+    def __init__(self, client, library: Library, index: NoveltyIndex, temperature: float = 0.7,
+                 summary: RunSummary | None = None):
         self.client, self.library, self.index, self.temperature = client, library, index, temperature
+        self.summary = summary if summary is not None else RunSummary("llm", "")
 
     def _instructions(self) -> dict[str, str]:
         from envs.registry import get_task, list_tasks
@@ -111,7 +122,21 @@ class LLMCandidates:
         return codegen_llm.error_book_text(self.library.journal("error_book"))
 
     def _ask(self, messages: list[dict]):
-        return self.client.chat(messages, temperature=self.temperature)
+        """One generator call, counted: did it reach the endpoint at all (see RunSummary)?"""
+        from llm import LLMTimeout, LLMUnreachable
+
+        self.summary.llm_calls += 1
+        try:
+            resp = self.client.chat(messages, temperature=self.temperature)
+        except (LLMUnreachable, LLMTimeout) as err:  # nothing came back
+            self.summary.llm_failures.append(str(err))
+            raise
+        except Exception as err:  # noqa: BLE001  (an HTTP error or a garbled answer: the endpoint answered)
+            self.summary.llm_answered += 1
+            self.summary.llm_failures.append(str(err))
+            raise
+        self.summary.llm_answered += 1
+        return resp
 
     def _write(self, proposal: Proposal, tokens: dict) -> Candidate:
         examples = self._retrieve(f"{proposal.description}\n{proposal.instruction}")
@@ -220,14 +245,15 @@ def generate(library: Library, generator: str = "procedural", count: int = 10, m
     if generator == "procedural":
         source = procedural_candidates(library, index, mode, target, rng, summary.plan)
     elif generator == "llm":
-        source = LLMCandidates(client, library, index).candidates(mode, target, count, summary.plan)
+        source = LLMCandidates(client, library, index, summary=summary).candidates(mode, target, count, summary.plan)
     else:
         raise ValueError(f"unknown generator {generator!r}; choose procedural or llm")
     t_start = time.monotonic()
     bar = tqdm(total=count, desc=f"generate[{generator}]", unit="task", disable=not progress, dynamic_ncols=True)
     try:
-        for cand in source:
-            if summary.attempted >= count:
+        while summary.attempted < count:  # checked before the next candidate: no LLM call past count
+            cand = next(source, None)
+            if cand is None:
                 break
             summary.attempted += 1
             bar.set_postfix_str(f"{cand.proposal.name[:30]} admitted={len(summary.admitted)}")
@@ -286,6 +312,8 @@ def _journal(library: Library, run_id: str, generator: str, mode: str, cand: Can
               "reason": verdict.reason, "passed": [o.gate for o in verdict.outcomes if o.passed],
               "isolation": verdict.isolation, "tokens": cand.tokens, "prompt_hash": cand.prompt_hash}
     library.journal_append("attempts", record)
-    if not verdict.admitted:
+    # the error book feeds later prompts with the model's own mistakes; a call that failed (dead
+    # endpoint, timeout, HTTP error) says nothing about the model, so it stays in attempts only
+    if not verdict.admitted and verdict.gate != "llm":
         library.journal_append("error_book", {"ts": record["ts"], "generator": generator, "task": record["task"],
                                               "gate": verdict.gate, "reason": verdict.reason})

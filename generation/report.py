@@ -42,8 +42,9 @@ def isolation_counts(attempts: list[dict], metas: list[dict]) -> dict[str, int]:
 
 def build_report(library: Library) -> dict:
     attempts = library.journal("attempts")
+    damaged = library.damaged()
     names = library.names()
-    metas = [library.meta(n) for n in names]
+    metas = [library.meta(n) for n in names if n not in damaged]
     vecs = np.array([m["embedding"] for m in metas if m.get("embedding")], np.float32)
     from generation.embedding import mean_pairwise_distance
 
@@ -61,7 +62,7 @@ def build_report(library: Library) -> dict:
         "diversity_mean_pairwise_cosine_distance": mean_pairwise_distance(vecs) if len(vecs) else 0.0,
         "mean_oracle_success": float(np.mean(rates)) if rates else None,
         "sandbox_isolation": isolation_counts(attempts, metas),
-        "llm_tokens": tokens, "orphans": library.orphans(),
+        "llm_tokens": tokens, "orphans": library.orphans(), "damaged": damaged,
     }
 
 
@@ -85,6 +86,8 @@ def format_report(r: dict) -> str:
                                                       for k, v in r["sandbox_isolation"].items()))
     t = r["llm_tokens"]
     lines.append(f"LLM tokens: {t['total_tokens']} (prompt {t['prompt_tokens']}, completion {t['completion_tokens']})")
+    for name, why in r["damaged"].items():
+        lines.append(f"DAMAGED {name}: not loaded ({why})")
     if r["orphans"]:
         lines.append(f"orphan files from an interrupted admission (swept at the next one): {', '.join(r['orphans'])}")
     return "\n".join(lines)

@@ -57,6 +57,11 @@ class LLMConfigError(LLMError):
     """No endpoint or model configured, or a setting out of range."""
 
 
+class LLMUnreachable(LLMError):
+    """Nothing answered at the endpoint (connection refused, unknown host, TLS failure): a
+    transport failure, not the model's mistake."""
+
+
 class LLMTimeout(LLMError):
     """No complete answer within the timeout, after every retry."""
 
@@ -262,5 +267,5 @@ class LLMClient:
                 message = err.message
             return LLMHTTPError(err.status_code, f"{message}{tries}")
         if isinstance(err, openai.APIConnectionError):
-            return LLMError(f"cannot reach {cfg.base_url}: {err.__cause__ or err}{tries}")
+            return LLMUnreachable(f"cannot reach {cfg.base_url}: {err.__cause__ or err}{tries}")
         return LLMError(f"{type(err).__name__}: {err}")

@@ -61,11 +61,20 @@ class PhaseEvent:
 
 class PickPlaceOracle:
     """Scripted expert; ``act(obs)`` returns an action in the env's action space. ``events``
-    lists the phase boundaries of the episode so far (:class:`PhaseEvent`)."""
+    lists the phase boundaries of the episode so far (:class:`PhaseEvent`).
 
-    def __init__(self, env):
+    ``action_noise`` > 0 adds Gaussian noise of that standard deviation (in the normalized
+    [-1, 1] action units) to every action, clipped back into [-1, 1]: a noisy expert for
+    exploratory data (HILP), which still tends to its goals because waypoints are re-read from
+    the scene each step. ``noise_seed`` seeds that noise (same seed, same episode)."""
+
+    def __init__(self, env, action_noise: float = 0.0, noise_seed: int | None = None):
+        if not action_noise >= 0:
+            raise ValueError(f"action_noise={action_noise!r} is invalid; allowed: a number >= 0 (std, action units)")
         self.env = env.unwrapped
         self.mode = self.env.control_mode
+        self.action_noise = float(action_noise)
+        self._rng = np.random.default_rng(noise_seed)
         self._plan = None
         self.events: list[PhaseEvent] = []
 
@@ -86,7 +95,10 @@ class PickPlaceOracle:
         except StopIteration:  # all goals handled: hold still with the gripper open
             pass
         self.steps += 1
-        return self._action()
+        action = self._action()
+        if self.action_noise > 0:
+            action = np.clip(action + self._rng.normal(0.0, self.action_noise, action.shape), -1, 1).astype(np.float32)
+        return action
 
     def _event(self, kind: str, obj: str = "") -> None:
         # called inside the plan before its next yield: that yield produces action ``self.steps``
@@ -214,6 +226,7 @@ class PickPlaceOracle:
                     if o is not exclude), default=0.0)
 
 
-def make_oracle(env) -> PickPlaceOracle:
-    """The expert for any registered task on any backend."""
-    return PickPlaceOracle(env)
+def make_oracle(env, action_noise: float = 0.0, noise_seed: int | None = None) -> PickPlaceOracle:
+    """The expert for any registered task on any backend (``action_noise``: a noisy expert, see
+    :class:`PickPlaceOracle`)."""
+    return PickPlaceOracle(env, action_noise, noise_seed)

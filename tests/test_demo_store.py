@@ -107,10 +107,10 @@ def image_episode(seed, T=12, size=32):
                    images={"front_rgb": rgb, "wrist_rgb": rgb[::-1].copy(), "front_depth": depth, "wrist_depth": depth})
 
 
-def test_format3_round_trip_with_compressed_images(tmp_path):
+def test_format4_round_trip_with_compressed_images(tmp_path):
     eps = [image_episode(s) for s in (3, 1)]
     store = DemoStore.write(tmp_path / "d.h5", eps, task="stack_blocks", obs_mode="rgbd", image_size=32)
-    assert store.format_version == 3 and store.image_keys == ("front_depth", "front_rgb", "wrist_depth", "wrist_rgb")
+    assert store.format_version == 4 and store.image_keys == ("front_depth", "front_rgb", "wrist_depth", "wrist_rgb")
     got = {ep.seed: ep for ep in DemoStore.open(store.path).episodes}
     for want in eps:
         ep = got[want.seed]
@@ -142,7 +142,7 @@ def test_format2_store_opens_and_collect_demos_regenerates_it(tmp_path):
     with pytest.raises(MissingObservationError, match="format 2"):
         SequenceDataset(old.episodes, 2, 4, obs_keys=("slots",))
     fixed = collect_demos("reach_target", 2, store_root=tmp_path, progress=False)
-    assert fixed.path == store.path and fixed.format_version == 3 and fixed.episodes[0].slots is not None
+    assert fixed.path == store.path and fixed.format_version == 4 and fixed.episodes[0].slots is not None
 
 
 def replay_slots(task, ep, sim="mujoco"):
@@ -186,8 +186,11 @@ def test_rendered_demos_store_images_proprio_and_slots(rgb_store):
 
 def test_a_store_without_images_asked_for_images_is_regenerated(tmp_path, caplog):
     state = collect_demos("reach_target", 1, store_root=tmp_path, progress=False)
-    rgb_path = DemoStore.cache_path(tmp_path, "reach_target", "mujoco", "rgb", "ee_delta_pose", range(1),
-                                    state.meta["code_hash"], image_size=32)
+    rgb = collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="rgb", image_size=32, progress=False)
+    # an image store's key also covers how the cameras draw (OBSERVATION_RENDER), a state store's does not
+    assert rgb.meta["code_hash"] != state.meta["code_hash"]
+    assert rgb.meta["code_hash"][:-8] == state.meta["code_hash"][:-8]   # the same task source hash
+    rgb_path = rgb.path
     shutil.copy(state.path, rgb_path)  # a state store where the rgb one belongs, claiming to be rgb
     with h5py.File(rgb_path, "r+") as f:
         f.attrs["obs_mode"] = "rgb"
@@ -201,5 +204,75 @@ def test_a_store_without_images_asked_for_images_is_regenerated(tmp_path, caplog
 
 
 def test_collect_demos_refuses_an_obs_mode_it_cannot_store(tmp_path):
-    with pytest.raises(ValueError, match="obs_mode='pointcloud' is invalid.*allowed: state, slots, rgb, rgbd"):
-        collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="pointcloud")
+    with pytest.raises(ValueError, match="obs_mode='depth' is invalid.*allowed: state, slots, rgb, rgbd, pointcloud"):
+        collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="depth")
+
+
+def test_pointcloud_demos_store_the_cloud_compressed(tmp_path):
+    store = collect_demos("reach_target", 1, store_root=tmp_path, obs_mode="pointcloud", image_size=32,
+                          progress=False)
+    ep = store.episodes[0]
+    T = len(ep.actions)
+    assert store.image_keys == ("pointcloud",) and store.meta["image_size"] == 32
+    cloud = ep.images["pointcloud"]
+    assert cloud.shape == (T, ob.POINTCLOUD_POINTS, 6)
+    env = gym.make(envs.env_id("reach_target"), obs_mode="pointcloud", image_size=32)
+    want = env.reset(seed=ep.seed)[0]["pointcloud"]
+    env.close()
+    got = cloud[np.array([0, 0])]              # float16 on disk, float32 out; 0.5 mm steps below 1 m
+    assert got.dtype == np.float32 and np.allclose(got[0], want, atol=1e-3)
+    with h5py.File(store.path) as f:
+        ds = f[f"episodes/ep_{ep.seed}/images/pointcloud"]
+        assert ds.dtype == np.float16 and ds.compression == "gzip" and ds.chunks[0] <= 4
+    data = SequenceDataset(store.episodes, 2, 4, obs_keys=("pointcloud", "proprio"))
+    assert data[0]["obs"]["pointcloud"].shape == (2, ob.POINTCLOUD_POINTS, 6)
+    with pytest.raises(MissingObservationError, match="holds no 'front_rgb'"):
+        SequenceDataset(store.episodes, 2, 4, obs_keys=("front_rgb",))
+
+
+def _flip_bytes_inside_chunk(path, dataset: str) -> None:
+    """Change two bytes in the middle of the first stored (compressed) chunk of ``dataset``,
+    underneath HDF5, as a bad disk or a stray write would."""
+    with h5py.File(path, "r") as f:
+        info = f[dataset].id.get_chunk_info(0)
+    offset = info.byte_offset + info.size // 2
+    with open(path, "r+b") as raw:
+        raw.seek(offset)
+        two = raw.read(2)
+        raw.seek(offset)
+        raw.write(bytes(b ^ 0x5A for b in two))
+
+
+def test_changed_bytes_in_a_compressed_chunk_fail_the_checksum_and_are_regenerated(tmp_path, caplog):
+    store = collect_demos("reach_target", 2, store_root=tmp_path, progress=False)
+    first = store.episodes[0]
+    _flip_bytes_inside_chunk(store.path, f"episodes/ep_{first.seed}/obs")
+    with pytest.raises(CorruptDemoStoreError, match=f"ep_{first.seed} \\(fails its checksum"):
+        DemoStore.open(store.path)
+    with caplog.at_level("WARNING", logger="train.demos"):
+        fixed = collect_demos("reach_target", 2, store_root=tmp_path, progress=False)
+    assert "regenerated" in caplog.text and f"ep_{first.seed}" in caplog.text
+    assert np.array_equal(fixed.episodes[0].obs, first.obs)  # the same seed again, not the changed bytes
+
+
+@pytest.mark.parametrize("key", ["rewards", "final_obs", "actions"])
+def test_inf_written_into_what_training_reads_is_refused(tmp_path, key):
+    eps = episodes()
+    for ep in eps:
+        ep.final_obs = ep.obs[-1]
+    DemoStore.write(tmp_path / "d.h5", eps)
+    with h5py.File(tmp_path / "d.h5", "r+") as f:  # through HDF5, so the checksum matches the new value
+        ds = f[f"episodes/ep_1/{key}"]
+        data = ds[()]
+        data.flat[0] = np.inf
+        ds[...] = data
+    with pytest.raises(CorruptDemoStoreError, match=f"1 damaged episode\\(s\\), none of them used: ep_1 \\(NaN/inf in {key}\\)"):
+        DemoStore.open(tmp_path / "d.h5")
+
+
+def test_a_damaged_image_chunk_raises_when_read(tmp_path):
+    store = DemoStore.write(tmp_path / "d.h5", [image_episode(1)], task="stack_blocks", obs_mode="rgbd", image_size=32)
+    _flip_bytes_inside_chunk(store.path, "episodes/ep_1/images/front_rgb")
+    frames = DemoStore.open(store.path).episodes[0].images["front_rgb"]
+    with pytest.raises(CorruptDemoStoreError, match="front_rgb is damaged"):
+        frames[0:2]

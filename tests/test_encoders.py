@@ -135,7 +135,7 @@ def test_config_errors_are_one_line_and_round_trip():
 
 # -- point clouds ---------------------------------------------------------------------------
 def test_point_cloud_encoder_shapes_and_gradients():
-    enc = make_encoder(PointCloudEncoderConfig(use_rgb=True, hidden_dims=(16, 32), output_dim=24))
+    enc = make_encoder(PointCloudEncoderConfig(point_features=3, hidden_dims=(16, 32), output_dim=24))
     assert enc.output_dim == 24
     points = torch.rand(2, 5, 50, 6, requires_grad=True)
     out = enc(points, mask=torch.rand(2, 5, 50) > 0.3)
@@ -144,13 +144,21 @@ def test_point_cloud_encoder_shapes_and_gradients():
     assert points.grad.abs().sum() > 0 and all(p.grad is not None for p in enc.parameters())
     xyz_only = make_encoder(PointCloudEncoderConfig(output_dim=24))
     assert xyz_only(torch.rand(3, 40, 3)).shape == xyz_only(torch.rand(3, 40, 6)).shape == (3, 24)
-    with pytest.raises(ValueError, match=r"points have shape \(3, 40, 3\); expected \(\.\.\., N, 6\)"):
+    with pytest.raises(ValueError, match=r"points have shape \(3, 40, 3\); expected \(\.\.\., N, >= 6\)"):
         enc(torch.rand(3, 40, 3))
+    # more feature columns than read (e.g. rgb + a segmentation one-hot): the extra ones are ignored
+    seg = make_encoder(PointCloudEncoderConfig(point_features=5, hidden_dims=(16,), output_dim=8)).eval()
+    x = torch.rand(2, 30, 10)
+    y, z = x.clone(), x.clone()
+    y[..., 8:] = 7.0     # past the 5 feature columns read
+    z[..., 7] = 7.0      # the 5th feature column
+    with torch.no_grad():
+        assert torch.equal(seg(x), seg(y)) and not torch.allclose(seg(x), seg(z))
 
 
 def test_point_cloud_encoder_is_permutation_invariant_and_ignores_masked_points():
     torch.manual_seed(0)
-    enc = make_encoder(PointCloudEncoderConfig(use_rgb=True, hidden_dims=(16, 32), output_dim=24)).eval()
+    enc = make_encoder(PointCloudEncoderConfig(point_features=3, hidden_dims=(16, 32), output_dim=24)).eval()
     points = torch.rand(2, 64, 6)
     mask = torch.rand(2, 64) > 0.4
     with torch.no_grad():

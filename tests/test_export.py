@@ -254,6 +254,57 @@ def test_unknown_task_and_mismatched_task_are_refused(ckpt, tmp_path):
 
 def test_out_dir_that_is_not_an_export_is_not_overwritten(ckpt, tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(ExportError, match="not an export directory"):
+    with pytest.raises(ExportError, match="keep.txt, which a policy export never holds"):
         export_policy(ckpt, "onnx", tmp_path)
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_export_refuses_a_task_library_and_a_lookalike_manifest(ckpt, tmp_path):
+    """A directory with a manifest.json is replaced only when the manifest says it is an export
+    and it holds nothing but export files; a library passed as --out is left byte for byte."""
+    from generation.library import Library
+
+    lib = Library(tmp_path / "lib")
+    source = (ROOT / "envs" / "tasks" / "stack_tower.py").read_text().replace('"stack_tower"', '"tower_kept"')
+    lib.admit("tower_kept", source, {"generator": "test"})
+    lib.journal_append("attempts", {"note": "kept"})
+    before = _tree(lib.root)
+    r = cli(ckpt, "--format", "onnx", "--out", lib.root)
+    assert r.returncode == 2 and "refusing to replace" in r.stderr and "journal/" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and _tree(lib.root) == before
+    # only export file names, but the manifest is someone else's
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "manifest.json").write_text('{"name": "my data"}')
+    with pytest.raises(ExportError, match="not a roboforge export manifest"):
+        export_policy(ckpt, "torchscript", fake)
+    assert (fake / "manifest.json").read_text() == '{"name": "my data"}'
+    # a previous export (its own manifest, only its files) is replaced whole
+    out = export_policy(ckpt, "torchscript", tmp_path / "exp")
+    out = export_policy(ckpt, "torchscript", out)
+    assert {p.name for p in out.iterdir()} == {"model.pt", "manifest.json", "roboforge_runtime.py"}
+    # ... but not once the user has put a file of their own in it
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(ExportError, match="notes.md"):
+        export_policy(ckpt, "torchscript", out)
+    assert (out / "notes.md").read_text() == "mine"
+
+
+def test_a_truncated_checkpoint_and_an_empty_batch_are_one_line(ckpt, onnx_dir, tmp_path):
+    broken = tmp_path / "run" / "checkpoints" / "last"
+    shutil.copytree(ckpt.parent.parent, tmp_path / "run")
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ExportError, match="model.safetensors cannot be read .*damaged"):
+        export_policy(broken, "onnx", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    p = ExportedPolicy(onnx_dir)
+    obs_dim = p.obs_dim
+    with pytest.raises(ObservationError, match="batch >= 1"):
+        p.select_action(np.zeros((0, obs_dim), np.float32))
+    with pytest.raises(ObservationError, match="expected \\(batch, "):
+        p(np.zeros((0, p.n_obs_steps, obs_dim), np.float32))

@@ -98,12 +98,65 @@ def test_admission_is_atomic_and_a_crash_leaves_no_half_task(tmp_path, monkeypat
     assert not list(lib.root.rglob(".*.tmp-*"))
 
 
-def test_a_library_file_edited_after_admission_is_refused(tmp_path):
+def test_a_library_file_edited_after_admission_is_skipped_named_and_reported(tmp_path, caplog, capsys):
+    from generation.report import build_report, format_report
+
     lib = Library(tmp_path / "lib")
     path = lib.admit("tower_edit", _renamed("stack_tower", "tower_edit"), {"generator": "test"})
+    lib.admit("tower_ok", _renamed("stack_tower", "tower_ok"), {"generator": "test"})
     path.write_text(path.read_text() + "\nimport os\n")
-    with pytest.raises(LibraryError, match="does not match the manifest"):
+    with caplog.at_level("WARNING", logger="envs.library"):
+        assert load_library(lib.root) == ["tower_ok"]  # the rest of the library still loads
+    assert "skipping library task 'tower_edit'" in caplog.text and "does not match the manifest" in caplog.text
+    assert list(lib.damaged()) == ["tower_edit"] and lib.usable_names() == ["tower_ok"]
+    assert "DAMAGED tower_edit" in format_report(build_report(lib))
+    # admitting it again replaces the damaged entry (the CLI re-gates it first; see the admit test)
+    path.write_text(_renamed("stack_tower", "tower_edit") + "# reviewed\n")
+    lib.admit("tower_edit", path.read_text(), {"generator": "test"})
+    assert lib.damaged() == {} and load_library(lib.root) == ["tower_edit", "tower_ok"]
+    with pytest.raises(LibraryError, match="already in the library"):  # an intact task is not replaced
+        lib.admit("tower_ok", _renamed("stack_tower", "tower_ok"), {"generator": "test"})
+
+
+@pytest.mark.parametrize("damage,expected", [
+    (lambda root: (root / "manifest.json").write_text("{not json"), "manifest.json is unreadable"),
+    (lambda root: (root / "manifest.json").write_text("[]"), "is not a roboforge library manifest"),
+    (lambda root: (root / "manifest.json").write_text(
+        '{"version": 1, "tasks": {"tower_x": {"file": "tasks/tower_x.py", "meta": "meta/tower_x.json"}}}'),
+     "the entry for task 'tower_x' lacks sha256"),
+])
+def test_a_bad_manifest_is_one_line_from_every_command(tmp_path, capsys, damage, expected):
+    lib = Library(tmp_path / "lib")
+    lib.admit("tower_x", _renamed("stack_tower", "tower_x"), {"generator": "test"})
+    damage(lib.root)
+    with pytest.raises(LibraryError, match=expected):
         load_library(lib.root)
+    task = tmp_path / "t.py"
+    task.write_text(_renamed("stack_tower", "tower_y"))
+    for argv in (["admit", str(task), "--library", str(lib.root)], ["report", "--library", str(lib.root)],
+                 ["generate", "--count", "1", "--library", str(lib.root), "--no-progress"]):
+        assert cli.main(argv) == cli.EXIT_USAGE, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expected in err, (argv, err)
+
+
+def test_a_deleted_task_file_is_skipped_and_admit_refuses_a_directory(tmp_path, capsys):
+    lib = Library(tmp_path / "lib")
+    lib.admit("tower_gone", _renamed("stack_tower", "tower_gone"), {"generator": "test"})
+    (lib.root / "tasks" / "tower_gone.py").unlink()
+    assert load_library(lib.root) == [] and "is missing (deleted after admission?)" in lib.damaged()["tower_gone"]
+    assert cli.main(["admit", str(lib.root), "--library", str(lib.root)]) == cli.EXIT_USAGE
+    assert "is a directory; pass one task file" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_not_a_library_is_not_admitted_into(tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "tasks").mkdir(parents=True)
+    (mine / "tasks" / "notes.py").write_text("# mine")
+    (mine / "thesis.tex").write_text("mine")
+    with pytest.raises(LibraryError, match="not a task library \\(no manifest.json\\) and it holds thesis.tex"):
+        Library(mine).admit("tower_z", _renamed("stack_tower", "tower_z"), {"generator": "test"})
+    assert (mine / "tasks" / "notes.py").read_text() == "# mine" and not (mine / "manifest.json").exists()
 
 
 def test_admit_command_exit_codes_and_json(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """The LLM generator end to end against a scripted OpenAI-compatible server on 127.0.0.1:
 good code is admitted; an answer without a code block, malformed code and code that crashes are
 rejected at their gates; a 429 is retried; a slow answer past the timeout fails the attempt and
-the run goes on; failures land in the error book and the next prompt carries them."""
+the run goes on; the model's failures land in the error book and the next prompt carries them
+(a failed call does not); a dead endpoint says why and exits non-zero."""
 from __future__ import annotations
 
 import json
@@ -108,9 +109,12 @@ def test_exploratory_llm_generation_end_to_end(tmp_path, llm_env, capsys):
     assert "bowl_then_neighbour" in later_proposals[-1]        # bootstrapping from the grown library
 
     library = Library(lib)
-    book = library.journal("error_book")
-    assert [e["gate"] for e in book] == ["static", "static", "llm", "runtime"]
-    assert "within 1 s" in book[2]["reason"] and "SceneError" in book[3]["reason"]
+    book = library.journal("error_book")  # the model's mistakes only; the timed-out call is not one
+    assert [e["gate"] for e in book] == ["static", "static", "runtime"]
+    assert "SceneError" in book[2]["reason"]
+    timed_out = [a for a in library.journal("attempts") if a["outcome"] == "llm"]
+    assert len(timed_out) == 1 and "within 1 s" in timed_out[0]["reason"]
+    assert summary["llm_answered"] < summary["llm_calls"] and "within 1 s" in summary["llm_failures"][0]
     meta = library.meta("bowl_then_neighbour")
     assert meta["generator"] == "llm" and meta["prompt_hash"] and meta["llm_tokens"]["total_tokens"] > 0
 
@@ -157,3 +161,23 @@ def test_sandbox_gets_no_api_key(monkeypatch, tmp_path):
     monkeypatch.setenv("ROBOFORGE_LLM_API_KEY", "sk-secret")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     assert "sk-secret" not in json.dumps(_child_env(tmp_path))
+
+
+def test_a_dead_endpoint_says_why_exits_nonzero_and_stays_out_of_the_error_book(tmp_path, monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ROBOFORGE_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("ROBOFORGE_LLM_MODEL", "stub-coder")
+    monkeypatch.setenv("ROBOFORGE_LLM_MAX_RETRIES", "0")
+    lib = tmp_path / "lib"
+    code = cli.main(["generate", "--generator", "llm", "--count", "2", "--library", str(lib), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_UNREACHABLE
+    assert f"error: no attempt reached the LLM endpoint (cannot reach http://127.0.0.1:{port}/v1" in err
+    assert "LLM calls failed: 2 of 2" in err
+    library = Library(lib)
+    assert library.journal("error_book") == []
+    assert [a["outcome"] for a in library.journal("attempts")] == ["llm", "llm"]

@@ -88,6 +88,29 @@ def test_state_layout_info_and_oracle_surface():
 
 
 @needs_maniskill
+def test_non_finite_actions_are_refused():
+    env = ms_make()
+    env.reset(seed=0)
+    before = env.unwrapped.scene_state().tcp_pos.copy()
+    with pytest.raises(ValueError, match=r"non-finite value\(s\) \(NaN/inf\) at index 0"):
+        env.step(np.full(7, np.nan, np.float32))
+    assert np.allclose(env.unwrapped.scene_state().tcp_pos, before)  # nothing was applied
+    env.close()
+
+
+@needs_maniskill
+@pytest.mark.slow  # starts two worker processes on a machine without CUDA
+def test_non_finite_actions_are_refused_batched():
+    vec = gym.make(envs.env_id("reach_target"), sim="maniskill", num_envs=2)  # GPU batch, or CPU workers
+    vec.reset(seed=0)
+    a = np.zeros((2, 7), np.float32)
+    a[1, 3] = np.inf
+    with pytest.raises(ValueError, match=r"at index \(1, 3\)"):
+        vec.step(a)
+    vec.close()
+
+
+@needs_maniskill
 def test_joint_pos_action_maps_onto_joint_limits():
     env = ms_make(control_mode="joint_pos")
     env.reset(seed=0)

@@ -100,6 +100,25 @@ def test_bad_arguments_name_the_allowed_values():
         env.unwrapped.step(np.zeros(3))
 
 
+def test_a_nan_action_is_refused_and_an_unstable_simulation_raises(capfd):
+    from envs.backends.mujoco.env import SimulationUnstableError
+
+    env = gym.make(ID)
+    env.reset(seed=0)
+    u = env.unwrapped
+    qpos = u.data.qpos.copy()
+    for bad in (np.full(7, np.nan), np.array([0, 0, np.inf, 0, 0, 0, 1.0])):
+        with pytest.raises(ValueError, match=r"non-finite value\(s\) \(NaN/inf\).*ee_delta_pose expects finite"):
+            env.step(bad)
+    assert np.array_equal(u.data.qpos, qpos)  # refused before anything reached the simulator
+    u.data.qvel[0] = 1e12  # a state MuJoCo cannot integrate (what a blown-up contact gives)
+    with pytest.raises(SimulationUnstableError, match=r"unstable at t=.*BADQVEL"):
+        env.step(np.zeros(7))
+    assert "simulation is unstable" not in capfd.readouterr().err  # raised, not printed
+    env.reset(seed=0)  # a reset clears it
+    assert np.isfinite(env.step(np.zeros(7))[0]).all()
+
+
 def test_render_rgb_array_and_missing_gl_message(monkeypatch):
     env = gym.make(ID, render_mode="rgb_array")
     env.reset(seed=0)
@@ -121,6 +140,25 @@ def test_render_rgb_array_and_missing_gl_message(monkeypatch):
     e2.reset(seed=0)
     with pytest.raises(menv.RenderError, match="apt-get install -y libegl1 libgl1"):
         e2.render()
+
+
+def test_observation_cameras_render_plain_and_the_overview_keeps_shadows():
+    import mujoco
+
+    env = gym.make(ID, obs_mode="rgb", image_size=48, render_mode="rgb_array")
+    env.reset(seed=0)
+    u = env.unwrapped
+    plain = u._render("front", 48)                       # what the observation holds
+    full = u._render("front", 48, observation=False)     # the overview camera's look
+    assert np.array_equal(plain, env.unwrapped._obs(u.scene_state())["front_rgb"])
+    assert np.abs(plain.astype(int) - full).mean() > 1   # the shadow and smoothed edges are gone
+    flags = mujoco.mjtRndFlag
+    obs_scene, overview_scene = u._renderers[48, 48, True].scene, u._renderers[48, 48, False].scene
+    assert not obs_scene.flags[flags.mjRND_SHADOW] and not obs_scene.flags[flags.mjRND_REFLECTION]
+    assert overview_scene.flags[flags.mjRND_SHADOW] and overview_scene.flags[flags.mjRND_REFLECTION]
+    assert u.model.vis.quality.offsamples == 4           # the model keeps multisampling for render()
+    assert env.render().std() > 10
+    env.close()
 
 
 def test_list_tasks_and_registration():

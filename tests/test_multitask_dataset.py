@@ -89,7 +89,7 @@ def test_visual_dataset_hands_out_images_and_proprio_only(rgb_store):
     assert set(batch["obs"]) == set(keys) and batch["obs"]["front_rgb"].shape == (4, 2, 32, 32, 3)
     with pytest.raises(MissingObservationError, match="holds no 'front_depth'"):
         MultiTaskDataset([rgb_store], 2, 4, obs_keys=("front_depth",))
-    with pytest.raises(MissingObservationError, match="hold camera images; name the observation keys"):
+    with pytest.raises(MissingObservationError, match="hold camera images or point clouds; name the observation keys"):
         SequenceDataset(rgb_store.episodes, 2, 4)  # the flat vector of an image store is privileged
 
 

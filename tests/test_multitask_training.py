@@ -76,7 +76,7 @@ def test_task_sets_resolve_and_state_is_refused_for_several_tasks():
     assert resolve_tasks(["unstack", "stack_blocks", "unstack"]) == ["unstack", "stack_blocks"]
     with pytest.raises(envs.UnknownTaskError, match="unknown task 'nope'.*Known tasks"):
         resolve_tasks(["stack_blocks", "nope"])
-    with pytest.raises(ValueError, match="obs_mode='state' is invalid; allowed: slots, rgb or rgbd for several"):
+    with pytest.raises(ValueError, match="obs_mode='state' is invalid; allowed: slots, rgb, rgbd or pointcloud for several"):
         compose("env=[stack_blocks,unstack]")
     with pytest.raises(ValueError, match="env='library' is invalid"):
         compose("env=library", "obs_mode=slots")
@@ -123,6 +123,50 @@ def test_visuomotor_policy_reads_cameras_and_proprio_only():
     assert not np.allclose(chunk(policy, {**obs, "front_rgb": 255 - obs["front_rgb"]}), base)   # images: read
     with pytest.raises(ValueError, match="obs_key=.* is invalid; allowed: proprio when cameras are read"):
         DiffusionConfig(**TINY, obs_dim=SLOTS_DIM, obs_key="slots", cameras=("front",))
+
+
+def test_pointcloud_policy_reads_the_cloud_and_proprio_only(tmp_path):
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(DiffusionConfig(**TINY, obs_dim=AGENT_DIM, obs_key="proprio", pointcloud_dim=6,
+                                             pointcloud_points=64, pointcloud_feature_dim=16))
+    rng = np.random.default_rng(0)
+    policy.fit_normalizer(rng.normal(size=(50, AGENT_DIM)), rng.uniform(-1, 1, (50, 7)))
+    policy.eval()
+    assert policy.config.obs_keys == ("pointcloud", "proprio")
+    obs = {"state": rng.normal(size=60).astype(np.float32), "pointcloud": rng.uniform(0, 1, (1024, 6)).astype(np.float32)}
+    base = chunk(policy, obs)
+    privileged = {**obs, "state": np.concatenate([obs["state"][:AGENT_DIM], rng.normal(size=60 - AGENT_DIM)])}
+    assert np.array_equal(chunk(policy, privileged), base)                   # objects and goal deltas: not read
+    moved = obs["pointcloud"].copy()
+    moved[:, 2] += 0.1                                                       # the scene, 10 cm higher
+    assert not np.allclose(chunk(policy, {**obs, "pointcloud": moved}), base)
+    clouds = torch.as_tensor(obs["pointcloud"]).expand(2, 2, -1, -1)
+    feats = policy._encode_pointcloud(clouds, None)                          # eval: the same points every time
+    assert torch.equal(feats, policy._encode_pointcloud(clouds, None)) and torch.allclose(feats[0], feats[1])
+    policy.train()                                                           # training reads random subsets
+    loss = policy.compute_loss({"obs": {"pointcloud": torch.rand(3, 2, 1024, 6), "proprio": torch.randn(3, 2, AGENT_DIM)},
+                                "action": torch.rand(3, 8, 7)})
+    loss.backward()
+    assert all(p.grad is not None for p in policy.pointcloud_encoder.parameters())
+    policy.save_pretrained(tmp_path / "p")
+    again = Policy.from_pretrained(tmp_path / "p").eval()
+    assert np.allclose(chunk(again, obs), chunk(policy.eval(), obs), atol=1e-5)
+    with pytest.raises(ValueError, match="obs_key=.* is invalid; allowed: proprio when a point cloud is read"):
+        DiffusionConfig(**TINY, obs_dim=SLOTS_DIM, obs_key="slots", pointcloud_dim=6)
+    with pytest.raises(NotImplementedError, match="reads a point cloud"):
+        policy.export_spec()
+
+
+def test_pointcloud_run_trains_and_evaluates_with_a_loader_worker(tmp_path):
+    # train.num_workers=1: a DataLoader worker reads the HDF5 store through its own file handle
+    res = run_cli("env=stack_blocks", "obs_mode=pointcloud", "policy.image_size=32", "train.steps=6",
+                  "train.num_workers=1", "eval.num_videos=0", *quick_args(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["policy_inputs"] == ["pointcloud", "proprio"]             # no state, no slots, no images
+    assert list(metrics["per_task"]) == ["stack_blocks"] and metrics["num_episodes"] == 1
+    weights = load_file(tmp_path / "run" / "checkpoints" / "last" / "model.safetensors")
+    assert any(k.startswith("pointcloud_encoder.") for k in weights)
 
 
 def test_swapping_the_instruction_changes_the_action_and_checkpoints_round_trip(tmp_path):

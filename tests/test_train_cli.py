@@ -81,8 +81,11 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path):
     proc.wait()
     assert state.exists(), "no checkpoint was written before the kill"
     killed_at = torch.load(state, weights_only=False)["step"]
-    res = run_cli(f"resume={tmp_path}/run", "train.steps=30")  # overrides are ignored on resume: saved config wins
+    # what it learns stays as saved (a warning lists what is ignored); evaluation may change
+    res = run_cli(f"resume={tmp_path}/run", "train.lr=0.5", "eval.num_videos=0")
     assert res.returncode == 0, res.stderr[-3000:]
+    said = res.stdout + res.stderr
+    assert "resume: ignoring train.lr=0.5" in said and "resume: applying eval.num_videos=0" in said, said[-2000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["train"]["start_step"] >= killed_at >= 10
     assert torch.load(state, weights_only=False)["step"] == 300
@@ -175,3 +178,95 @@ def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
     assert episodes["a"] == episodes["b"]  # seeds, successes, returns (floats, compared exactly), lengths
     assert not torch.equal(weights["a"]["model.final.1.weight"], weights["c"]["model.final.1.weight"])
     assert [e["return"] for e in episodes["a"]] != [e["return"] for e in episodes["c"]]
+
+
+# -- bad input ends in one line, before anything is written ----------------------------------------
+
+def _train_script():
+    """train.py as a module (its name clashes with the train package), for its check_runnable."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preflight_refuses_bad_resume_and_library_before_hydra_writes(tmp_path):
+    from generation.library import Library
+    from train.run_checks import preflight
+
+    check = _train_script().check_runnable
+    (tmp_path / "a_file").write_text("x")
+    assert "resume='" in preflight([f"resume={tmp_path / 'a_file'}"], check) and "(this path is a file)" in \
+        preflight([f"resume={tmp_path / 'a_file'}"], check)
+    assert "a directory without config.yaml" in preflight([f"resume={tmp_path}"], check)
+    lib = Library(tmp_path / "lib")
+    lib.admit("tower_pf", (ROOT / "envs" / "tasks" / "stack_tower.py").read_text()
+              .replace('"stack_tower"', '"tower_pf"'), {"generator": "test"})
+    (lib.root / "manifest.json").write_text("[]")
+    assert "is not a roboforge library manifest" in preflight([f"library={lib.root}", "env=tower_pf"], check)
+    assert preflight(["--cfg", "job"], check) is None  # Hydra's own flags are Hydra's to answer
+    assert preflight(["env=stack_blocks"], check) is None
+
+
+def test_a_bad_value_leaves_no_run_directory_and_resume_writes_nothing_into_a_non_run_dir(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for args in (["eval.seed_start=-5"], [f"resume={mine}"]):
+        res = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "outputs").exists() and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_a_failed_run_removes_only_the_directory_hydra_made(tmp_path):
+    from train.run_checks import remove_unused_run_dir
+
+    made = tmp_path / "outputs" / "2026-01-01" / "10-00-00"
+    (made / ".hydra").mkdir(parents=True)
+    (made / "train.log").write_text("")
+    kept = tmp_path / "outputs" / "2026-01-01" / "09-00-00"
+    (kept / ".hydra").mkdir(parents=True)
+    (kept / "config.yaml").write_text("env: stack_blocks\n")
+    remove_unused_run_dir(made)
+    remove_unused_run_dir(kept)
+    assert not made.exists() and (kept / "config.yaml").exists()
+
+
+def test_resume_applies_safe_overrides_and_names_the_ignored_ones(caplog):
+    from omegaconf import OmegaConf
+
+    from train.run_checks import resume_config
+
+    saved = OmegaConf.create({"train": {"steps": 100, "lr": 0.001}, "eval": {"episodes": 50}, "resume": None})
+    asked = OmegaConf.create({"train": {"steps": 300, "lr": 0.5}, "eval": {"episodes": 5}, "resume": "run"})
+    with caplog.at_level("WARNING", logger="roboforge"):
+        cfg = resume_config(saved, asked, ["resume=run", "train.steps=300", "train.lr=0.5", "eval.episodes=5"])
+    assert (cfg.train.steps, cfg.train.lr, cfg.eval.episodes, cfg.resume) == (300, 0.001, 5, "run")
+    assert "resume: applying train.steps=300 eval.episodes=5" in caplog.text
+    assert "resume: ignoring train.lr=0.5" in caplog.text
+
+
+def test_divergence_before_any_checkpoint_says_none_was_kept(tmp_path, monkeypatch):
+    policy, ds = _tiny_setup()
+    monkeypatch.setattr(policy, "compute_loss", lambda batch: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 0; no checkpoint was saved before it"):
+        train_imitation(policy, ds, tmp_path, steps=5, batch_size=8, checkpoint_every=10, progress=False)
+
+
+def test_a_truncated_checkpoint_is_one_line_on_resume_and_load(tmp_path):
+    from policies import Policy
+    from policies.common.policy import CheckpointDamagedError
+
+    policy, ds = _tiny_setup()
+    train_imitation(policy, ds, tmp_path, steps=2, batch_size=8, checkpoint_every=1, progress=False)
+    ckpt = checkpoint_dir(tmp_path)
+    for name in ("trainer_state.pt", "model.safetensors"):
+        data = (ckpt / name).read_bytes()
+        (ckpt / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointDamagedError, match="trainer_state.pt cannot be read .*cannot resume from it"):
+        train_imitation(policy, ds, tmp_path, steps=4, batch_size=8, checkpoint_every=1, progress=False)
+    with pytest.raises(CheckpointDamagedError, match="model.safetensors cannot be read .*damaged"):
+        Policy.from_pretrained(ckpt)

@@ -9,6 +9,9 @@ with the dataclasses below, which importing this module registers in Hydra's Con
 ``sim/<name>``         :class:`SimConfig`, one option per backend
 ``policy/diffusion``   :class:`~policies.diffusion.DiffusionParams` + ``name``
 ``policy/ppo|sac``     :class:`~policies.rl.config.PPOConfig` / ``SACConfig`` + ``name``
+``curriculum/<name>``  :class:`~train.curriculum.config.CurriculumConfig` (none|uniform|lp|omni)
+``policy/vla``         :class:`~policies.vla.configuration.VLAParams` + ``name``
+``policy/hilp``        :class:`~policies.hilp.HILPParams` + ``name`` (train/hilp)
 =====================  =====================================================================
 
 Hydra checks each override's type as it composes (``train.steps=abc`` fails there); the
@@ -31,7 +34,10 @@ from envs.core import CONTROL_MODES, OBS_MODES, SIMS
 from envs.core.surface import RENDER_SIZE
 from policies.common.config import ConfigError, UnknownConfigKey, is_int, is_number, require
 from policies.diffusion.configuration import DiffusionParams
+from policies.hilp.configuration import HILPParams
 from policies.rl.config import PPOConfig, SACConfig
+from train.curriculum.config import CURRICULA, CurriculumConfig
+from policies.vla.configuration import VLAParams
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEVICES = ("cpu", "cuda")
@@ -128,9 +134,19 @@ class SACChoice(SACConfig, _Named):
     name: str = "sac"
 
 
-POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice}
+@dataclass
+class VLAChoice(VLAParams, _Named):
+    name: str = "vla"
+
+
+class HILPChoice(HILPParams, _Named):
+    name: str = "hilp"
+
+
+POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice, "vla": VLAChoice,
+                             "hilp": HILPChoice}
 IMITATION_POLICIES = ("diffusion",)
-IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd")
+IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd", "pointcloud")
 TASK_SETS = ("builtin", "library")   # env= words that name a set of tasks
 RL_POLICIES = ("ppo", "sac")
 
@@ -155,6 +171,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)   # curriculum=uniform|lp|omni
     progress: bool = True
 
     def __post_init__(self):
@@ -188,11 +205,26 @@ class RunConfig:
              f"(evaluation must use unseen seeds)")
         if name in IMITATION_POLICIES:
             need(self.obs_mode in IMITATION_OBS_MODES, "obs_mode", self.obs_mode,
-                 f"{', '.join(IMITATION_OBS_MODES)} (the diffusion policy reads no point clouds yet)")
+                 ", ".join(IMITATION_OBS_MODES))
             need(not (self.multitask and self.obs_mode == "state"), "obs_mode", self.obs_mode,
-                 "slots, rgb or rgbd for several tasks (the state vector is laid out per task)")
+                 "slots, rgb, rgbd or pointcloud for several tasks (the state vector is laid out per task)")
+        elif name == "vla":
+            need(self.obs_mode == "rgb", "obs_mode", self.obs_mode, "rgb for policy=vla (it reads one camera image)")
+        elif name == "hilp":   # offline on every task's data; phi reads the task-independent observation
+            need(self.obs_mode == "slots", "obs_mode", self.obs_mode, "slots for policy=hilp")
         else:
             need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
+        if self.curriculum.active:
+            need(name in IMITATION_POLICIES, "curriculum", self.curriculum.name,
+                 f"none with policy={name} (the curriculum weights the diffusion policy's multitask dataset)")
+            need(self.multitask, "curriculum", self.curriculum.name,
+                 "none for a single task (a curriculum chooses among several: env=builtin, library or [a,b])")
+            cur_seeds = range(self.curriculum.eval_seed_start,
+                              self.curriculum.eval_seed_start + self.curriculum.eval_episodes)
+            for used in (demo_seeds, range(self.eval.seed_start, self.eval.seed_start + self.eval.episodes)):
+                need(cur_seeds.start >= used.stop or cur_seeds.stop <= used.start, "curriculum.eval_seed_start",
+                     self.curriculum.eval_seed_start,
+                     f"a seed range disjoint from {used.start}..{used.stop - 1} (demo and final evaluation seeds)")
 
     @property
     def multitask(self) -> bool:
@@ -205,6 +237,8 @@ for _sim in SIMS:
     ConfigStore.instance().store(group="sim", name=_sim, node=SimConfig(name=_sim))
 for _name, _cls in POLICIES.items():
     ConfigStore.instance().store(group="policy", name=_name, node=_cls)
+for _name in CURRICULA:
+    ConfigStore.instance().store(group="curriculum", name=_name, node=CurriculumConfig(name=_name))
 # Training-budget presets (`train=long`): overrides on top of the dataclass defaults above, which
 # are `make demo`'s budget (`train=default` changes nothing).
 TRAIN_PRESETS = {

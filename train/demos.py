@@ -29,7 +29,7 @@ from train.datasets.demo_store import FORMAT_VERSION, CorruptDemoStoreError, Dem
 
 log = logging.getLogger(__name__)
 
-DEMO_OBS_MODES = ("state", "slots", "rgb", "rgbd")
+DEMO_OBS_MODES = ("state", "slots", "rgb", "rgbd", "pointcloud")
 DEFAULT_IMAGE_SIZE = 64  # pixels: ImageEncoderConfig's default (bench/encoders.py sizes it for a 2-core CPU)
 
 
@@ -69,19 +69,34 @@ class _SlotsRecorder:
             goal_deltas=np.array([goal_delta(g, s) for g in self.env.goals]).reshape(-1, 3))
 
 
-def rollout_oracle(env: gym.Env, seed: int) -> Episode:
+def rollout_oracle(env: gym.Env, seed: int, action_noise: float = 0.0) -> Episode:
     """One oracle episode from ``seed``: the env's flat observation, actions and rewards, plus the
-    ``slots`` observation and proprioception every step, and in image modes each camera's frames."""
+    ``slots`` observation and proprioception every step, and in image modes each camera's frames
+    (``obs_mode=pointcloud``: the point cloud).
+    ``action_noise`` > 0: a noisy oracle (Gaussian std in action units, seeded by ``seed``)."""
+    oracle = make_oracle(env, action_noise=action_noise, noise_seed=seed)
+    return _rollout(env, seed, oracle.act, on_reset=oracle.reset)
+
+
+def rollout_random(env: gym.Env, seed: int) -> Episode:
+    """One episode of uniformly random actions from ``seed`` (the action noise seeded by it),
+    recorded as :func:`rollout_oracle` records: exploratory data for offline RL (HILP)."""
+    rng = np.random.default_rng(seed)
+    space = env.action_space
+    return _rollout(env, seed, lambda obs: rng.uniform(space.low, space.high).astype(np.float32))
+
+
+def _rollout(env: gym.Env, seed: int, act, on_reset=None) -> Episode:
     u = env.unwrapped
-    oracle = make_oracle(env)
     obs, info = env.reset(seed=seed)
-    oracle.reset()
+    if on_reset is not None:
+        on_reset()
     slots_of = _SlotsRecorder(env)
-    image_keys = [k for k in obs if k.endswith(("_rgb", "_depth"))] if isinstance(obs, dict) else []
+    image_keys = [k for k in obs if k != "state"] if isinstance(obs, dict) else []   # cameras or the cloud
     flat, slots, actions, rewards = [], [], [], []
     images = {k: [] for k in image_keys}
     while True:
-        action = oracle.act(obs)
+        action = act(obs)
         vector = obs["state"] if isinstance(obs, dict) else obs
         flat.append(vector)
         slots.append(obs if u.obs_mode == "slots" else slots_of(vector))
@@ -112,7 +127,7 @@ def _check_reusable(store: DemoStore, env: gym.Env, obs_mode: str, image_size: i
     path = store.path
     if store.format_version != FORMAT_VERSION:
         raise CorruptDemoStoreError(f"{path}: demo store format {store.format_version}; this roboforge writes "
-                                    f"format {FORMAT_VERSION} (slots, proprioception, images)")
+                                    f"format {FORMAT_VERSION} (slots, proprioception, images, checksums)")
     if any(ep.final_obs is None for ep in store.episodes):
         raise CorruptDemoStoreError(f"{path}: written by an older roboforge without final observations")
     n_obs = (env.observation_space["state"] if isinstance(env.observation_space, gym.spaces.Dict)
@@ -140,19 +155,24 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     """``num_demos`` successful oracle episodes from seeds ``seed_start, seed_start + 1, ...``.
 
     ``obs_mode`` is what the episodes record besides the slots observation: ``state``/``slots``
-    vectors, or ``rgb``/``rgbd`` front and wrist images of ``image_size`` pixels (plus the
-    privileged state vector and proprioception, stored apart). Reuses a valid cached store; one
+    vectors, ``rgb``/``rgbd`` front and wrist images of ``image_size`` pixels, or the
+    ``pointcloud`` unprojected from those cameras rendered at ``image_size`` (plus the privileged
+    state vector and proprioception, stored apart). Reuses a valid cached store; one
     that cannot serve the request (corrupt, an older format, without the images asked for) is
     reported, deleted and regenerated.
     """
     if obs_mode not in DEMO_OBS_MODES:
         raise ValueError(f"obs_mode={obs_mode!r} is invalid for demo collection; allowed: {', '.join(DEMO_OBS_MODES)}")
-    images = obs_mode in ("rgb", "rgbd")
+    images = obs_mode in ob.IMAGE_OBS_MODES   # rendered at image_size: cameras, or the cloud from them
     make_kw = {"image_size": int(image_size)} if images else {}
     env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode, **make_kw)
     # The key covers the task's code and the backend's observation/action layout, so a change to
     # either (not just to the task file) invalidates the cache.
-    layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM])
+    key = [list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM]
+    render = getattr(env.unwrapped, "observation_render", None)   # how the cameras draw (MuJoCo)
+    if images and render is not None:
+        key.append(render)
+    layout = json.dumps(key, sort_keys=True)
     code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds_key = range(seed_start, seed_start + num_demos)
     path = DemoStore.cache_path(store_root or default_store_root(), task, sim, obs_mode, control_mode, seeds_key,
@@ -189,6 +209,48 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
                                    f"(seeds {seed_start}..{seed}); needed {num_demos}. Check the task's oracle.")
     finally:
         bar.close()
+        env.close()
+    return DemoStore.open(path)
+
+
+def collect_exploration(task: str, num_episodes: int, seed_start: int = 0, store_root=None, sim: str = "mujoco",
+                        obs_mode: str = "slots", control_mode: str = "ee_delta_pose", action_noise: float = 0.3,
+                        random_fraction: float = 0.25, progress: bool = True) -> DemoStore:
+    """Exploratory episodes for offline RL (HILP), stored and cached like demos (a ``DemoStore``
+    under ``<store_root>/explore``): the first ``round(num_episodes * random_fraction)`` seeds
+    are uniformly random actions, the rest a noisy oracle (``action_noise``, Gaussian std in
+    action units). Every episode is kept, failed ones included (``Episode.success`` says which):
+    they cover states the clean demos never visit."""
+    if obs_mode not in ("state", "slots"):
+        raise ValueError(f"obs_mode={obs_mode!r} is invalid for exploration data; allowed: state, slots")
+    if not (isinstance(num_episodes, int) and num_episodes >= 1):
+        raise ValueError(f"num_episodes={num_episodes!r} is invalid; allowed: an integer >= 1")
+    if not 0.0 <= random_fraction <= 1.0:
+        raise ValueError(f"random_fraction={random_fraction!r} is invalid; allowed: a number in [0, 1]")
+    env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode)
+    n_random = int(round(num_episodes * random_fraction))
+    layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM,
+                         "explore", float(action_noise), n_random])
+    code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
+    seeds = range(seed_start, seed_start + num_episodes)
+    root = Path(store_root or default_store_root()) / "explore"
+    path = DemoStore.cache_path(root, task, sim, obs_mode, control_mode, seeds, code_hash)
+    if path.exists():
+        try:
+            store = DemoStore.open(path)
+            _check_reusable(store, env, obs_mode, None)
+            env.close()
+            return store
+        except CorruptDemoStoreError as err:
+            log.warning("exploration cache is unusable and will be regenerated: %s", err)
+            path.unlink()
+    meta = dict(task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode, image_size=0, code_hash=code_hash,
+                action_noise=float(action_noise), random_episodes=n_random)
+    try:
+        with DemoStore.writer(path, **meta) as sink:
+            for i, seed in enumerate(tqdm(seeds, desc=f"explore {task}", unit="ep", disable=not progress)):
+                sink.add(rollout_random(env, seed) if i < n_random else rollout_oracle(env, seed, action_noise))
+    finally:
         env.close()
     return DemoStore.open(path)
 

@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from envs.core.fileio import atomic_dir, previous_dir
+from envs.core.fileio import Artifact, atomic_dir, previous_dir
 from policies.common.ema import EMAModel
+from policies.common.policy import CheckpointDamagedError
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +27,24 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
 
 
+# what a save may replace: the previous checkpoint (what a policy's save_pretrained writes, e.g. the
+# VLA's dataset_statistics.json beside config.json and model.safetensors, and the trainer state)
+CHECKPOINT_ARTIFACT = Artifact("training checkpoint", ("config.json", "model.safetensors", "*.json",
+                                                       "trainer_state.pt"))
+
+
 def checkpoint_dir(run_dir) -> Path:
     return Path(run_dir) / "checkpoints" / "last"
 
 
-def _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step) -> None:
+def _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step, hook=None) -> None:
     # swapped in whole: a kill leaves either `last` or `last.old` complete
-    with atomic_dir(checkpoint_dir(run_dir), keep_previous=True) as tmp:
+    with atomic_dir(checkpoint_dir(run_dir), CHECKPOINT_ARTIFACT, keep_previous=True) as tmp:
         ema.averaged_model.save_pretrained(tmp)
+        extra = {"hook": hook.state_dict()} if hook is not None else {}
         torch.save({"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
                     "lr_scheduler": lr_sched.state_dict(), "ema": ema.state_dict(), "step": step,
-                    "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+                    "torch_rng": torch.get_rng_state(), **extra}, tmp / "trainer_state.pt")
 
 
 def _infinite(loader):
@@ -47,12 +55,17 @@ def _infinite(loader):
 def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, lr: float = 1e-4,
                     weight_decay: float = 1e-6, warmup_steps: int = 500, checkpoint_every: int = 1000,
                     log_every: int = 50, seed: int = 0, progress: bool = True, sampler=None,
-                    num_workers: int = 0) -> dict:
+                    num_workers: int = 0, hook=None) -> dict:
     """Train ``policy`` (normalizer already fitted) for ``steps`` optimizer steps in total,
     resuming from ``run_dir``'s checkpoint when there is one. Returns loss statistics.
 
     ``sampler``: how windows are drawn (a multitask dataset's per-task weighted sampler);
-    default: shuffled. ``num_workers``: DataLoader worker processes."""
+    default: shuffled. ``num_workers``: DataLoader worker processes; each opens the HDF5 demo store
+    through its own handle (``StoreFile``), and the sampler runs in this process, so per-task
+    weights changed between epochs still apply. ``hook``: called as
+    ``hook(step, ema_policy)`` after every ``hook.every`` steps (the curriculum,
+    :class:`train.curriculum.runner.CurriculumHook`); when it returns True a checkpoint follows,
+    and ``hook.state_dict()`` rides in every checkpoint and is restored on resume."""
     run_dir = Path(run_dir)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, betas=(0.95, 0.999), weight_decay=weight_decay)
     lr_sched = get_scheduler("cosine", optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps)
@@ -62,25 +75,36 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
     if not state_file.exists() and previous_dir(checkpoint_dir(run_dir)).exists():
         state_file = previous_dir(checkpoint_dir(run_dir)) / "trainer_state.pt"  # killed mid-swap
     if state_file.exists():
-        state = torch.load(state_file, weights_only=False)
+        try:
+            state = torch.load(state_file, weights_only=False)
+        except Exception as err:  # noqa: BLE001  (truncated zip, bad pickle: torch raises several kinds)
+            raise CheckpointDamagedError(f"{state_file} cannot be read ({type(err).__name__}: {err}); the run "
+                                         f"cannot resume from it (delete {state_file.parent} to retrain from "
+                                         f"scratch)") from None
         policy.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         lr_sched.load_state_dict(state["lr_scheduler"])
         ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
         start = state["step"]
+        if hook is not None and "hook" in state:
+            hook.load_state_dict(state["hook"])
         log.info("resuming from step %d (%s)", start, state_file.parent)
     else:
         torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + start)
+    # Workers persist (the loader is read epoch after epoch; new workers every epoch would reopen
+    # the store), except with a hook: the curriculum may add stores to the dataset mid-run
+    # (MultiTaskDataset.add_stores), which only workers started at the next epoch see.
+    workers = {"num_workers": num_workers, "persistent_workers": num_workers > 0 and hook is None}
     if sampler is None:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
-                            generator=g, num_workers=num_workers)
+                            generator=g, **workers)
     else:
         if hasattr(sampler, "epoch"):   # a resumed run continues the epoch sequence, not the first epoch again
             sampler.epoch = start
         loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=len(sampler) > batch_size,
-                            num_workers=num_workers)
+                            **workers)
     batches = _infinite(loader)
     writer = SummaryWriter(str(run_dir / "tb"))
     policy.train()
@@ -91,8 +115,9 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
         loss = policy.compute_loss(batch)
         if not math.isfinite(loss.item()):
             writer.close()
-            raise TrainingDiverged(f"loss became {loss.item()} at step {step}; last good checkpoint kept at "
-                                   f"{checkpoint_dir(run_dir)} (lower train.lr or check the demos)")
+            kept = (f"last good checkpoint kept at {checkpoint_dir(run_dir)}" if checkpoint_dir(run_dir).is_dir()
+                    else "no checkpoint was saved before it")
+            raise TrainingDiverged(f"loss became {loss.item()} at step {step}; {kept} (lower train.lr or check the demos)")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -106,11 +131,12 @@ def train_imitation(policy, dataset, run_dir, steps: int, batch_size: int = 64, 
             writer.add_scalar("train/loss", avg, step + 1)
             writer.add_scalar("train/lr", lr_sched.get_last_lr()[0], step + 1)
             bar.set_postfix(loss=f"{avg:.4f}")
-        if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
-            _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step + 1)
+        changed = hook is not None and (step + 1) % hook.every == 0 and hook(step + 1, ema.averaged_model)
+        if changed or (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+            _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, step + 1, hook)
     writer.close()
     if start >= steps and not checkpoint_dir(run_dir).exists():
-        _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, steps)
+        _save_checkpoint(run_dir, policy, ema, optimizer, lr_sched, steps, hook)
     tail = losses[-min(len(losses), 200):]
     return {"start_step": start, "steps": steps, "first_loss": (sum(first_losses) / len(first_losses)) if first_losses else None,
             "final_loss": (sum(tail) / len(tail)) if tail else None}

@@ -5,6 +5,7 @@ per task.
     python train.py env=[stack_blocks,place_in_zone,push_to_zone] obs_mode=slots
     python train.py env=builtin obs_mode=slots          # every built-in task (+ library= tasks)
     python train.py env=stack_blocks obs_mode=rgb       # visuomotor: front + wrist cameras + proprio
+    python train.py env=stack_blocks obs_mode=pointcloud   # the point cloud from those cameras + proprio
 
 A single-task ``state`` run without ``policy.use_instruction=true`` does not come here: it keeps
 the flat-vector path of ``train.py`` (same config, same numbers as before).
@@ -19,6 +20,7 @@ from typing import Mapping, Sequence
 
 from envs.core import CAMERAS
 from envs.registry import is_builtin, resolve_tasks  # noqa: F401  (train.py and tests read them here)
+from envs.core.observation import IMAGE_OBS_MODES
 from train.config import RunConfig
 from train.datasets.multitask import IncompatibleTasksError
 
@@ -59,15 +61,17 @@ def task_action_spaces(tasks: Sequence[str], sim: str, control_mode: str) -> dic
 
 
 def policy_inputs(config: RunConfig, num_tasks: int) -> dict:
-    """What the policy reads for this run: ``obs_key``, ``cameras``, ``depth`` and the
-    ``instruction_encoder`` (language on by default for several tasks or obs_mode=slots)."""
+    """What the policy reads for this run: ``obs_key``, ``cameras``, ``depth``, ``pointcloud``
+    and the ``instruction_encoder`` (language on by default for several tasks or obs_mode=slots).
+    With cameras or a point cloud the vector is ``proprio``: nothing privileged."""
     images = config.obs_mode in ("rgb", "rgbd")
     use_instruction = config.policy.use_instruction
     if use_instruction is None:
         use_instruction = num_tasks > 1 or config.obs_mode == "slots"
-    return {"obs_key": "proprio" if images else config.obs_mode,
+    return {"obs_key": "proprio" if config.obs_mode in IMAGE_OBS_MODES else config.obs_mode,
             "cameras": tuple(CAMERAS) if images else (),
             "depth": config.obs_mode == "rgbd",
+            "pointcloud": config.obs_mode == "pointcloud",
             "instruction_encoder": INSTRUCTION_ENCODER if use_instruction else ""}
 
 
@@ -87,8 +91,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     from train.imitation import checkpoint_dir, train_imitation
 
     data, tr, ev = config.data, config.train, config.eval
-    images = config.obs_mode in ("rgb", "rgbd")
-    image_kw = {"image_size": config.policy.image_size} if images else {}
+    image_kw = {"image_size": config.policy.image_size} if config.obs_mode in IMAGE_OBS_MODES else {}
     limit_kw = {"max_episode_steps": ev.max_episode_steps} if ev.max_episode_steps else {}
     timings = {}
     t = time.time()
@@ -101,9 +104,12 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
 
     t = time.time()
     inputs = policy_inputs(config, len(tasks))
-    obs_keys = observation_keys(inputs["obs_key"], inputs["cameras"], inputs["depth"])
+    pointcloud = inputs.pop("pointcloud")
+    obs_keys = observation_keys(inputs["obs_key"], inputs["cameras"], inputs["depth"], pointcloud)
     dataset = MultiTaskDataset(stores, config.policy.n_obs_steps, config.policy.horizon, obs_keys=obs_keys)
     vectors = dataset.stacked_obs(inputs["obs_key"])
+    # columns per point (xyz + rgb today; whatever features the store's clouds carry)
+    inputs["pointcloud_dim"] = next(iter(stores.values())).episodes[0].images["pointcloud"].shape[-1] if pointcloud else 0
     policy_config = DiffusionConfig.from_params(config.policy, obs_dim=vectors.shape[1],
                                                 action_dim=dataset.action_dim, **inputs)
     torch.manual_seed(config.seed)  # the initial weights; training seeds its own noise and data order
@@ -111,15 +117,30 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     policy.fit_normalizer(vectors, dataset.stacked_actions())
     log.info("policy reads %s%s; %d windows over %s", list(policy_config.obs_keys),
              " + instruction" if policy_config.reads_instruction else "", len(dataset), dataset.windows_per_task())
+    hook, slice_samples = None, None
+    if config.curriculum.active:   # the curriculum re-weights the tasks between slices (train/curriculum/)
+        from train.curriculum.runner import build_hook
+
+        hook = build_hook(config, run_dir, tasks, dataset,
+                          lambda task: partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
+                                               control_mode=config.control_mode, **image_kw, **limit_kw),
+                          collect=lambda new: collect_demos_for_tasks(
+                              new, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
+                              obs_mode=config.obs_mode, control_mode=config.control_mode, progress=config.progress,
+                              **image_kw))
+        slice_samples = config.curriculum.slice_steps * tr.batch_size   # one sampler epoch per slice
     stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
                             tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress,
-                            sampler=dataset.sampler(seed=config.seed), num_workers=tr.num_workers)
+                            sampler=dataset.sampler(num_samples=slice_samples, seed=config.seed),
+                            num_workers=tr.num_workers, hook=hook)
     timings["train_s"] = time.time() - t
 
     t = time.time()
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
     seeds = list(range(ev.seed_start, ev.seed_start + ev.episodes))
     per_task, results = {}, {}
+    if hook is not None:
+        tasks = hook.curriculum.tasks   # the pool, with the tasks a refill added
     for task in tasks:
         make_env = partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
                            control_mode=config.control_mode, **image_kw, **limit_kw)
@@ -140,7 +161,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
             + (["instruction"] if policy_config.reads_instruction else []),
             "num_demos": {task: len(store) for task, store in stores.items()}, "demo_sim": demo_sim,
             "demo_stores": {task: str(store.path) for task, store in stores.items()},
-            "train": stats, "timings": timings}
+            "train": stats, "timings": timings, **({"curriculum": hook.summary()} if hook else {})}
 
 
 def _log_per_task(run_dir: Path, per_task: dict, step: int) -> None:

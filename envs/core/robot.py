@@ -49,6 +49,17 @@ GRIPPER_OPEN, GRIPPER_CLOSED = 1.0, -1.0
 INIT_JOINT_NOISE = 0.02  # rad: per-episode perturbation of the home posture
 
 
+def check_action_finite(action: np.ndarray, control_mode: str) -> None:
+    """Raise ``ValueError`` when ``action`` (any shape, numpy) holds NaN or inf. Clipping would
+    keep a NaN, and a simulator given one zeroes or ignores it: the arm drifts while every
+    observation stays finite, so the bad action must stop at the door, as a wrong shape does."""
+    bad = ~np.isfinite(action)
+    if bad.any():
+        where = [tuple(int(i) for i in ix) if len(ix) > 1 else int(ix[0]) for ix in np.argwhere(bad)[:5]]
+        raise ValueError(f"action has {int(bad.sum())} non-finite value(s) (NaN/inf) at index {', '.join(map(str, where))}; "
+                         f"{control_mode} expects finite values in [-1, 1]")
+
+
 def gripper_opening(action):
     """Gripper action in [-1, 1] -> finger opening target (m per finger)."""
     return (action + 1.0) * 0.5 * GRIPPER_MAX

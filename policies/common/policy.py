@@ -35,7 +35,13 @@ WEIGHTS_FILE = "model.safetensors"
 _POLICIES: dict[str, type["Policy"]] = {}
 # Built-in policy types and the module that registers each, so ``from_pretrained`` works without the
 # caller importing the right subpackage first.
-_BUILTIN_MODULES = {"diffusion": "policies.diffusion.modeling", "rl_mlp": "policies.rl.mlp_policy"}
+_BUILTIN_MODULES = {"diffusion": "policies.diffusion.modeling", "rl_mlp": "policies.rl.mlp_policy",
+                    "vla": "policies.vla.modeling",
+                    "hilp": "policies.hilp.modeling"}
+
+
+class CheckpointDamagedError(ValueError):
+    """A saved policy's files exist but cannot be read (truncated, overwritten): one line saying which."""
 
 
 def register_policy(name: str):
@@ -145,7 +151,13 @@ class Policy(nn.Module):
                                     f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by policy.save_pretrained()")
         if not weights_file.exists():
             raise FileNotFoundError(f"{path} has no {WEIGHTS_FILE} (the weights); was it saved with policy.save_pretrained()?")
-        config = json.loads(config_file.read_text())
+        try:
+            config = json.loads(config_file.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CheckpointDamagedError(f"{config_file} is not valid JSON ({err}); the checkpoint is damaged "
+                                         f"(truncated or overwritten)") from None
+        if not isinstance(config, dict):
+            raise CheckpointDamagedError(f"{config_file} holds {type(config).__name__}, not a policy config")
         kind = config.pop("policy_type", None)
         version = config.pop("format_version", None)
         if kind is None:
@@ -158,7 +170,11 @@ class Policy(nn.Module):
             raise TypeError(f"{path} holds a {kind!r} policy ({sub.__name__}), not a {cls.__name__}")
         policy = sub(sub.config_class.from_dict(config))
 
-        state = load_file(str(weights_file))
+        try:
+            state = load_file(str(weights_file))
+        except Exception as err:  # safetensors raises its own SafetensorsError (or OSError) for bad bytes
+            raise CheckpointDamagedError(f"{weights_file} cannot be read ({err}); the checkpoint is damaged "
+                                         f"(truncated or overwritten)") from None
         expected = policy.state_dict()
         stats = [k for k in expected if k.endswith(".fitted")]  # one per Normalizer
         if any(k not in state or not bool(state[k]) for k in stats):

@@ -52,6 +52,10 @@ class DiffusionParams:
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
     crop_fraction: float = 0.9       # random crop in training, centre crop in eval (1 = none)
+    # obs_mode=pointcloud: the PointNet encoder (policies/common/encoders) reads this many points of
+    # each cloud (random ones in training, evenly spaced ones in eval; 0 = all) into this many features
+    pointcloud_points: int = 256
+    pointcloud_feature_dim: int = 128
 
     def __post_init__(self):
         self.down_dims = tuple(self.down_dims)
@@ -91,6 +95,8 @@ class DiffusionParams:
         require(is_int(self.image_feature_dim, 1), self, "image_feature_dim", "an integer >= 1")
         require(is_number(self.crop_fraction) and 0.5 <= self.crop_fraction <= 1, self, "crop_fraction",
                 "a number in [0.5, 1] (1 = no crop)")
+        require(is_int(self.pointcloud_points, 0), self, "pointcloud_points", "an integer >= 0 (0 = every point)")
+        require(is_int(self.pointcloud_feature_dim, 1), self, "pointcloud_feature_dim", "an integer >= 1")
 
 
 @dataclass
@@ -101,7 +107,8 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
 
     What the policy reads: the vector observation ``obs_key`` (``state``: a task's flat vector;
     ``slots``: the task-independent one; ``proprio``: the robot's own part only, for a
-    visuomotor policy), the images of ``cameras`` (empty: none), and with ``instruction_encoder``
+    visuomotor policy), the images of ``cameras`` (empty: none), the ``pointcloud`` of
+    ``pointcloud_dim`` columns per point (xyz + features; 0: none), and with ``instruction_encoder``
     set, the episode's instruction embedded by that named model (empty: no language).
     """
 
@@ -110,6 +117,7 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
     obs_key: str = field(default="state", kw_only=True)
     cameras: tuple[str, ...] = field(default=(), kw_only=True)   # e.g. ("front", "wrist")
     depth: bool = field(default=False, kw_only=True)             # RGB-D images (obs_mode=rgbd)
+    pointcloud_dim: int = field(default=0, kw_only=True)         # columns per point (6: xyz + rgb); 0: no cloud
     instruction_encoder: str = field(default="", kw_only=True)   # "" or one of INSTRUCTION_ENCODERS
 
     def __post_init__(self):
@@ -127,6 +135,10 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
                 "proprio when cameras are read (a visuomotor policy sees no privileged state)")
         require(isinstance(self.depth, bool) and (self.cameras or not self.depth), self, "depth",
                 "true only with cameras")
+        require(self.pointcloud_dim == 0 or is_int(self.pointcloud_dim, 3), self, "pointcloud_dim",
+                "0 (no point cloud) or an integer >= 3 (xyz, then per-point features)")
+        require(not self.pointcloud_dim or self.obs_key == "proprio", self, "obs_key",
+                "proprio when a point cloud is read (the policy sees no privileged state)")
         require(self.instruction_encoder in ("",) + INSTRUCTION_ENCODERS, self, "instruction_encoder",
                 "'' (no language) or " + ", ".join(INSTRUCTION_ENCODERS))
         super().validate()
@@ -138,18 +150,20 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
     @property
     def obs_keys(self) -> tuple[str, ...]:
         """The observation keys the policy reads, as dataset and env name them."""
-        return observation_keys(self.obs_key, self.cameras, self.depth)
+        return observation_keys(self.obs_key, self.cameras, self.depth, self.pointcloud_dim > 0)
 
     @classmethod
     def from_params(cls, params: DiffusionParams, obs_dim: int, action_dim: int, **shapes) -> "DiffusionConfig":
         """The config of a policy with hyper-parameters ``params`` for data of these sizes
-        (``shapes``: ``obs_key``, ``cameras``, ``depth``, ``instruction_encoder``)."""
+        (``shapes``: ``obs_key``, ``cameras``, ``depth``, ``pointcloud_dim``, ``instruction_encoder``)."""
         return cls(**{f.name: getattr(params, f.name) for f in fields(DiffusionParams)},
                    obs_dim=obs_dim, action_dim=action_dim, **shapes)
 
 
-def observation_keys(obs_key: str, cameras: tuple[str, ...] = (), depth: bool = False) -> tuple[str, ...]:
-    """The keys a policy reading the vector ``obs_key`` and ``cameras`` takes from a demo episode
-    or an env observation: ``<camera>_rgb`` (and ``<camera>_depth``) per camera, then ``obs_key``."""
+def observation_keys(obs_key: str, cameras: tuple[str, ...] = (), depth: bool = False,
+                     pointcloud: bool = False) -> tuple[str, ...]:
+    """The keys a policy reading the vector ``obs_key``, ``cameras`` and maybe the point cloud
+    takes from a demo episode or an env observation: ``<camera>_rgb`` (and ``<camera>_depth``) per
+    camera, ``pointcloud``, then ``obs_key``."""
     images = tuple(f"{c}_{kind}" for c in cameras for kind in (("rgb", "depth") if depth else ("rgb",)))
-    return images + (obs_key,)
+    return images + (("pointcloud",) if pointcloud else ()) + (obs_key,)

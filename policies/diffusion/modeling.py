@@ -21,7 +21,8 @@ from torch import nn
 
 from envs.core import observation as ob
 from envs.core import text_embedding
-from policies.common.encoders import ImageEncoder, ImageEncoderConfig, MiniLMInstructionEncoder, images_from_obs
+from policies.common.encoders import (ImageEncoder, ImageEncoderConfig, MiniLMInstructionEncoder, PointCloudEncoder,
+                                      PointCloudEncoderConfig, images_from_obs)
 from policies.common.normalizer import Normalizer
 from policies.common.policy import Policy, register_policy
 from policies.diffusion.configuration import DiffusionConfig
@@ -33,12 +34,14 @@ class DiffusionPolicy(Policy):
     """Diffusion policy on the common surface (``select_action``, ``predict_action_chunk``,
     ``reset``, ``save_pretrained``, ``from_pretrained``); ``policy(obs_hist, noise)`` is the tensor graph.
 
-    Reads a vector observation (``state``, ``slots`` or, beside cameras, ``proprio``), optionally
-    camera images (``config.cameras``) and the episode's instruction (``config.instruction_encoder``);
-    all of them form the U-Net's global FiLM condition.
+    Reads a vector observation (``state``, ``slots`` or, beside cameras or a point cloud,
+    ``proprio``), optionally camera images (``config.cameras``), the point cloud
+    (``config.pointcloud_dim``) and the episode's instruction (``config.instruction_encoder``); all
+    of them form the U-Net's global FiLM condition.
 
     Modules: ``obs_normalizer`` (obs_dim), ``action_normalizer`` (action_dim), ``model`` (the U-Net),
-    ``image_encoder`` (with cameras), ``instruction_proj`` (with an instruction and a projection).
+    ``image_encoder`` (with cameras), ``pointcloud_encoder`` (with a point cloud),
+    ``instruction_proj`` (with an instruction and a projection).
     The text model is referenced by name in ``config.json`` and not saved with the weights.
     Observations and actions are raw (unnormalized) everywhere in the public API.
     """
@@ -59,6 +62,13 @@ class DiffusionPolicy(Policy):
                 cameras=c.cameras, image_size=c.image_size, crop_fraction=c.crop_fraction, depth=c.depth,
                 backbone=c.image_backbone, feature_dim=c.image_feature_dim))
             cond_dim += c.n_obs_steps * self.image_encoder.output_dim
+        # Point cloud: PointNet over every step's cloud (xyz in the world frame, not centred: where
+        # the points are is what the arm acts on; the feature columns after xyz, e.g. rgb, all read).
+        self.pointcloud_encoder = None
+        if c.pointcloud_dim:
+            self.pointcloud_encoder = PointCloudEncoder(PointCloudEncoderConfig(
+                point_features=c.pointcloud_dim - 3, center_xyz=False, output_dim=c.pointcloud_feature_dim))
+            cond_dim += c.n_obs_steps * self.pointcloud_encoder.output_dim
         # Language: the instruction's embedding (computed by a named, frozen text model that is
         # not saved) joins the global FiLM condition, through a small learned projection.
         self.instruction_proj = None
@@ -118,8 +128,9 @@ class DiffusionPolicy(Policy):
     def compute_loss(self, batch: dict) -> torch.Tensor:
         """Denoising loss (scalar). ``batch["action"]`` (B, horizon, action_dim) raw; ``batch["obs"]``
         either (B, n_obs_steps, obs_dim) (the vector observation) or ``{key: (B, n_obs_steps, ...)}``
-        holding :attr:`DiffusionConfig.obs_keys` (camera images uint8 (..., H, W, 3) as the demo
-        store hands them out). A policy that reads instructions also needs
+        holding :attr:`DiffusionConfig.obs_keys` (camera images uint8 (..., H, W, 3) and point
+        clouds (..., N, pointcloud_dim) as the demo store hands them out; an optional
+        ``pointcloud_mask`` (..., N) bool marks real points of padded clouds). A policy that reads instructions also needs
         ``batch["instruction"]`` (B strings) or ``batch["instruction_embedding"]`` (B, 384)."""
         c = self.config
         actions = batch["action"].to(self.device)
@@ -159,6 +170,10 @@ class DiffusionPolicy(Policy):
             images = images_from_obs({k: obs[k] for k in c.obs_keys if k != c.obs_key}, c.cameras, c.depth)
             images = {k: v.to(self.device) for k, v in images.items()}
             parts.append(self.image_encoder(images).flatten(1))            # (B, To * n_cameras * feature_dim)
+        if self.pointcloud_encoder is not None:
+            if not isinstance(obs, Mapping):
+                raise ValueError(f"this policy reads a point cloud: obs must be a dict with {list(c.obs_keys)}")
+            parts.append(self._encode_pointcloud(obs["pointcloud"], obs.get("pointcloud_mask")).flatten(1))
         if self.reads_instruction:
             if instruction_embedding is None:
                 raise ValueError("this policy reads instructions; none was given (policy.reset(instruction=...))")
@@ -171,6 +186,25 @@ class DiffusionPolicy(Policy):
                                  f"({vector.shape[0]}, {text_embedding.DIM}), one per observation in the batch")
             parts.append(self.instruction_proj(emb) if self.instruction_proj is not None else emb)
         return torch.cat(parts, dim=-1)
+
+    def _encode_pointcloud(self, points: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, To, N, pointcloud_dim) raw clouds -> (B, To, pointcloud_feature_dim). Reads
+        ``pointcloud_points`` of each cloud: random ones in training (an augmentation, and the cost
+        of the per-point MLP falls with them), evenly spaced ones in eval (the clouds are ordered by
+        camera and pixel row, so these spread over the scene)."""
+        c = self.config
+        points = torch.as_tensor(points).to(device=self.device, dtype=torch.float32)
+        self._check_shape("obs['pointcloud']", points[:, :, 0], (c.n_obs_steps, c.pointcloud_dim))
+        mask = None if mask is None else torch.as_tensor(mask).to(self.device).bool()
+        n, k = points.shape[-2], c.pointcloud_points
+        if k and k < n:
+            if self.training:
+                idx = torch.rand(points.shape[:-1], device=self.device).argsort(-1)[..., :k]     # (B, To, k)
+            else:
+                idx = torch.linspace(0, n - 1, k, device=self.device).long().expand(*points.shape[:-2], k)
+            points = points.gather(-2, idx[..., None].expand(*idx.shape, points.shape[-1]))
+            mask = None if mask is None else mask.gather(-1, idx)
+        return self.pointcloud_encoder(points, mask)
 
     # -- sampling --------------------------------------------------------------------------
     def _ddim_step(self, k: int, model_output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -231,6 +265,9 @@ class DiffusionPolicy(Policy):
         from policies.common.export_spec import ExportSpec, ImageInput
 
         c = self.config
+        if c.pointcloud_dim:
+            raise NotImplementedError("this diffusion policy reads a point cloud; policies.export supports state, "
+                                      "slots, camera and language diffusion policies so far")
         images, image_processing = (), {}
         if c.cameras:
             size = c.image_size
@@ -311,7 +348,7 @@ class DiffusionPolicy(Policy):
                              "at the start of each episode (a list of strings for a batch)")
         hist = {k: torch.from_numpy(np.stack([h[k] for h in self._obs_history], axis=1))   # (B, To, ...)
                 for k in self._obs_history[-1]}
-        if not self.config.cameras:
+        if not self.config.cameras and not self.config.pointcloud_dim:
             hist = hist[self.config.obs_key]
         extra = {"instruction_embedding": self._instruction_embedding} if self.reads_instruction else {}
         chunk = self(hist, **extra).cpu().numpy().astype(np.float32)
@@ -346,6 +383,8 @@ class DiffusionPolicy(Policy):
         buffer in place). A Dict observation gives its ``state`` entry, or for ``proprio`` the
         robot part every flat observation starts with; images come only from their own keys."""
         c = self.config
+        if c.pointcloud_dim and not isinstance(obs, Mapping):
+            raise ValueError("this policy reads a point cloud: pass the env's Dict observation (obs_mode=pointcloud)")
         if c.cameras and not isinstance(obs, Mapping):
             raise ValueError(f"this policy reads cameras {list(c.cameras)}: pass the env's Dict observation "
                              f"(obs_mode={'rgbd' if c.depth else 'rgb'})")

@@ -24,7 +24,7 @@ def _export_main(argv: list[str]) -> int:
     ap.add_argument("checkpoint", help="saved policy directory (config.json + model.safetensors), e.g. "
                                        "outputs/<date>/<time>/checkpoints/last")
     ap.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
-    ap.add_argument("--out", required=True, help="export directory to write (replaced if it holds an older export)")
+    ap.add_argument("--out", required=True, help="export directory to write (a previous export there is replaced; anything else is refused)")
     ap.add_argument("--env", help="task(s) the policy was trained on: a task, a,b, builtin or library "
                                   "(default: from the run's config.yaml)")
     ap.add_argument("--sim", help="mujoco | maniskill (default: from the run's config.yaml)")

@@ -23,17 +23,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.core.fileio import atomic_dir
+from envs.core.fileio import Artifact, ReplaceRefusedError, atomic_dir, check_replaceable
 from policies.common.export_spec import ACTION_OUTPUT, ExportSpec
 from policies.common.policy import CONFIG_FILE, WEIGHTS_FILE, Policy
 from policies.export.errors import ExportError
 from policies.export import manifest as mf
-from policies.export.runtime import MANIFEST
+from policies.export.runtime import MANIFEST, MANIFEST_FORMAT
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 ONNX_OPSET = 18
 RUNTIME_COPY = "roboforge_runtime.py"   # runtime.py, copied so an export dir works on its own
 log = logging.getLogger(__name__)
+
+
+def _export_manifest_problem(path: Path) -> str | None:
+    """None when ``path/manifest.json`` says it is a roboforge export, else why not."""
+    try:
+        m = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        return f"it has no {MANIFEST}"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return f"its {MANIFEST} is not valid JSON"
+    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
+        return f"its {MANIFEST} is not a roboforge export manifest (no \"format\": \"{MANIFEST_FORMAT}\")"
+    return None
+
+
+# what `--out` may replace: a previous export (its manifest says so) holding only export files
+EXPORT_ARTIFACT = Artifact("policy export", (MANIFEST, RUNTIME_COPY, *FORMATS.values()), _export_manifest_problem)
 
 
 def check_format(fmt: str) -> str:
@@ -156,11 +173,13 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
     spec.module.eval()   # centre crop, no dropout: the graph is what acting runs
     run = mf.run_settings(ckpt, policy, env=env, sim=sim, obs_mode=obs_mode, control_mode=control_mode,
                           library=library)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise ExportError(f"{out} exists and is not an export directory (no {MANIFEST}); choose an empty or new --out")
+    try:  # before the work; atomic_dir checks again before it deletes anything
+        check_replaceable(out, EXPORT_ARTIFACT)
+    except ReplaceRefusedError as e:
+        raise ExportError(f"--out: {e}") from e
 
-    # built beside `out`, checked, then swapped in; a previous export there (it has a manifest) is replaced whole
-    with atomic_dir(out) as tmp:
+    # built beside `out`, checked, then swapped in; only a previous export there is replaced whole
+    with atomic_dir(out, EXPORT_ARTIFACT) as tmp:
         model_file = tmp / FORMATS[fmt]
         (_export_onnx if fmt == "onnx" else _export_torchscript)(spec, model_file)
         shutil.copyfile(Path(__file__).with_name("runtime.py"), tmp / RUNTIME_COPY)

@@ -1,6 +1,6 @@
 """The one HDF5 demo store: one file per cache key, written atomically, validated on open.
 
-Layout (format 3)::
+Layout (format 4)::
 
     /                      attrs: task, sim, obs_mode, control_mode, image_size (0: no images),
                                   seeds, code_hash, roboforge_version, format_version, created, complete
@@ -13,19 +13,30 @@ Layout (format 3)::
                            actions (T, A) float32, rewards (T,) float32
                            images/<camera>_rgb (T, H, W, 3) uint8, images/<camera>_depth (T, H, W, 1)
                                float16 m (image modes only; gzip, FRAMES_PER_CHUNK frames per chunk)
+                           images/pointcloud (T, N, 6) float16: xyz (world, m) + rgb in [0, 1]
+                               (obs_mode=pointcloud; gzip, FRAMES_PER_CHUNK steps per chunk)
                            attrs: seed, success, length, instruction, task, sim, obs_mode
+
+Every dataset carries HDF5's fletcher32 checksum (format 4), so changed bytes, compressed or not,
+fail the read instead of handing back other values. :meth:`DemoStore.open` reads every vector
+dataset (images are read lazily; a damaged image chunk raises :class:`CorruptDemoStoreError` when
+read) and checks that what training reads (obs, actions, rewards, final_obs, slots, proprio) is
+finite; a store with a bad episode is refused as a whole, naming each bad episode, and
+``train.demos.collect_demos`` regenerates it.
 
 Format 2 stores (no slots, proprio, images or per-episode task/sim/obs_mode) still open;
 ``train.demos.collect_demos`` regenerates them. Images are not loaded by :meth:`DemoStore.open`:
 each episode's ``images`` maps a key to a :class:`Frames` view that reads (and decompresses) only
-the frames asked for, so a store larger than memory trains at no cost in RAM.
+the frames asked for, so a store larger than memory trains at no cost in RAM. ``images`` holds
+every per-step sensor array a policy may read, the point cloud included.
 
 Why gzip at 4 frames per chunk, and depth as float16 (``bench/dataset.py`` measures it): gzip is
 HDF5's built-in filter (any HDF5 reader opens the store; lzf is h5py's own), a 64 px RGB frame
 takes ~16% of its raw 12 KiB and decompresses at ~10,000 frames/s on one shared core, while lzf
 stores ~2.7x more bytes for no faster reads; a chunk of a few frames compresses ~1.8x better
 than one frame, and a training window reads consecutive frames anyway. float16 depth keeps MuJoCo's far-plane value
-(~123 m, past uint16 millimetres' 65.5 m) and 1 mm resolution up to 2 m.
+(~123 m, past uint16 millimetres' 65.5 m) and 1 mm resolution up to 2 m; float16 point
+coordinates keep 0.5 mm up to 1 m from the world origin (the table top lies within it).
 """
 from __future__ import annotations
 
@@ -43,7 +54,7 @@ import numpy as np
 
 from envs.core.fileio import atomic_file
 
-FORMAT_VERSION = 3  # 2: final_obs; 3: slots, proprio, images, per-episode task/sim/obs_mode
+FORMAT_VERSION = 4  # 2: final_obs; 3: slots, proprio, images, per-episode task/sim/obs_mode; 4: checksums
 IMAGE_COMPRESSION, IMAGE_COMPRESSION_LEVEL = "gzip", 4
 FRAMES_PER_CHUNK = 4
 
@@ -67,8 +78,8 @@ class Episode:
     slots: np.ndarray | None = None        # (T, SLOTS_DIM); None in format 2 stores
     final_slots: np.ndarray | None = None  # (SLOTS_DIM,)
     proprio: np.ndarray | None = None      # (T, AGENT_DIM)
-    # "<camera>_rgb" (T, H, W, 3) uint8, "<camera>_depth" (T, H, W, 1) float32 m: arrays when
-    # collected, Frames views (read on indexing) when opened from a store
+    # "<camera>_rgb" (T, H, W, 3) uint8, "<camera>_depth" (T, H, W, 1) float32 m, "pointcloud"
+    # (T, N, 6) float32: arrays when collected, Frames views (read on indexing) when opened from a store
     images: Mapping[str, np.ndarray | "Frames"] = field(default_factory=dict)
 
 
@@ -81,23 +92,24 @@ def _version() -> str:
 
 
 def write_episode(group: h5py.Group, ep: Episode) -> None:
-    """One episode under ``group`` (a file's ``/episodes``) in the format 3 layout."""
+    """One episode under ``group`` (a file's ``/episodes``) in the format 4 layout."""
     e = group.create_group(f"ep_{ep.seed}")
-    e.create_dataset("obs", data=ep.obs.astype(np.float32), compression="lzf")
-    e.create_dataset("actions", data=ep.actions.astype(np.float32), compression="lzf")
-    e.create_dataset("rewards", data=ep.rewards.astype(np.float32))
+    e.create_dataset("obs", data=ep.obs.astype(np.float32), compression="lzf", fletcher32=True)
+    e.create_dataset("actions", data=ep.actions.astype(np.float32), compression="lzf", fletcher32=True)
+    e.create_dataset("rewards", data=ep.rewards.astype(np.float32), fletcher32=True)
     if ep.final_obs is not None:
-        e.create_dataset("final_obs", data=np.asarray(ep.final_obs, np.float32))
+        e.create_dataset("final_obs", data=np.asarray(ep.final_obs, np.float32), fletcher32=True)
     for name in ("slots", "proprio"):
         if getattr(ep, name) is not None:
-            e.create_dataset(name, data=np.asarray(getattr(ep, name), np.float32), compression="lzf")
+            e.create_dataset(name, data=np.asarray(getattr(ep, name), np.float32), compression="lzf",
+                             fletcher32=True)
     if ep.final_slots is not None:
-        e.create_dataset("final_slots", data=np.asarray(ep.final_slots, np.float32))
+        e.create_dataset("final_slots", data=np.asarray(ep.final_slots, np.float32), fletcher32=True)
     for key, frames in ep.images.items():
         frames = np.asarray(frames)
-        stored = frames.astype(np.float16) if key.endswith("_depth") else frames.astype(np.uint8)
+        stored = frames.astype(np.float16) if is_float_sensor(key) else frames.astype(np.uint8)
         e.create_dataset(f"images/{key}", data=stored, chunks=(min(FRAMES_PER_CHUNK, len(stored)), *stored.shape[1:]),
-                         compression=IMAGE_COMPRESSION, compression_opts=IMAGE_COMPRESSION_LEVEL)
+                         compression=IMAGE_COMPRESSION, compression_opts=IMAGE_COMPRESSION_LEVEL, fletcher32=True)
     e.attrs.update(seed=ep.seed, success=bool(ep.success), length=len(ep.actions), instruction=ep.instruction,
                    task=ep.task, sim=ep.sim, obs_mode=ep.obs_mode)
 
@@ -123,14 +135,19 @@ class StoreFile:
         return {"path": self.path, "_pid": None, "_file": None}
 
 
-class Frames:
-    """A lazy (T, H, W, C) view of one episode's stored camera frames: ``frames[i]``,
-    ``frames[a:b]`` or ``frames[index_array]`` (any order, repeats allowed) reads only the chunks
-    holding those frames. RGB comes back uint8, depth float32 metres."""
+def is_float_sensor(key: str) -> bool:
+    """Stored as float16, read back as float32: depth images and point clouds (RGB is uint8)."""
+    return key.endswith("_depth") or key == "pointcloud"
 
-    def __init__(self, file: StoreFile, name: str, shape: tuple[int, ...], depth: bool):
-        self.file, self.name, self.shape, self.depth = file, name, tuple(shape), depth
-        self.dtype = np.dtype(np.float32 if depth else np.uint8)
+
+class Frames:
+    """A lazy (T, ...) view of one episode's stored camera frames or point clouds: ``frames[i]``,
+    ``frames[a:b]`` or ``frames[index_array]`` (any order, repeats allowed) reads only the chunks
+    holding those steps. RGB comes back uint8, depth (metres) and point clouds float32."""
+
+    def __init__(self, file: StoreFile, name: str, shape: tuple[int, ...], floating: bool):
+        self.file, self.name, self.shape, self.floating = file, name, tuple(shape), floating
+        self.dtype = np.dtype(np.float32 if floating else np.uint8)
         self._ds, self._ds_file = None, None
 
     def __len__(self) -> int:
@@ -147,13 +164,17 @@ class Frames:
 
     def __getitem__(self, index) -> np.ndarray:
         ds = self._dataset()
-        if isinstance(index, (int, np.integer, slice)):
-            out = ds[index]
-        else:  # h5py wants increasing, unique indices: read the covering block once, then pick
-            index = np.asarray(index, dtype=np.int64)
-            lo = int(index.min())
-            out = ds[lo:int(index.max()) + 1][index - lo]
-        return out.astype(np.float32) if self.depth else out
+        try:
+            if isinstance(index, (int, np.integer, slice)):
+                out = ds[index]
+            else:  # h5py wants increasing, unique indices: read the covering block once, then pick
+                index = np.asarray(index, dtype=np.int64)
+                lo = int(index.min())
+                out = ds[lo:int(index.max()) + 1][index - lo]
+        except OSError as err:  # a chunk failed its checksum or does not decompress
+            raise CorruptDemoStoreError(f"{self.file.path}: {self.name} is damaged ({err}); delete the file "
+                                        f"and the next run regenerates it") from err
+        return out.astype(np.float32) if self.floating else out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:]
@@ -210,11 +231,16 @@ class DemoStore:
                 if not f.attrs.get("complete", False):
                     raise CorruptDemoStoreError(f"{path}: incomplete (its writer was interrupted)")
                 meta = _attrs(f)
-                episodes = [_read_episode(path, name, e, meta, file) for name, e in f["episodes"].items()]
-        except CorruptDemoStoreError:
-            raise
+                episodes, bad = [], []
+                for name, e in f["episodes"].items():
+                    try:
+                        episodes.append(_read_episode(path, name, e, meta, file))
+                    except _BadEpisode as why:
+                        bad.append(f"{name} ({why})")
         except (OSError, KeyError, ValueError) as err:  # truncated or garbage bytes
             raise CorruptDemoStoreError(f"{path}: unreadable HDF5 demo store ({err})") from err
+        if bad:
+            raise CorruptDemoStoreError(f"{path}: {len(bad)} damaged episode(s), none of them used: {'; '.join(bad)}")
         if not episodes:
             raise CorruptDemoStoreError(f"{path}: holds no episodes")
         episodes.sort(key=lambda ep: ep.seed)
@@ -261,11 +287,24 @@ def _read_meta(path: Path) -> dict:
         return _attrs(f)
 
 
+class _BadEpisode(Exception):
+    """One episode failed a checksum, a length or a finiteness check (the message says which)."""
+
+
 def _read_episode(path: Path, name: str, e: h5py.Group, meta: dict, file: StoreFile) -> Episode:
+    try:
+        return _read_checked_episode(path, name, e, meta, file)
+    except OSError as err:  # h5py's fletcher32 mismatch or a chunk that no longer decompresses
+        raise _BadEpisode(f"fails its checksum: {err}") from err
+    except (KeyError, ValueError) as err:
+        raise _BadEpisode(f"unreadable: {err}") from err
+
+
+def _read_checked_episode(path: Path, name: str, e: h5py.Group, meta: dict, file: StoreFile) -> Episode:
     def optional(key):
         return e[key][()] if key in e else None
 
-    images = {k: Frames(file, f"episodes/{name}/images/{k}", ds.shape, k.endswith("_depth"))
+    images = {k: Frames(file, f"episodes/{name}/images/{k}", ds.shape, is_float_sensor(k))
               for k, ds in e.get("images", {}).items()}
     a = e.attrs
     ep = Episode(e["obs"][()], e["actions"][()], e["rewards"][()], int(a["seed"]), bool(a["success"]),
@@ -276,8 +315,10 @@ def _read_episode(path: Path, name: str, e: h5py.Group, meta: dict, file: StoreF
     lengths = [len(ep.obs), len(ep.actions), len(ep.rewards), int(a["length"])]
     lengths += [len(x) for x in (ep.slots, ep.proprio, *images.values()) if x is not None]
     if len(set(lengths)) != 1:
-        raise CorruptDemoStoreError(f"{path}: episode {name} has inconsistent lengths {sorted(set(lengths))}")
-    vectors = [ep.obs, ep.actions] + [x for x in (ep.slots, ep.proprio) if x is not None]
-    if not all(np.isfinite(x).all() for x in vectors):
-        raise CorruptDemoStoreError(f"{path}: episode {name} contains NaN/inf")
+        raise _BadEpisode(f"inconsistent lengths {sorted(set(lengths))}")
+    vectors = {"obs": ep.obs, "actions": ep.actions, "rewards": ep.rewards, "final_obs": ep.final_obs,
+               "slots": ep.slots, "final_slots": ep.final_slots, "proprio": ep.proprio}
+    nonfinite = [k for k, x in vectors.items() if x is not None and not np.isfinite(x).all()]
+    if nonfinite:
+        raise _BadEpisode(f"NaN/inf in {', '.join(nonfinite)}")
     return ep

@@ -12,7 +12,8 @@ A sample is one :class:`~train.datasets.sequence.SequenceDataset` window (``obs`
 (n_obs_steps, ...)}`` for the requested ``obs_keys`` only, ``action``: (horizon, A)) plus
 ``task_id`` (an index into :attr:`MultiTaskDataset.tasks`), ``instruction`` (the episode's string)
 and ``instruction_id`` (an index into :attr:`MultiTaskDataset.instructions`, for embeddings
-computed once). Camera images arrive as uint8 (depth float32 m), decoded from the store per sample.
+computed once). Camera images arrive as uint8 (depth float32 m), point clouds as float32, decoded
+from the store per sample.
 
 Sampling: a task's weight is the probability mass of drawing from it (not scaled by how many
 windows it has), spread evenly over its windows. :meth:`MultiTaskDataset.sampler` reads the
@@ -48,6 +49,7 @@ class MultiTaskDataset(Dataset):
         stores = list(stores.values()) if isinstance(stores, Mapping) else list(stores)
         if not stores:
             raise ValueError("MultiTaskDataset needs at least one demo store")
+        self._stores, self._n_obs_steps, self._horizon = stores, n_obs_steps, horizon
         self.obs_keys = tuple(obs_keys)
         _check_action_spaces(stores)
         episodes = [ep for store in stores for ep in store.episodes]
@@ -92,6 +94,16 @@ class MultiTaskDataset(Dataset):
     def windows_per_task(self) -> dict[str, int]:
         counts = np.bincount(self.window_task, minlength=len(self.tasks))
         return {t: int(n) for t, n in zip(self.tasks, counts)}
+
+    def add_stores(self, stores: Sequence[DemoStore] | Mapping[str, DemoStore]) -> list[str]:
+        """More tasks' demos (a curriculum refilling its pool): the same checks as the
+        constructor; new tasks start at weight 1.0, the others keep theirs. Takes effect at the
+        next epoch of every :meth:`sampler`. Returns the tasks that were added."""
+        stores = list(stores.values()) if isinstance(stores, Mapping) else list(stores)
+        before, weights = list(self.tasks), self.task_weights
+        self.__init__(self._stores + stores, self._n_obs_steps, self._horizon, self.obs_keys)
+        self._weights.update({t: w for t, w in weights.items() if t in self._weights})
+        return [t for t in self.tasks if t not in before]
 
     # -- the curriculum's lever -------------------------------------------------------------
     @property
@@ -164,9 +176,9 @@ def _check_observations(stores: list[DemoStore], obs_keys: tuple[str, ...]) -> N
     """Every requested key exists in every store (MissingObservationError otherwise) with one
     shape per step across them."""
     for key in obs_keys:
-        if key not in VECTOR_KEYS and not key.endswith(("_rgb", "_depth")):
-            raise ValueError(f"obs key {key!r} is invalid; allowed: {', '.join(VECTOR_KEYS)} or camera keys "
-                             f"such as 'front_rgb', 'wrist_depth'")
+        if key not in VECTOR_KEYS and key != "pointcloud" and not key.endswith(("_rgb", "_depth")):
+            raise ValueError(f"obs key {key!r} is invalid; allowed: {', '.join(VECTOR_KEYS)}, pointcloud or camera "
+                             f"keys such as 'front_rgb', 'wrist_depth'")
         shapes = {}
         for store in stores:
             value = episode_observation(store.episodes[0], key)

@@ -6,7 +6,8 @@ episode repeat its first/last element, so every real step appears as the "curren
 
 Observations come one of two ways. Without ``obs_keys``, ``sample["obs"]`` is the window of the
 store's flat vector (n_obs_steps, D), as single-task state policies read it. With ``obs_keys``
-(the policy's own observation keys, :data:`VECTOR_KEYS` or camera keys such as ``front_rgb``),
+(the policy's own observation keys, :data:`VECTOR_KEYS`, camera keys such as ``front_rgb``, or
+``pointcloud``),
 ``sample["obs"]`` is ``{key: window}`` holding those keys and nothing else: a visuomotor policy
 asks for cameras + ``proprio`` and never receives the privileged state its store also holds.
 """
@@ -31,7 +32,8 @@ class MissingObservationError(ValueError):
 def episode_observation(ep: Episode, key: str):
     """Episode ``ep``'s observation ``key`` over time: ``state`` (the task's flat state vector),
     ``slots``, ``proprio`` (T, D) float32, or a camera key (``front_rgb`` (T, H, W, 3) uint8,
-    ``front_depth`` (T, H, W, 1) float32 m; an array or a lazy ``Frames`` view). A key the
+    ``front_depth`` (T, H, W, 1) float32 m), or ``pointcloud`` ((T, N, 6) float32; images and
+    the cloud are arrays or lazy ``Frames`` views). A key the
     episode lacks raises :class:`MissingObservationError` saying why, never a wrong array."""
     where = f"episode seed {ep.seed} of {ep.task or 'a store'} (obs_mode={ep.obs_mode!r})"
     if key == "state":
@@ -46,8 +48,9 @@ def episode_observation(ep: Episode, key: str):
         return value
     if key not in ep.images:
         have = list(VECTOR_KEYS if ep.obs_mode != "slots" else VECTOR_KEYS[1:]) + sorted(ep.images)
-        raise MissingObservationError(f"{where} holds no {key!r}; it has {have}. Camera images need a store "
-                                      f"collected with obs_mode='rgb' or 'rgbd'")
+        need = "obs_mode='pointcloud'" if key == "pointcloud" else "obs_mode='rgb' or 'rgbd'"
+        raise MissingObservationError(f"{where} holds no {key!r}; it has {have}. It needs a store collected "
+                                      f"with {need}")
     return ep.images[key]
 
 
@@ -59,8 +62,9 @@ class SequenceDataset(Dataset):
         if self.obs_keys is None and visual:
             # their flat vector is the privileged state: a policy must ask for it by name
             raise MissingObservationError(
-                f"episodes of obs_mode={visual[0]!r} hold camera images; name the observation keys the policy "
-                f"reads, e.g. obs_keys=('front_rgb', 'wrist_rgb', 'proprio') (or ('state',) for the privileged state)")
+                f"episodes of obs_mode={visual[0]!r} hold camera images or point clouds; name the observation keys "
+                f"the policy reads, e.g. obs_keys=('front_rgb', 'wrist_rgb', 'proprio') or ('pointcloud', 'proprio') "
+                f"(or ('state',) for the privileged state)")
         if self.obs_keys is None:
             self.obs = [torch.from_numpy(np.ascontiguousarray(e.obs, dtype=np.float32)) for e in episodes]
         else:  # vectors as tensors now; images stay where they are (Frames decode on indexing)

@@ -42,7 +42,7 @@ from envs.backends.maniskill.goals import BatchedGoals, Snapshot
 from envs.backends.maniskill.kinematics import SerialChain
 from envs.core import observation as ob
 from envs.core.observation import CAMERAS, FRONT_CAMERA, IMAGE_OBS_MODES, POINTCLOUD_POINTS
-from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
+from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, check_action_finite, home_qpos
 from envs.core.rotations import yaw_quat
 from envs.core.scene import BOWL_WALLS, Scene
 from envs.core.surface import (FEATURES, RENDER_CAMERA, RENDER_CAMERA_NAME, RENDER_SIZE, check_features,
@@ -277,6 +277,8 @@ class ManiSkillBatchEnv(BaseEnv):
         if a.shape != (self.num_envs, self.arm.action_dim):
             raise ValueError(f"action has shape {tuple(a.shape)}; {self.roboforge_control_mode} expects "
                              f"({self.num_envs}, {self.arm.action_dim}) in [-1, 1]")
+        if not bool(torch.isfinite(a).all()):
+            check_action_finite(a.cpu().numpy(), self.roboforge_control_mode)
         with warnings.catch_warnings():  # ManiSkill calls np.isnan on a torch tensor (numpy 2 deprecation)
             warnings.filterwarnings("ignore", "__array_wrap__", DeprecationWarning)
             super()._step_action(self.arm.command(a, self.agent.robot.get_qpos()))
@@ -555,6 +557,7 @@ class ManiSkillTaskEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(f"action has shape {action.shape}; {self.control_mode} expects "
                              f"{self.action_space.shape} in [-1, 1]")
+        check_action_finite(action, self.control_mode)
         obs, reward, terminated, _, info = self.base.step(action[None])
         return self._obs(obs), float(reward[0]), bool(terminated[0]), False, self._info(info)
 

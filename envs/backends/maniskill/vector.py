@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from envs.backends.maniskill.env import ManiSkillBatchEnv, ManiSkillTaskEnv
+from envs.core.robot import check_action_finite
 
 log = logging.getLogger("roboforge.maniskill")
 
@@ -74,6 +75,7 @@ class AsyncBatchEnv(gym.Env):
         self.single_action_space = self._vec.single_action_space
         self.observation_space, self.action_space = self._vec.observation_space, self._vec.action_space
         self.render_mode = kwargs.get("render_mode")
+        self._control_mode = kwargs.get("control_mode", "ee_delta_pose")
 
     def reset(self, *, seed=None, options=None):
         options = dict(options or {})
@@ -84,7 +86,9 @@ class AsyncBatchEnv(gym.Env):
         return self._vec.reset(seed=seed, options=options or None)
 
     def step(self, action):
-        return self._vec.step(np.asarray(action, dtype=np.float32))
+        action = np.asarray(action, dtype=np.float32)
+        check_action_finite(action, self._control_mode)  # here, before a worker raises and shuts down
+        return self._vec.step(action)
 
     def render(self):
         return np.stack(self._vec.render())

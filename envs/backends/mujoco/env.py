@@ -5,6 +5,9 @@ Observations follow :mod:`envs.core.observation` (the ``state`` vector; the task
 depth, table-top region only, a fixed N points); actions follow :mod:`envs.core.robot`. ``info``
 carries ``success``, ``task`` (the registered name), ``instruction`` and the named
 ``conditions`` every step. ``terminated`` = success.
+
+The observation cameras render plain (:data:`OBSERVATION_RENDER`: no shadows, reflections,
+skybox or multisampling); the overview camera of ``render()`` keeps the model's full look.
 """
 from __future__ import annotations
 
@@ -22,11 +25,51 @@ from envs.backends.mujoco.compiler import N_SUBSTEPS, compile_scene
 from envs.backends.mujoco.controller import ArmController
 from envs.core import observation as ob
 from envs.core.predicates import goal_delta
-from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, home_qpos
+from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, check_action_finite, home_qpos
 from envs.core.state import ObjectState, SceneState
 from envs.core.surface import (FEATURES, RENDER_CAMERA_NAME, RENDER_SIZE, check_features, check_modes,
                                 check_render_size)
 from envs.core.task import Task, build_layout
+
+
+class SimulationUnstableError(RuntimeError):
+    """MuJoCo found NaN, inf or huge values in the state, accelerations or controls during a step
+    (it then resets the state on its own, so the episode goes on from a state nobody chose)."""
+
+
+# MuJoCo's warnings that mean the simulated state is no longer physical
+_UNSTABLE = tuple(int(w) for w in (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
+                                   mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADCTRL))
+_last_mujoco_warning = {"text": ""}
+
+
+def _keep_mujoco_warning(text: str) -> None:
+    _last_mujoco_warning["text"] = text.strip()  # raised by the step that caused it, not printed
+
+
+if mujoco.get_mju_user_warning() is None:  # never replace a handler someone else installed
+    mujoco.set_mju_user_warning(_keep_mujoco_warning)
+
+
+def _raise_if_unstable(data: mujoco.MjData, task: str) -> None:
+    """Raise :class:`SimulationUnstableError` when one of MuJoCo's instability counters moved
+    (they are cleared by ``mj_resetData``, which every reset runs)."""
+    hits = [mujoco.mjtWarning(w).name.removeprefix("mjWARN_") for w in _UNSTABLE if data.warning[w].number]
+    if hits:
+        detail = _last_mujoco_warning["text"] or "no message"
+        raise SimulationUnstableError(f"{task}: the MuJoCo simulation became unstable at t={data.time:.3f} s "
+                                      f"({', '.join(hits)}: {detail}); reset the env before stepping again")
+
+
+
+# How the observation cameras (front, wrist; rgb, depth, point cloud) render. On a CPU renderer
+# (Mesa's llvmpipe behind EGL) the shadow pass is ~90% of a 64 px frame (bench/rendering.py), and
+# a policy's 64 px input gains nothing from shadows, floor reflections, the skybox or 4x
+# multisampled edges; the overview video camera keeps them. Part of the demo cache key
+# (train.demos): changing it changes what image demos hold.
+OBSERVATION_RENDER = {"shadows": False, "reflections": False, "skybox": False, "multisamples": 0}
+_SCENE_FLAGS = {"shadows": mujoco.mjtRndFlag.mjRND_SHADOW, "reflections": mujoco.mjtRndFlag.mjRND_REFLECTION,
+                "skybox": mujoco.mjtRndFlag.mjRND_SKYBOX}
 
 
 class RenderError(RuntimeError):
@@ -55,6 +98,7 @@ def _close_all() -> None:
 
 class MujocoTaskEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+    observation_render = OBSERVATION_RENDER   # how the observation cameras draw (the demo cache key reads it)
 
     def __init__(self, task_cls: type[Task], obs_mode: str = "state", control_mode: str = "ee_delta_pose",
                  render_mode: str | None = None, image_size: int = 128,
@@ -69,7 +113,7 @@ class MujocoTaskEnv(gym.Env):
         # render(): the overview camera at render_size = (width, height) pixels (an int: a square)
         self.image_size, self.render_size = image_size, check_render_size(render_size)
         self._signature = None
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._renderers: dict[tuple[int, int, bool], mujoco.Renderer] = {}   # (width, height, observation)
         self._home = home_qpos()
         _LIVE_ENVS.add(self)
         self._build(np.random.default_rng(0))  # fixes spaces: a task's object structure is static
@@ -198,20 +242,33 @@ class MujocoTaskEnv(gym.Env):
         return obs
 
     # -- rendering -------------------------------------------------------------------------
-    def _renderer(self, width: int, height: int) -> mujoco.Renderer:
-        if (width, height) not in self._renderers:
-            vis = self.model.vis.global_  # a context's offscreen buffer is sized from these when made
-            vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
+    def _renderer(self, width: int, height: int, observation: bool) -> mujoco.Renderer:
+        """A renderer of this size; ``observation``: with :data:`OBSERVATION_RENDER`'s settings."""
+        key = (width, height, observation)
+        if key not in self._renderers:
+            vis = self.model.vis  # a context's buffers are sized from these when it is made
+            g = vis.global_
+            g.offwidth, g.offheight = max(g.offwidth, width), max(g.offheight, height)
+            samples = vis.quality.offsamples
+            if observation:
+                vis.quality.offsamples = OBSERVATION_RENDER["multisamples"]
             try:
-                self._renderers[width, height] = mujoco.Renderer(self.model, height, width)
+                r = mujoco.Renderer(self.model, height, width)
             except Exception as err:  # mujoco raises plain Exceptions for GL failures
                 raise _gl_help(err) from err
+            finally:
+                vis.quality.offsamples = samples
+            if observation:
+                for name, flag in _SCENE_FLAGS.items():
+                    r.scene.flags[flag] = OBSERVATION_RENDER[name]
+            self._renderers[key] = r
             if not _EXIT_HOOK:
                 _EXIT_HOOK.append(atexit.register(_close_all))
-        return self._renderers[width, height]
+        return self._renderers[key]
 
-    def _render(self, camera: str, size: int | tuple[int, int], depth: bool = False) -> np.ndarray:
-        r = self._renderer(*((size, size) if isinstance(size, int) else size))
+    def _render(self, camera: str, size: int | tuple[int, int], depth: bool = False,
+                observation: bool = True) -> np.ndarray:
+        r = self._renderer(*((size, size) if isinstance(size, int) else size), observation)
         if depth:
             r.enable_depth_rendering()
         r.update_scene(self.data, camera=camera)
@@ -248,7 +305,7 @@ class MujocoTaskEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             raise ValueError("render() needs render_mode='rgb_array' at gym.make")
-        return self._render(RENDER_CAMERA_NAME, self.render_size)
+        return self._render(RENDER_CAMERA_NAME, self.render_size, observation=False)
 
     def _close_renderers(self) -> None:
         for r in self._renderers.values():
@@ -272,8 +329,10 @@ class MujocoTaskEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(f"action has shape {action.shape}; {self.control_mode} expects "
                              f"{self.action_space.shape} in [-1, 1]")
+        check_action_finite(action, self.control_mode)
         self.controller.apply(np.clip(action, -1.0, 1.0))
         mujoco.mj_step(self.model, self.data, nstep=N_SUBSTEPS)
+        _raise_if_unstable(self.data, self.task_cls.name)
         s = self.scene_state()
         conds = self.task.evaluate(s, self.goals)
         if self.reward_mode == "dense":

@@ -17,9 +17,11 @@ from policies.common.config import JSONConfig, is_int, require
 
 @dataclass
 class PointCloudEncoderConfig(JSONConfig):
-    """Input (..., N, 3) xyz in metres, or (..., N, 6) xyz + rgb in [0, 1]."""
+    """Input (..., N, 3 + F): xyz in metres, then F >= ``point_features`` per-point feature
+    columns (the env's clouds: rgb in [0, 1], F = 3; later columns may be e.g. a segmentation
+    one-hot or a sub-goal flag). The encoder reads xyz and the first ``point_features`` of them."""
 
-    use_rgb: bool = False            # read the rgb columns; otherwise they are ignored
+    point_features: int = 0         # feature columns read after xyz: 0 = xyz only, 3 = rgb, ...
     center_xyz: bool = True          # subtract the mean of the real points (translation invariance)
     hidden_dims: tuple[int, ...] = (64, 128, 256)   # per-point MLP widths
     output_dim: int = 256
@@ -30,7 +32,7 @@ class PointCloudEncoderConfig(JSONConfig):
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field and what it allows."""
-        require(isinstance(self.use_rgb, bool), self, "use_rgb", "true or false")
+        require(is_int(self.point_features, 0), self, "point_features", "an integer >= 0 (columns after xyz)")
         require(isinstance(self.center_xyz, bool), self, "center_xyz", "true or false")
         require(len(self.hidden_dims) > 0 and all(is_int(d) for d in self.hidden_dims), self, "hidden_dims",
                 "a non-empty list of integers >= 1")
@@ -38,11 +40,11 @@ class PointCloudEncoderConfig(JSONConfig):
 
     @property
     def in_channels(self) -> int:
-        return 6 if self.use_rgb else 3
+        return 3 + self.point_features
 
 
 class PointCloudEncoder(nn.Module):
-    """``forward(points, mask=None)``: (..., N, 3|6) -> (..., output_dim).
+    """``forward(points, mask=None)``: (..., N, 3 + F) -> (..., output_dim), F >= ``point_features``.
 
     ``mask`` (..., N) bool marks real points (True) against padding (False), so clouds with
     different point counts batch together; a cloud with no real point pools to zeros (then projected).
@@ -64,9 +66,9 @@ class PointCloudEncoder(nn.Module):
 
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
-        if points.dim() < 2 or points.shape[-1] not in (3, 6) or (c.use_rgb and points.shape[-1] != 6):
-            raise ValueError(f"points have shape {tuple(points.shape)}; expected (..., N, "
-                             f"{'6) xyz + rgb (use_rgb=true)' if c.use_rgb else '3) xyz or (..., N, 6) xyz + rgb'}")
+        if points.dim() < 2 or points.shape[-1] < c.in_channels:
+            raise ValueError(f"points have shape {tuple(points.shape)}; expected (..., N, >= {c.in_channels}): xyz + "
+                             f"point_features={c.point_features} feature columns")
         if mask is not None and mask.shape != points.shape[:-1]:
             raise ValueError(f"mask has shape {tuple(mask.shape)}; expected {tuple(points.shape[:-1])} (one per point)")
         lead, n = points.shape[:-2], points.shape[-2]
@@ -77,7 +79,7 @@ class PointCloudEncoder(nn.Module):
         xyz = x[..., :3]
         if c.center_xyz:
             xyz = xyz - (xyz * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1)
-        x = torch.cat([xyz, x[..., 3:6]], -1) if c.use_rgb else xyz
+        x = torch.cat([xyz, x[..., 3:c.in_channels]], -1)
         h = self.point_mlp(x).masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(dim=1)
         h = torch.where(valid.any(1, keepdim=True), h, torch.zeros_like(h))
         return self.project(h).reshape(*lead, -1)

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.core.fileio import atomic_dir, previous_dir
+from envs.core.fileio import Artifact, atomic_dir, previous_dir
 from policies.rl.sb3.algorithms import algorithm_class
 
 _BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+# what a save may replace: the previous training state, nothing else
+TRAINING_STATE_ARTIFACT = Artifact("RL training state", ("model.zip", "vecnormalize.pkl", "replay_buffer.npz",
+                                                         "progress.json"))
 
 
 def save_replay_buffer(buffer, path: Path) -> None:
@@ -46,7 +49,7 @@ def save_training_state(directory: str | Path, model, venv_norm, *, replay_buffe
     """Everything needed to resume: the SB3 model (weights, optimizers, step count), the
     VecNormalize statistics, SAC's replay buffer (optional: it can be large) and a progress note.
     Written to a sibling folder and swapped in, so a run killed mid-save keeps the last good one."""
-    with atomic_dir(directory, keep_previous=True) as tmp:
+    with atomic_dir(directory, TRAINING_STATE_ARTIFACT, keep_previous=True) as tmp:
         model.save(tmp / "model.zip")
         venv_norm.save(str(tmp / "vecnormalize.pkl"))
         if replay_buffer and hasattr(model, "replay_buffer") and model.replay_buffer is not None:

@@ -1,0 +1,222 @@
+"""The VLA as a roboforge policy: one camera image + the episode's instruction -> actions.
+
+    policy = VLAPolicy(VLAConfig(size="tiny", action_dim=7))
+    policy.fit_statistics(actions, num_trajectories)        # BOUNDS_Q99 statistics, saved in config.json
+    loss = policy.compute_loss(batch)                        # batch: obs[front_rgb], action, instruction
+    policy.reset(instruction="stack the red block on the blue block")
+    action = policy.select_action(obs)                       # env Dict observation (or a lockstep batch)
+
+Decoding (``config.decoding``):
+
+- ``autoregressive`` (OpenVLA): the ``chunk_size x D`` action tokens then EOS, teacher-forced in
+  training (loss on those tokens only), greedy one token at a time at inference;
+- ``parallel`` (OpenVLA-OFT): ``chunk_size x D`` empty positions after the prompt attend to each
+  other both ways and are read in one forward pass, as action tokens at their own positions
+  (``action_head=tokens``, cross-entropy) or through an MLP on each action's D hidden states that
+  regresses the normalized action (``action_head=l1``, L1 loss).
+"""
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from policies.common.policy import Policy, register_policy
+from policies.vla.action_tokenizer import (ActionTokenizer, compute_statistics, normalize_actions,
+                                           save_statistics, unnormalize_actions)
+from policies.vla.configuration import VLAConfig
+from policies.vla.processing import ByteTokenizer, pixel_values
+
+
+class L1ActionHead(nn.Module):
+    """OFT's continuous head, small: each action's D hidden states (flattened) -> MLP -> D values."""
+
+    def __init__(self, llm_dim: int, action_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(action_dim * llm_dim), nn.Linear(action_dim * llm_dim, llm_dim),
+                                 nn.GELU(), nn.Linear(llm_dim, llm_dim), nn.GELU(), nn.Linear(llm_dim, action_dim))
+        self.action_dim = action_dim
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, K * D, H) -> (B, K, D)."""
+        b = hidden.shape[0]
+        return self.net(hidden.reshape(b, -1, self.action_dim * hidden.shape[-1]))
+
+
+@register_policy("vla")
+class VLAPolicy(Policy):
+    config_class = VLAConfig
+    reads_instruction = True
+
+    def __init__(self, config: VLAConfig):
+        super().__init__(config)
+        from policies.vla.prismatic import PrismaticVLA
+
+        if config.weights:
+            from policies.vla.checkpoint import load_openvla_checkpoint
+            from policies.vla.openvla import text_tokenizer
+
+            model, _, cfg = load_openvla_checkpoint(config.weights)
+            self.text_tokenizer = text_tokenizer(config.weights, cfg, model.arch.llm.vocab_size)
+        else:
+            model = PrismaticVLA(config.architecture)
+            self.text_tokenizer = ByteTokenizer(model.arch.llm.vocab_size)
+        self.arch = model.arch
+        self.action_tokenizer = ActionTokenizer(self.arch.llm.vocab_size, self.arch.n_action_bins)
+        self.action_head = (L1ActionHead(self.arch.llm.hidden, config.action_dim)
+                            if config.action_head == "l1" else None)
+        if config.lora_rank:
+            from policies.vla.lora import apply_lora
+
+            model = apply_lora(model, config.lora_rank, load_in_4bit=config.load_in_4bit)
+        self.vla = model
+        self._prompts: dict[str, list[int]] = {}
+        self.reset()
+
+    @property
+    def network(self):
+        """The PrismaticVLA (under the LoRA wrapper when there is one)."""
+        return self.vla.get_base_model() if self.config.lora_rank else self.vla
+
+    @property
+    def n_action_tokens(self) -> int:
+        return self.config.chunk_size * self.config.action_dim
+
+    # -- data --------------------------------------------------------------------------------
+    def fit_statistics(self, actions: np.ndarray, num_trajectories: int, proprio: np.ndarray | None = None) -> None:
+        """The training actions (N, D) -> BOUNDS_Q99 statistics under ``config.unnorm_key``."""
+        actions = np.asarray(actions)
+        if actions.ndim != 2 or actions.shape[1] != self.config.action_dim:
+            raise ValueError(f"actions have shape {actions.shape}; expected (N, {self.config.action_dim})")
+        self.config.norm_stats = {self.config.unnorm_key: compute_statistics(actions, proprio, num_trajectories)}
+
+    @property
+    def action_stats(self) -> dict:
+        if not self.config.norm_stats:
+            raise ValueError("the policy has no action statistics; call fit_statistics(actions, ...) first")
+        return self.config.norm_stats[self.config.unnorm_key]["action"]
+
+    def _prompt(self, instruction: str) -> list[int]:
+        if instruction not in self._prompts:
+            self._prompts[instruction] = self.text_tokenizer.encode_prompt(instruction)
+        return self._prompts[instruction]
+
+    def _pixels(self, images) -> torch.Tensor:
+        images = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+        return pixel_values(images, self.arch.image_size).to(self.device)
+
+    # -- training ----------------------------------------------------------------------------
+    def compute_loss(self, batch: dict) -> torch.Tensor:
+        """``batch``: ``obs[<camera>_rgb]`` (B, T, H, W, 3) uint8 (the last step is used),
+        ``action`` (B, >= chunk_size, D) raw, ``instruction`` (B strings)."""
+        c = self.config
+        images = batch["obs"][c.camera_key][:, -1]
+        px = self._pixels(images)
+        raw = batch["action"][:, :c.chunk_size].cpu().numpy()
+        norm = normalize_actions(raw, self.action_stats)                           # (B, K, D)
+        prompts = [self._prompt(s) for s in batch["instruction"]]
+        if c.decoding == "autoregressive":
+            tokens = torch.from_numpy(self.action_tokenizer.encode(norm).reshape(len(prompts), -1))
+            eos = torch.full((len(prompts), 1), self.text_tokenizer.eos_token_id)
+            slots = torch.cat([tokens, eos], 1).to(self.device)
+            embeds, mask, pos = self.network.multimodal_batch(prompts, px, slot_ids=slots)
+            logits = self._lm(embeds, mask.long(), pos).logits
+            s = slots.shape[1]
+            return F.cross_entropy(logits[:, -s - 1:-1].reshape(-1, logits.shape[-1]).float(), slots.reshape(-1))
+        embeds, mask, pos = self.network.multimodal_batch(prompts, px, n_slots=self.n_action_tokens,
+                                                          bidirectional_slots=True)
+        if c.action_head == "l1":
+            hidden = self._lm(embeds, mask, pos, hidden=True)[:, -self.n_action_tokens:]
+            target = torch.as_tensor(norm, dtype=torch.float32, device=self.device)
+            return F.l1_loss(self.action_head(hidden.float()), target)
+        tokens = torch.from_numpy(self.action_tokenizer.encode(norm).reshape(len(prompts), -1)).to(self.device)
+        logits = self._lm(embeds, mask, pos).logits[:, -self.n_action_tokens:]
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.reshape(-1))
+
+    def _lm(self, embeds, mask, pos, hidden: bool = False, **kw):
+        lm = self.network.language_model
+        if hidden:
+            return lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).last_hidden_state
+        return lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, **kw)
+
+    # -- acting ------------------------------------------------------------------------------
+    def reset(self, instruction: str | Sequence[str] | None = None, noise_seeds: Sequence[int] | None = None) -> None:
+        """Start of an episode: the instruction (one string, or one per lockstep row) and an empty
+        action queue. The VLA decodes greedily, so ``noise_seeds`` changes nothing."""
+        self._instructions = None if instruction is None else (
+            [instruction] if isinstance(instruction, str) else list(instruction))
+        self._action_queue: deque[np.ndarray] = deque()
+
+    def select_action(self, obs) -> np.ndarray:
+        """Env observation (Dict with ``<camera>_rgb``) -> the action (D,) to apply now; a lockstep
+        batch -> (B, D). A new chunk is decoded when the queued one is used up."""
+        if not self._action_queue:
+            self._action_queue.extend(np.moveaxis(self.predict_action_chunk(obs), -2, 0))
+        return self._action_queue.popleft()
+
+    @torch.no_grad()
+    def predict_action_chunk(self, obs) -> np.ndarray:
+        """Env observation -> (chunk_size, D) float32 actions in the env's units, first to apply now;
+        a batch -> (B, chunk_size, D)."""
+        c = self.config
+        if not isinstance(obs, Mapping) or c.camera_key not in obs:
+            raise ValueError(f"the VLA reads the {c.camera_key!r} image: pass the env's Dict observation "
+                             f"(obs_mode=rgb)")
+        images = np.asarray(obs[c.camera_key])
+        single = images.ndim == 3
+        images = images[None] if single else images
+        if self._instructions is None:
+            raise ValueError("the VLA reads instructions: call policy.reset(instruction=info['instruction']) at the "
+                             "start of each episode (a list of strings for a batch)")
+        instructions = self._instructions * len(images) if len(self._instructions) == 1 else self._instructions
+        if len(instructions) != len(images):
+            raise ValueError(f"{len(instructions)} instructions for a batch of {len(images)} observations")
+        normalized = self.decode(images, instructions)                                   # (B, K, D)
+        actions = unnormalize_actions(normalized, self.action_stats).astype(np.float32)
+        return actions[0] if single else actions
+
+    def decode(self, images: np.ndarray, instructions: list[str]) -> np.ndarray:
+        """Images (B, H, W, 3) + instructions -> normalized actions (B, chunk_size, D)."""
+        c = self.config
+        px = self._pixels(images).to(next(self.network.parameters()).dtype)
+        prompts = [self._prompt(s) for s in instructions]
+        b, n = len(prompts), self.n_action_tokens
+        if c.decoding == "parallel":
+            embeds, mask, pos = self.network.multimodal_batch(prompts, px, n_slots=n, bidirectional_slots=True)
+            if c.action_head == "l1":
+                hidden = self._lm(embeds, mask, pos, hidden=True)[:, -n:]
+                return self.action_head(hidden.float()).clamp(-1, 1).cpu().numpy()
+            tokens = self._lm(embeds, mask, pos).logits[:, -n:].argmax(-1)
+        else:
+            tokens = self._greedy(prompts, px, n)
+        return self.action_tokenizer.decode(tokens.cpu().numpy()).reshape(b, c.chunk_size, c.action_dim)
+
+    def _greedy(self, prompts: list[list[int]], px: torch.Tensor, n: int) -> torch.Tensor:
+        """Greedy decoding of ``n`` tokens for a left-padded batch, with the key/value cache."""
+        embeds, mask, pos = self.network.multimodal_batch(prompts, px)
+        mask = mask.long()
+        out = self._lm(embeds, mask, pos, use_cache=True)
+        generated = []
+        for i in range(n):
+            token = out.logits[:, -1].argmax(-1, keepdim=True)
+            generated.append(token)
+            if i + 1 == n:
+                break
+            mask = torch.cat([mask, mask.new_ones(len(prompts), 1)], 1)
+            pos = pos[:, -1:] + 1
+            out = self.network.language_model(input_ids=token, attention_mask=mask, position_ids=pos,
+                                              cache=out.cache, use_cache=True)
+        return torch.cat(generated, 1)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save_pretrained(self, path) -> Path:
+        """config.json (statistics inside) + model.safetensors, and dataset_statistics.json beside
+        them in OpenVLA's layout."""
+        path = super().save_pretrained(path)
+        save_statistics(self.config.norm_stats, path)
+        return path

@@ -1,0 +1,146 @@
+"""The VLA as a roboforge policy: training loss, acting, autoregressive vs parallel (OFT) decoding,
+saving and loading, train.py's policy=vla. Tiny random models only."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from policies import Policy
+from policies.common.config import ConfigError
+from policies.vla import VLAConfig, VLAPolicy
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+INSTRUCTIONS = ["stack the red block on the blue block", "push the cube into the zone"]
+
+
+def make_policy(seed: int = 0, **kw) -> VLAPolicy:
+    torch.manual_seed(seed)
+    policy = VLAPolicy(VLAConfig(action_dim=7, **kw))
+    policy.fit_statistics(np.random.default_rng(seed).uniform(-1, 1, (300, 7)), num_trajectories=10)
+    return policy
+
+
+def make_batch(rng, b=4, k=8):
+    return {"obs": {"front_rgb": torch.from_numpy(rng.integers(0, 255, (b, 1, 56, 56, 3), dtype=np.uint8))},
+            "action": torch.from_numpy(rng.uniform(-1, 1, (b, k, 7)).astype(np.float32)),
+            "instruction": [INSTRUCTIONS[i % 2] for i in range(b)]}
+
+
+MODES = [dict(), dict(decoding="parallel", chunk_size=4), dict(decoding="parallel", chunk_size=4, action_head="l1"),
+         dict(lora_rank=4)]
+
+
+@pytest.mark.parametrize("kw", MODES, ids=["autoregressive", "parallel-tokens", "parallel-l1", "lora"])
+def test_policy_trains_acts_and_round_trips(kw, tmp_path):
+    rng = np.random.default_rng(0)
+    policy = make_policy(**kw)
+    loss = policy.compute_loss(make_batch(rng))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None for p in policy.parameters())
+    policy.eval()
+    obs = {"front_rgb": rng.integers(0, 255, (2, 56, 56, 3), dtype=np.uint8)}
+    policy.reset(instruction=INSTRUCTIONS)
+    chunk = policy.predict_action_chunk(obs)
+    k = kw.get("chunk_size", 1)
+    assert chunk.shape == (2, k, 7) and chunk.dtype == np.float32
+    assert policy.select_action(obs).shape == (2, 7)
+    policy.save_pretrained(tmp_path)
+    stats = json.loads((tmp_path / "dataset_statistics.json").read_text())
+    assert set(stats["roboforge"]["action"]) == {"mean", "std", "max", "min", "q01", "q99", "mask"}
+    again = Policy.from_pretrained(tmp_path)
+    again.reset(instruction=INSTRUCTIONS)
+    np.testing.assert_array_equal(again.predict_action_chunk(obs), chunk)
+
+
+def test_batched_greedy_decoding_equals_openvlas_one_prompt_decoding():
+    policy = make_policy(chunk_size=2).eval()
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (2, 56, 56, 3), dtype=np.uint8)
+    from policies.vla.processing import pixel_values
+
+    with torch.no_grad():
+        px = pixel_values(images, 56)
+        prompts = [policy.text_tokenizer.encode_prompt(s) for s in INSTRUCTIONS]   # different lengths
+        batched = policy._greedy(prompts, px, 14)
+        for i, prompt in enumerate(prompts):
+            alone = policy.network.generate_greedy(torch.tensor([prompt]), px[i:i + 1], 14)
+            assert torch.equal(batched[i], alone[0])
+
+
+def test_parallel_slots_attend_both_ways_and_the_prompt_never_sees_them():
+    policy = make_policy(decoding="parallel", chunk_size=2).eval()
+    net = policy.network
+    px = torch.zeros(2, 6, 56, 56)
+    prompts = [[1, 40, 41], [1, 40, 41, 42, 43]]
+    _, mask, pos = net.multimodal_batch(prompts, px, n_slots=4, bidirectional_slots=True)
+    L = mask.shape[-1]
+    assert mask[:, 0, L - 4:, L - 4:].all()                          # slots see every slot
+    assert not mask[:, 0, :L - 4, L - 4:].any()                      # no prompt position sees a slot
+    assert not mask[0, 0, L - 1, :2].any()                           # left padding is never attended
+    assert pos[0, -1] == pos[1, -1] - 2                              # positions count from each row's BOS
+    # the first slot's output changes with the slots after it (bidirectional), which causal decoding forbids
+    with torch.no_grad():
+        few = policy._lm(*net.multimodal_batch(prompts[:1], px[:1], n_slots=2, bidirectional_slots=True)).logits
+        many = policy._lm(*net.multimodal_batch(prompts[:1], px[:1], n_slots=6, bidirectional_slots=True)).logits
+    assert not torch.allclose(few[0, -2], many[0, -6])
+
+
+def test_tiny_vla_fits_a_fixed_batch():
+    rng = np.random.default_rng(2)
+    policy = make_policy(decoding="parallel", chunk_size=1, action_head="l1")
+    batch = make_batch(rng, b=2, k=1)
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-2)
+    first = None
+    for _ in range(25):
+        loss = policy.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.5 * first
+
+
+def test_acting_needs_the_instruction_and_the_camera():
+    policy = make_policy().eval()
+    obs = {"front_rgb": np.zeros((56, 56, 3), np.uint8)}
+    with pytest.raises(ValueError, match=r"call policy.reset\(instruction=info\['instruction'\]\)"):
+        policy.select_action(obs)
+    policy.reset(instruction="push the cube")
+    with pytest.raises(ValueError, match="reads the 'front_rgb' image"):
+        policy.select_action({"state": np.zeros(10)})
+    assert policy.select_action(obs).shape == (7,)                   # any image size is resized
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="decoding='beam' is invalid; allowed: autoregressive, parallel"):
+        VLAConfig(decoding="beam")
+    with pytest.raises(ConfigError, match="action_head='l1' is invalid; allowed: tokens with decoding=autoregressive"):
+        VLAConfig(action_head="l1")
+    with pytest.raises(ConfigError, match="weights=None is invalid; allowed: an OpenVLA checkpoint directory"):
+        VLAConfig(size="openvla-7b")
+    from train.config import compose
+
+    with pytest.raises(ConfigError, match="obs_mode='state' is invalid; allowed: rgb for policy=vla"):
+        compose("policy=vla", "env=reach_target")
+    assert compose("policy=vla", "obs_mode=rgb", "policy.decoding=parallel").policy.decoding == "parallel"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)   # demos with images on a shared 2-core machine: ~3 min quiet, far more when loaded
+def test_train_py_runs_the_tiny_vla(tmp_path):
+    from tests.test_train_cli import run_cli
+
+    res = run_cli("policy=vla", "env=[reach_target,push_to_zone]", "obs_mode=rgb", f"data.store_root={tmp_path}/demos",
+                  f"hydra.run.dir={tmp_path}/run", "data.num_demos=2", "train.steps=4", "train.batch_size=8",
+                  "train.checkpoint_every=4", "eval.episodes=1", "eval.num_videos=0", "eval.max_episode_steps=8",
+                  "progress=false", "train.num_threads=1", "policy.decoding=parallel", "policy.chunk_size=4",
+                  timeout=1700)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["policy"] == "vla" and set(metrics["per_task"]) == {"reach_target", "push_to_zone"}
+    assert (tmp_path / "run" / "checkpoints" / "last" / "dataset_statistics.json").exists()
