@@ -288,7 +288,7 @@ class ExportedPolicy:
             x = np.ascontiguousarray(feeds[name], dtype=dtype)
             if (x.ndim != len(shape) + 1 or x.shape[1:] != shape or x.shape[0] == 0
                     or (batch is not None and x.shape[0] != batch)):
-                raise ObservationError(f"{name} has shape {x.shape}; expected ({batch or 'batch >= 1'}, "
+                raise ObservationError(f"{name} has shape {x.shape}; expected ({batch or 'batch'}, "
                                        f"{', '.join(map(str, shape))})")
             batch, feeds[name] = x.shape[0], x
         if self.noise_shape is not None:
@@ -329,10 +329,13 @@ class ExportedPolicy:
         vector = self._vector(obs)
         single = vector.ndim == 1
         x = vector[None] if single else vector
-        if x.ndim != 2 or x.shape[1] != self.obs_dim or x.shape[0] == 0:
+        if x.ndim == 2 and x.shape[0] == 0:
+            raise ObservationError(f"{self._vector_key} observation is an empty batch {x.shape}; expected "
+                                   f"(batch >= 1, {self.obs_dim})")
+        if x.ndim != 2 or x.shape[1] != self.obs_dim:
             raise ObservationError(
                 f"{self._vector_key} observation has shape {vector.shape}; this policy expects ({self.obs_dim},) or "
-                f"(batch >= 1, {self.obs_dim}): {self.describe_observation()}")
+                f"(batch, {self.obs_dim}): {self.describe_observation()}")
         if not np.isfinite(x).all():
             raise ObservationError(f"{self._vector_key} observation contains NaN or inf at indices "
                                    f"{np.argwhere(~np.isfinite(x))[:5, -1].tolist()}")
