@@ -9,11 +9,11 @@ import os
 # whose __init__ Python runs first.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from envs.registry import (SIMS, UnknownTaskError, env_id, get_task, list_tasks, make_env,  # noqa: E402
-                           register_task, task_source_hash)
+from envs.registry import (SIMS, UnknownTaskError, env_id, get_task, is_builtin, list_tasks,  # noqa: E402
+                           make_env, register_task, resolve_tasks, task_source_hash)
 from envs import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
 from envs.library import load_library  # noqa: E402  (a generated-task library: docs/generation.md)
 
 
-__all__ = ["SIMS", "UnknownTaskError", "env_id", "get_task", "list_tasks", "load_library", "make_env", "register_task",
-           "task_source_hash"]
+__all__ = ["SIMS", "UnknownTaskError", "env_id", "get_task", "is_builtin", "list_tasks", "load_library", "make_env",
+           "register_task", "resolve_tasks", "task_source_hash"]

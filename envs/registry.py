@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import inspect
+from typing import Sequence
 
 import gymnasium as gym
 
@@ -51,6 +52,27 @@ def get_task(name: str) -> type[Task]:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownTaskError(
             f"unknown task {name!r}.{hint} Known tasks: {', '.join(list_tasks())}") from None
+
+
+def is_builtin(task: str) -> bool:
+    """A task shipped in ``envs/tasks`` (not loaded from a generated library)."""
+    return get_task(task).__module__.startswith("envs.tasks.")
+
+
+def resolve_tasks(env, library_tasks: Sequence[str] = ()) -> list[str]:
+    """The task names ``env=`` stands for: a name, a list of names, ``builtin`` (every built-in
+    task, then ``library_tasks``) or ``library`` (``library_tasks``). An unknown name raises
+    :class:`UnknownTaskError` naming it and listing the known tasks. Training (train.py) and
+    export (the run's config.yaml) read a run's task set through this one function."""
+    if env == "builtin":
+        tasks = [t for t in list_tasks() if is_builtin(t)] + list(library_tasks)
+    elif env == "library":
+        tasks = list(library_tasks)
+    else:
+        tasks = list(env) if isinstance(env, (list, tuple)) else [env]
+    for task in tasks:
+        get_task(task)
+    return list(dict.fromkeys(tasks))
 
 
 def task_source_hash(name: str) -> str:

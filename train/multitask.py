@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from envs.core import CAMERAS
+from envs.registry import is_builtin, resolve_tasks  # noqa: F401  (train.py and tests read them here)
 from envs.core.observation import IMAGE_OBS_MODES
 from train.config import RunConfig
 from train.datasets.multitask import IncompatibleTasksError
@@ -26,30 +27,6 @@ from train.datasets.multitask import IncompatibleTasksError
 log = logging.getLogger(__name__)
 
 INSTRUCTION_ENCODER = "all-MiniLM-L6-v2"   # policies.diffusion.configuration.INSTRUCTION_ENCODERS
-
-
-def is_builtin(task: str) -> bool:
-    """A task shipped in ``envs/tasks`` (not loaded from a generated library)."""
-    import envs
-
-    return envs.get_task(task).__module__.startswith("envs.tasks.")
-
-
-def resolve_tasks(env, library_tasks: Sequence[str] = ()) -> list[str]:
-    """The task names ``env=`` stands for: a name, a list of names, ``builtin`` (every built-in
-    task, then ``library_tasks``) or ``library`` (``library_tasks``). An unknown name raises
-    :class:`envs.UnknownTaskError` naming it and listing the known tasks."""
-    import envs
-
-    if env == "builtin":
-        tasks = [t for t in envs.list_tasks() if is_builtin(t)] + list(library_tasks)
-    elif env == "library":
-        tasks = list(library_tasks)
-    else:
-        tasks = list(env) if isinstance(env, (list, tuple)) else [env]
-    for task in tasks:
-        envs.get_task(task)
-    return list(dict.fromkeys(tasks))
 
 
 def check_action_spaces(spaces: Mapping[str, object]) -> None:

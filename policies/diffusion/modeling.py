@@ -178,7 +178,8 @@ class DiffusionPolicy(Policy):
             if instruction_embedding is None:
                 raise ValueError("this policy reads instructions; none was given (policy.reset(instruction=...))")
             emb = instruction_embedding.to(self.device, torch.float32)
-            if emb.shape[0] == 1 and vector.shape[0] > 1:
+            # (the batch sizes are compared first: equal in an export trace, where "is it 1" is undecidable)
+            if emb.shape[0] != vector.shape[0] and emb.shape[0] == 1:
                 emb = emb.expand(vector.shape[0], -1)
             if emb.shape != (vector.shape[0], text_embedding.DIM):
                 raise ValueError(f"instruction embedding has shape {tuple(emb.shape)}; expected "
@@ -257,25 +258,36 @@ class DiffusionPolicy(Policy):
         return self.action_normalizer.unnormalize(traj[:, start:start + c.n_action_steps])
 
     def export_spec(self):
-        """The whole sampler as one graph: normalize -> ``num_inference_steps`` DDIM steps ->
-        unnormalize, with the initial noise as an input (see :mod:`policies.export`)."""
-        from policies.common.export_spec import ExportSpec
+        """The whole sampler as one graph: normalize -> (image encoder, instruction projection) ->
+        ``num_inference_steps`` DDIM steps -> unnormalize, with the initial noise as an input (see
+        :mod:`policies.export`). Images enter as the env gives them (uint8 HWC, depth in metres);
+        the instruction as its embedding (the text model is exported beside the graph)."""
+        from policies.common.export_spec import ExportSpec, ImageInput
 
         c = self.config
         if c.pointcloud_dim:
-            raise NotImplementedError("this diffusion policy reads a point cloud; policies.export supports "
-                                      "state/slots-only diffusion policies so far")
-        if c.cameras or c.reads_instruction:
-            # the export graph, manifest and torch-free runtime take one flat observation today
-            raise NotImplementedError(
-                f"this diffusion policy reads {'cameras ' + str(list(c.cameras)) if c.cameras else ''}"
-                f"{' and ' if c.cameras and c.reads_instruction else ''}"
-                f"{'an instruction (' + c.instruction_encoder + ')' if c.reads_instruction else ''}; "
-                f"policies.export supports state/slots-only diffusion policies so far "
-                f"(image and language inputs in the manifest and runtime are not written yet)")
+            raise NotImplementedError("this diffusion policy reads a point cloud; policies.export supports state, "
+                                      "slots, camera and language diffusion policies so far")
+        images, image_processing = (), {}
+        if c.cameras:
+            size = c.image_size
+            images = tuple(ImageInput(key, key.rsplit("_", 1)[0], (size, size, 3) if key.endswith("_rgb") else
+                                      (size, size, 1), "uint8" if key.endswith("_rgb") else "float32")
+                           for key in c.obs_keys if key != c.obs_key)
+            e = self.image_encoder.config
+            image_processing = {
+                "image_size": size, "crop": {"size": e.crop_size, "fraction": e.crop_fraction, "where": "centre"},
+                "inside_graph": True,
+                "steps": "rgb uint8 / 255 -> [0, 1] -> * 2 - 1; depth (m) clipped to [0, max_depth_m] -> [-1, 1]; "
+                         "centre crop of crop.size pixels (training cropped at random); per-camera encoder",
+                "max_depth_m": e.max_depth if c.depth else None, "backbone": e.backbone,
+                "feature_dim": e.feature_dim}
+        instruction = {"encoder": c.instruction_encoder, "dim": text_embedding.DIM} if c.reads_instruction else None
+        module = self if not (images or instruction) else _ExportGraph(self, [i.name for i in images])
         minmax = lambda n: {"low": n.low.tolist(), "high": n.high.tolist()}  # noqa: E731
         return ExportSpec(
-            module=self, obs_dim=c.obs_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
+            module=module, obs_key=c.obs_key, images=images, image_processing=image_processing,
+            instruction=instruction, obs_dim=c.obs_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
             n_action_steps=c.n_action_steps, noise_shape=(c.horizon, c.action_dim),
             normalization={"baked_into_graph": True,
                            "method": "per-dimension min/max of the training data -> [-1, 1]; a dimension "
@@ -391,3 +403,21 @@ class DiffusionPolicy(Policy):
             return
         if x.ndim != len(tail) + 1 or tuple(x.shape[1:]) != tail:
             raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (batch, {', '.join(map(str, tail))})")
+
+
+class _ExportGraph(nn.Module):
+    """The policy's ``forward`` with flat positional inputs, as an export graph takes them
+    (:mod:`policies.common.export_spec`): obs_history, one tensor per camera image key, the
+    instruction embedding (if read), noise."""
+
+    def __init__(self, policy: DiffusionPolicy, image_keys: list[str]):
+        super().__init__()
+        self.policy = policy
+        self.image_keys = list(image_keys)
+
+    def forward(self, obs_history: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        c = self.policy.config
+        n = len(self.image_keys)
+        obs = {c.obs_key: obs_history, **dict(zip(self.image_keys, rest[:n]))} if n else obs_history
+        instruction = rest[n] if c.reads_instruction else None
+        return self.policy(obs, rest[-1], instruction_embedding=instruction)

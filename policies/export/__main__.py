@@ -25,11 +25,15 @@ def _export_main(argv: list[str]) -> int:
                                        "outputs/<date>/<time>/checkpoints/last")
     ap.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
     ap.add_argument("--out", required=True, help="export directory to write (a previous export there is replaced; anything else is refused)")
-    ap.add_argument("--env", help="task the policy was trained on (default: from the run's config.yaml)")
+    ap.add_argument("--env", help="task(s) the policy was trained on: a task, a,b, builtin or library "
+                                  "(default: from the run's config.yaml)")
     ap.add_argument("--sim", help="mujoco | maniskill (default: from the run's config.yaml)")
     ap.add_argument("--obs-mode", help="default: from the run's config.yaml")
     ap.add_argument("--control-mode", help="default: from the run's config.yaml")
     ap.add_argument("--library", help="generated-task library the task lives in")
+    ap.add_argument("--no-text-encoder", action="store_true",
+                    help="for a policy reading instructions: leave out text_encoder.onnx + tokenizer.json (~90 MB); "
+                         "the runtime then takes only instruction embeddings")
     a = ap.parse_args(argv)
 
     from policies.export.exporter import check_format, export_policy
@@ -38,18 +42,26 @@ def _export_main(argv: list[str]) -> int:
     try:
         check_format(a.format)
         out = export_policy(a.checkpoint, a.format, a.out, env=a.env, sim=a.sim, obs_mode=a.obs_mode,
-                            control_mode=a.control_mode, library=a.library)
+                            control_mode=a.control_mode, library=a.library, text_encoder=not a.no_text_encoder)
     except (ValueError, FileNotFoundError) as e:  # ExportError, UnknownTaskError, bad manifests
         print(f"error: {e}", file=sys.stderr)
         return 2
     m = read_manifest(out)
-    print(f"exported {m['policy']['type']} policy for {m['task']['name']} -> {out}/{m['model']['file']} "
+    tasks = m["task"].get("tasks") or [m["task"]["name"]]
+    print(f"exported {m['policy']['type']} policy for {', '.join(tasks)} -> {out}/{m['model']['file']} "
           f"({m['model']['format']}); max |torch - exported| = {m['export_check']['max_abs_diff']:.2e}")
-    print(f"  obs {m['observation']['keys'][0]['shape']} x{m['control']['n_obs_steps']} history, action "
+    keys = " ".join(f"{k['name']}{k['shape']}" for k in m["observation"]["keys"])
+    print(f"  obs {keys} x{m['control']['n_obs_steps']} history, action "
           f"{m['action']['shape']} {m['action']['control_mode']} x{m['control']['n_action_steps']} per call, "
           f"{m['control']['frequency_hz']} Hz")
+    lang = m.get("language")
+    if lang:
+        how = ("an instruction string (text_encoder.onnx + tokenizer.json here) or its embedding"
+               if lang.get("text_encoder") else "its embedding only (exported with --no-text-encoder)")
+        print(f"  instruction: {lang['encoder']} ({lang['dim']}-d); the runtime takes {how}")
+    reset = "p.reset(instruction=info['instruction'])" if lang else "p.reset()"
     print(f"  run it: from policies.export.runtime import ExportedPolicy; p = ExportedPolicy({str(out)!r}); "
-          f"p.reset(); a = p.select_action(obs)")
+          f"{reset}; a = p.select_action(obs)")
     return 0
 
 

@@ -1,13 +1,16 @@
 """Checkpoint -> export directory: the graph (ONNX or TorchScript), ``manifest.json`` and the runtime.
 
-The graph comes from the policy's ``export_spec()`` (normalizers inside, the diffusion sampler
-unrolled, noise as an input); the manifest states what the graph expects, read from the task's
-environment and the run's config, so the robot side needs nothing else.
+The graph comes from the policy's ``export_spec()`` (normalizers and image encoder inside, the
+diffusion sampler unrolled, noise as an input); the manifest states what the graph expects, read
+from the task's environment and the run's config, so the robot side needs nothing else. A policy
+that reads an instruction gets its text encoder beside it (``text_encoder.onnx`` +
+``tokenizer.json``, :mod:`policies.export.text_encoder`) unless ``text_encoder=False``.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from envs.core.fileio import Artifact, ReplaceRefusedError, atomic_dir, check_replaceable
 from policies.common.export_spec import ACTION_OUTPUT, ExportSpec
@@ -82,12 +86,33 @@ def load_checkpoint(ckpt: str | os.PathLike):
 
 
 def trace_inputs(spec: ExportSpec, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Example inputs of the export signature (observations ~ N(0, 1): only shapes matter here)."""
+    """Example inputs of the export signature, in ``spec.input_names`` order: observations and
+    noise ~ N(0, 1), images uniform (uint8 0-255, depth 0-2 m), unit instruction embeddings."""
     g = torch.Generator().manual_seed(seed)
     xs = [torch.randn(batch, spec.n_obs_steps, spec.obs_dim, generator=g)]
+    for img in spec.images:
+        shape = (batch, spec.n_obs_steps, *img.shape)
+        xs.append(torch.randint(0, 256, shape, generator=g, dtype=torch.uint8) if img.dtype == "uint8"
+                  else 2 * torch.rand(shape, generator=g))
+    if spec.instruction:
+        xs.append(nn.functional.normalize(torch.randn(batch, spec.instruction["dim"], generator=g), dim=-1))
     if spec.noise_shape is not None:
         xs.append(torch.randn(batch, *spec.noise_shape, generator=g))
     return tuple(xs)
+
+
+def _batch_dynamic(module: nn.Module, n_inputs: int, batch) -> tuple:
+    """``dynamic_shapes`` for torch.export: axis 0 of every input is the batch. Its structure
+    follows ``forward``'s signature, so inputs taken as ``*rest`` get a nested tuple."""
+    out = []
+    for p in inspect.signature(module.forward).parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            out.append(tuple({0: batch} for _ in range(n_inputs - len(out))))
+            break
+        if len(out) == n_inputs:
+            break
+        out.append({0: batch})
+    return tuple(out)
 
 
 def _export_onnx(spec: ExportSpec, file: Path) -> None:
@@ -102,7 +127,8 @@ def _export_onnx(spec: ExportSpec, file: Path) -> None:
             warnings.simplefilter("ignore", (FutureWarning, UserWarning))  # torch-internal deprecations
             torch.onnx.export(spec.module, trace_inputs(spec, 2), str(file), dynamo=True, opset_version=ONNX_OPSET,
                               input_names=spec.input_names, output_names=[ACTION_OUTPUT],
-                              dynamic_shapes=tuple({0: batch} for _ in spec.input_names), external_data=False)
+                              dynamic_shapes=_batch_dynamic(spec.module, len(spec.input_names), batch),
+                              external_data=False)
     finally:
         for q, lv in zip(quiet, levels):
             q.setLevel(lv)
@@ -124,17 +150,19 @@ def fidelity(spec: ExportSpec, run_exported, batches=(1, 3), seed: int = 1) -> f
         xs = trace_inputs(spec, b, seed + b)
         with torch.no_grad():
             ref = spec.module(*xs).numpy()
-        out = run_exported(*(x.numpy() for x in xs))
+        out = run_exported(**{name: x.numpy() for name, x in zip(spec.input_names, xs)})
         worst = max(worst, float(np.abs(out - ref).max()))
     return worst
 
 
 def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, *, env: str | None = None,
                   sim: str | None = None, obs_mode: str | None = None, control_mode: str | None = None,
-                  library: str | None = None) -> Path:
+                  library: str | None = None, text_encoder: bool = True) -> Path:
     """Export the policy saved in ``checkpoint`` to directory ``out`` (model file, manifest.json,
-    roboforge_runtime.py). The task and its modes come from the run's ``config.yaml`` (found next
-    to or above the checkpoint) or the policy config; the keyword arguments override them."""
+    roboforge_runtime.py; for a policy reading instructions, text_encoder.onnx + tokenizer.json
+    unless ``text_encoder`` is off, when the runtime takes only embeddings). The task(s) and modes
+    come from the run's ``config.yaml`` (found next to or above the checkpoint) or the policy
+    config; the keyword arguments override them (``env``: a task, ``a,b``, builtin or library)."""
     check_format(fmt)
     ckpt, out = Path(checkpoint).resolve(), Path(out)
     policy = load_checkpoint(ckpt)
@@ -142,6 +170,7 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
         spec = policy.export_spec()
     except NotImplementedError as e:
         raise ExportError(str(e)) from e
+    spec.module.eval()   # centre crop, no dropout: the graph is what acting runs
     run = mf.run_settings(ckpt, policy, env=env, sim=sim, obs_mode=obs_mode, control_mode=control_mode,
                           library=library)
     try:  # before the work; atomic_dir checks again before it deletes anything
@@ -157,8 +186,13 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
         sha, files = checkpoint_hash(ckpt)
         source = {"checkpoint": str(ckpt), "sha256": sha, "files": files,
                   "run_config": str(run["config_file"]) if run["config_file"] else None}
+        text = None
+        if spec.instruction and text_encoder:
+            from policies.export.text_encoder import export_text_encoder
+
+            text = export_text_encoder(spec.instruction["encoder"], tmp)
         manifest = mf.build_manifest(policy, spec, run, fmt=fmt, model_file=model_file, source=source,
-                                     opset=ONNX_OPSET if fmt == "onnx" else None)
+                                     opset=ONNX_OPSET if fmt == "onnx" else None, text_encoder=text)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         # the artifact as the runtime will run it, against the torch module it came from
         from policies.export.runtime import ExportedPolicy
@@ -167,6 +201,12 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
         diff = fidelity(spec, exported)
         manifest["export_check"] = {"max_abs_diff": diff, "batch_sizes": [1, 3],
                                     "what": "torch module vs exported graph, same random inputs and noise"}
+        if text:
+            from policies.export.text_encoder import text_fidelity
+
+            t = manifest["task"]
+            texts = [t["instruction_example"], *t["instruction_templates"].values()]
+            manifest["export_check"]["text_encoder_max_abs_diff"] = text_fidelity(exported.encode_instructions, texts)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     log.info("exported %s (%s) -> %s, max |torch - exported| = %.2e", ckpt, fmt, out, diff)
     return out

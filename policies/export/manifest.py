@@ -14,10 +14,12 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from gymnasium import spaces as gym_spaces
 
+from envs.core import observation as ob
 from envs.core import robot
 from envs.core.observation import CAMERAS, IMAGE_OBS_MODES
-from policies.common.export_spec import ACTION_OUTPUT, NOISE_INPUT, OBS_INPUT, ExportSpec
+from policies.common.export_spec import ACTION_OUTPUT, INSTRUCTION_INPUT, NOISE_INPUT, OBS_INPUT, ExportSpec
 from policies.export.errors import ExportError
 from policies.export.runtime import MANIFEST_FORMAT, MANIFEST_VERSION
 
@@ -35,6 +37,14 @@ _FIELDS = [
     (".pos", "m", "object position, robot base frame"),
     (".quat", "quaternion (w, x, y, z)", "object orientation, robot base frame"),
     (".delta", "m", "goal target minus the object the goal moves, robot base frame"),
+    # slots (obs_mode=slots): per slot, see envs/core/observation.py SLOT_FIELDS
+    (".present", "0 or 1", "1 for an object in this slot, 0 for an empty slot (all its features 0)"),
+    (".size", "m", "full extents of the object's bounding box"),
+    (".kind", "one-hot", "object kind, over observation.slot_layout.kinds"),
+    (".rgb", "[0, 1]", "the object's named colour"),
+    (".movable", "0 or 1", "1 for an object, 0 for a fixture"),
+    (".has_goal", "0 or 1", "1 if a goal moves this object"),
+    (".goal_delta", "m", "that goal's target minus what it moves, robot base frame; 0 without a goal"),
 ]
 
 
@@ -66,24 +76,46 @@ def run_settings(ckpt: Path, policy, **overrides) -> dict:
            "control_mode": cfg.get("control_mode") or env_kw.get("control_mode") or "ee_delta_pose",
            "library": cfg.get("library")}
     run.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(run["env"], str) and "," in run["env"]:  # --env a,b
+        run["env"] = [t.strip() for t in run["env"].split(",") if t.strip()]
     if not run["env"]:
         raise ExportError(f"cannot tell which task {ckpt} was trained on: no {RUN_CONFIG} in it or the two "
                           f"directories above, and its policy config names no task; pass --env <task>")
     run["config_file"] = config_file
+    run["tasks"] = run_tasks(run)
+    if getattr(pc, "cameras", ()):  # images are rendered at the size the policy was trained on
+        run["image_size"] = pc.image_size
     return run
 
 
-def make_run_env(run: dict, **kwargs):
-    """The environment the policy was trained in (generated-task library loaded first)."""
+def run_tasks(run: dict) -> list[str]:
+    """The tasks ``run["env"]`` names (a task, a list, ``builtin`` or ``library``), the library
+    loaded first; an unknown name -> UnknownTaskError listing the known tasks."""
+    import envs
+
+    library_tasks = envs.load_library(run["library"]) if run.get("library") else []
+    tasks = envs.resolve_tasks(run["env"], library_tasks)
+    if not tasks:
+        raise ExportError(f"env={run['env']!r} names no task (library {run.get('library')})")
+    return tasks
+
+
+def make_run_env(run: dict, task: str | None = None, **kwargs):
+    """The environment of ``task`` (default: the run's first) as the policy was trained in it
+    (modes, image size; a generated-task library loaded first)."""
     import gymnasium as gym
 
     import envs
 
-    if run.get("library"):
+    tasks = run.get("tasks") or run_tasks(run)
+    task = task or tasks[0]
+    if run.get("library") and task not in envs.list_tasks():
         envs.load_library(run["library"])
-    envs.get_task(run["env"])  # an unknown name -> UnknownTaskError listing the known tasks
-    return gym.make(envs.env_id(run["env"]), sim=run["sim"], obs_mode=run["obs_mode"],
-                    control_mode=run["control_mode"], **kwargs)
+    envs.get_task(task)  # an unknown name -> UnknownTaskError listing the known tasks
+    if run.get("image_size") and run["obs_mode"] in ("rgb", "rgbd"):
+        kwargs.setdefault("image_size", run["image_size"])
+    return gym.make(envs.env_id(task), sim=run["sim"], obs_mode=run["obs_mode"], control_mode=run["control_mode"],
+                    **kwargs)
 
 
 def _version() -> str:
@@ -99,19 +131,59 @@ def _version() -> str:
     return f"{v}+g{rev}" if rev else v
 
 
+def _fields(layout: dict) -> list[dict]:
+    return [{"name": k, "slice": [s.start, s.stop], **_field_info(k)} for k, s in layout.items()]
+
+
 def _observation(env, spec: ExportSpec, obs_mode: str) -> dict:
+    """The observation keys the policy reads, each with the graph input it feeds: the vector
+    (``state``, ``slots`` or ``proprio``) with its fields, then the camera images."""
     u = env.unwrapped
-    layout = u.state_layout()
+    state_layout = u.state_layout()
+    task = u.task_cls.name
+    if (spec.obs_key == "slots") != (obs_mode == "slots"):   # the env gives slots only in that mode
+        raise ExportError(f"the policy reads {spec.obs_key} observations but task {task!r} with obs_mode={obs_mode} "
+                          f"gives {'slots' if obs_mode == 'slots' else 'state'}; pass the --obs-mode it was "
+                          f"trained with")
+    if spec.obs_key == "slots":
+        layout, source = ob.slots_layout(), None
+    elif spec.obs_key == "proprio":
+        layout = {k: s for k, s in state_layout.items() if s.stop <= ob.AGENT_DIM}
+        source = {"key": "state", "slice": [0, ob.AGENT_DIM],
+                  "meaning": "the robot's own part of the state vector (no objects, no goals)"}
+    else:
+        layout, source = state_layout, None
     n = max(s.stop for s in layout.values())
     if n != spec.obs_dim:
-        raise ExportError(f"the policy expects {spec.obs_dim}-dim observations but task {u.task_cls.name!r} "
-                          f"({obs_mode}) gives {n}; pass the --env/--obs-mode it was trained with")
-    fields = [{"name": k, "slice": [s.start, s.stop], **_field_info(k)} for k, s in layout.items()]
-    return {"keys": [{"name": "state", "shape": [n], "dtype": "float32", "fields": fields}],
-            "history": spec.n_obs_steps,
-            "history_order": "oldest first; the runtime keeps it (after reset the first observation fills it)",
-            "dict_observations": "when the env returns a dict (obs_mode other than state), the policy reads "
-                                 "its 'state' entry"}
+        raise ExportError(f"the policy expects {spec.obs_dim}-dim observations but task {task!r} ({obs_mode}) "
+                          f"gives {n} ({spec.obs_key}); pass the --env/--obs-mode it was trained with")
+    vector = {"name": spec.obs_key, "input": OBS_INPUT, "shape": [n], "dtype": "float32", "fields": _fields(layout)}
+    if source:
+        vector["from"] = source
+    keys = [vector]
+    space = env.observation_space
+    for img in spec.images:
+        got = space[img.name].shape if isinstance(space, gym_spaces.Dict) and img.name in space.spaces else None
+        if got != img.shape:
+            raise ExportError(f"the policy reads {img.name} {list(img.shape)} but task {task!r} with "
+                              f"obs_mode={obs_mode} gives {list(got) if got else 'no such key'}; pass the "
+                              f"--obs-mode it was trained with")
+        keys.append({"name": img.name, "input": img.name, "shape": list(img.shape), "dtype": img.dtype,
+                     "camera": img.camera, "units": "RGB 0-255, rows top to bottom" if img.dtype == "uint8"
+                     else "depth along the optical axis, m"})
+    out = {"keys": keys, "history": spec.n_obs_steps,
+           "history_order": "oldest first; the runtime keeps it (after reset the first observation fills it)",
+           "dict_observations": "the env's dict observation is read key by key; "
+                                + ("proprio is taken from state[0:22] when the dict has no proprio key"
+                                   if source else f"the policy reads its {spec.obs_key!r} entry")}
+    if spec.obs_key == "slots":
+        out["slot_layout"] = {
+            "what": "task-independent object-centric observation: robot proprioception, then max_objects slots "
+                    "of slot_dim features, slot k = the scene's k-th object in build order, empty slots all 0",
+            "agent_dim": ob.AGENT_DIM, "max_objects": ob.MAX_OBJECTS, "slot_dim": ob.SLOT_DIM,
+            "slot_fields": [{"name": k, "size": size, **_field_info("." + k)} for k, size in ob.SLOT_FIELDS],
+            "kinds": list(ob.SLOT_KINDS)}
+    return out
 
 
 def _action(env, control_mode: str) -> dict:
@@ -149,45 +221,87 @@ def _robot() -> dict:
             "base_frame": "z up, x forward from the robot base; the table top is at z = 0"}
 
 
-def _cameras(env, obs_mode: str) -> list[dict]:
-    """Names, resolution, pinhole intrinsics and pose of the cameras behind image observations."""
+def _cameras(env, obs_mode: str, spec: ExportSpec) -> list[dict]:
+    """Names, resolution, pinhole intrinsics, pose and (for a policy reading them) the crop and
+    observation keys of the cameras behind image observations."""
     if obs_mode not in IMAGE_OBS_MODES:
         return []
+    read = {}
+    for img in spec.images:
+        read.setdefault(img.camera, []).append(img.name)
+    names = [c for c in CAMERAS if c in read] if read else list(CAMERAS)
     u = env.unwrapped
     model = getattr(u, "model", None)
     if model is None or not hasattr(u, "image_size"):
-        return [{"note": "camera intrinsics are only read from the MuJoCo backend"}]
+        return [{"name": n, "keys": read.get(n, []), "note": "camera intrinsics are only read from the MuJoCo backend"}
+                for n in names]
     out, size = [], u.image_size
-    for name in CAMERAS:
+    for name in names:
         cam = model.camera(name)
         f = 0.5 * size / np.tan(np.deg2rad(float(cam.fovy[0])) / 2)
-        out.append({"name": name, "width": size, "height": size,
-                    "intrinsics": {"fx": f, "fy": f, "cx": (size - 1) / 2, "cy": (size - 1) / 2},
-                    "fovy_deg": float(cam.fovy[0]), "mount": "wrist (moves with the hand)" if name == "wrist"
-                    else "fixed in the robot base frame", "pos": cam.pos.tolist()})
+        entry = {"name": name, "width": size, "height": size,
+                 "intrinsics": {"fx": f, "fy": f, "cx": (size - 1) / 2, "cy": (size - 1) / 2},
+                 "fovy_deg": float(cam.fovy[0]), "mount": "wrist (moves with the hand)" if name == "wrist"
+                 else "fixed in the robot base frame", "pos": cam.pos.tolist()}
+        if name in read:
+            entry.update(keys=read[name], crop=spec.image_processing.get("crop"))
+        out.append(entry)
     return out
 
 
-def build_manifest(policy, spec: ExportSpec, run: dict, *, fmt: str, model_file: Path, source: dict,
-                   opset: int | None = None) -> dict:
-    env = make_run_env(run)
-    try:
-        env.reset(seed=0)
-        u = env.unwrapped
-        task = {"name": run["env"], "sim": run["sim"], "instruction_template": u.task_cls.instruction,
-                "library": run.get("library")}
-        observation = _observation(env, spec, run["obs_mode"])
-        action = _action(env, run["control_mode"])
-        cameras = _cameras(env, run["obs_mode"])
-    finally:
-        env.close()
-    if action["shape"] != [spec.action_dim]:
-        raise ExportError(f"the policy outputs {spec.action_dim}-dim actions but {run['env']} with control_mode "
-                          f"{run['control_mode']} takes {action['shape'][0]}; pass the --control-mode it was trained with")
-    inputs = [{"name": OBS_INPUT, "shape": ["batch", spec.n_obs_steps, spec.obs_dim], "dtype": "float32"}]
+def _inputs(spec: ExportSpec) -> list[dict]:
+    """The graph's inputs in signature order (:mod:`policies.common.export_spec`)."""
+    inputs = [{"name": OBS_INPUT, "shape": ["batch", spec.n_obs_steps, spec.obs_dim], "dtype": "float32",
+               "meaning": f"raw {spec.obs_key} observations, oldest first"}]
+    for img in spec.images:
+        inputs.append({"name": img.name, "shape": ["batch", spec.n_obs_steps, *img.shape], "dtype": img.dtype,
+                       "meaning": f"{img.camera} camera, as the env gives it, oldest first"})
+    if spec.instruction:
+        inputs.append({"name": INSTRUCTION_INPUT, "shape": ["batch", spec.instruction["dim"]], "dtype": "float32",
+                       "meaning": f"the episode's instruction embedded by {spec.instruction['encoder']}"})
     if spec.noise_shape is not None:
         inputs.append({"name": NOISE_INPUT, "shape": ["batch", *spec.noise_shape], "dtype": "float32",
                        "distribution": "standard normal"})
+    return inputs
+
+
+def _language(spec: ExportSpec, text_encoder: dict | None) -> dict | None:
+    """What the runtime needs to turn an instruction into the graph's embedding input."""
+    if not spec.instruction:
+        return None
+    accepts = (["instruction (a string; embedded by text_encoder below)"] if text_encoder else []) + \
+        [f"instruction_embedding ({spec.instruction['dim']} float32, unit norm, by {spec.instruction['encoder']})"]
+    return {"encoder": spec.instruction["encoder"], "dim": spec.instruction["dim"], "input": INSTRUCTION_INPUT,
+            "runtime_accepts": accepts, "text_encoder": text_encoder,
+            "per": "episode: reset(instruction=...) or reset(instruction_embedding=...); "
+                   "ExportedPolicy.instruction_input says which it was given"}
+
+
+def build_manifest(policy, spec: ExportSpec, run: dict, *, fmt: str, model_file: Path, source: dict,
+                   opset: int | None = None, text_encoder: dict | None = None) -> dict:
+    """The manifest, read from the run's first task's environment (every task of a multitask run
+    shares the observation layout and action space: training refused it otherwise)."""
+    import envs
+
+    env = make_run_env(run)
+    try:
+        _, info = env.reset(seed=0)
+        u = env.unwrapped
+        tasks = run["tasks"]
+        name = run["env"] if isinstance(run["env"], str) else ",".join(run["env"])
+        task = {"name": name, "tasks": tasks, "sim": run["sim"], "instruction_template": u.task_cls.instruction,
+                "instruction_templates": {t: envs.get_task(t).instruction for t in tasks},
+                "instruction_example": info.get("instruction"), "library": run.get("library")}
+        observation = _observation(env, spec, run["obs_mode"])
+        action = _action(env, run["control_mode"])
+        cameras = _cameras(env, run["obs_mode"], spec)
+    finally:
+        env.close()
+    if action["shape"] != [spec.action_dim]:
+        raise ExportError(f"the policy outputs {spec.action_dim}-dim actions but {tasks[0]} with control_mode "
+                          f"{run['control_mode']} takes {action['shape'][0]}; pass the --control-mode it was trained with")
+    inputs = _inputs(spec)
+    language = _language(spec, text_encoder)
     return {
         "format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
         "roboforge_version": _version(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -202,5 +316,6 @@ def build_manifest(policy, spec: ExportSpec, run: dict, *, fmt: str, model_file:
                     "n_action_steps": spec.n_action_steps,
                     "execution": "call the graph, apply its n_action_steps actions one per control step, then "
                                  "call it again with the latest observations (receding horizon)"},
-        "robot": _robot(), "cameras": cameras, "normalization": spec.normalization, "source": source,
+        "robot": _robot(), "cameras": cameras, "image_processing": spec.image_processing or None,
+        "language": language, "normalization": spec.normalization, "source": source,
     }
