@@ -87,7 +87,6 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     from policies.diffusion.configuration import observation_keys
     from train.datasets.multitask import MultiTaskDataset
     from train.demos import collect_demos_for_tasks
-    from train.evaluate import evaluate
     from train.imitation import checkpoint_dir, train_imitation
 
     data, tr, ev = config.data, config.train, config.eval
@@ -137,13 +136,34 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
 
     t = time.time()
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
-    seeds = list(range(ev.seed_start, ev.seed_start + ev.episodes))
-    per_task, results = {}, {}
     if hook is not None:
         tasks = hook.curriculum.tasks   # the pool, with the tasks a refill added
+    evaluated = evaluate_tasks(policy, config, run_dir, tasks, **image_kw)
+    timings["eval_s"] = time.time() - t
+    return {**evaluated, "policy_inputs": list(policy_config.obs_keys)
+            + (["instruction"] if policy_config.reads_instruction else []),
+            "num_demos": {task: len(store) for task, store in stores.items()}, "demo_sim": demo_sim,
+            "demo_stores": {task: str(store.path) for task, store in stores.items()},
+            "train": stats, "timings": timings, **({"curriculum": hook.summary()} if hook else {})}
+
+
+def evaluate_tasks(policy, config: RunConfig, run_dir: Path, tasks: Sequence[str], **env_kw) -> dict:
+    """Evaluate ``policy`` on every task over the same unseen seeds (``config.eval``), videos under
+    ``videos/<task>/`` (one task: ``videos/``); TensorBoard gets the per-task and mean success.
+    Returns ``success_rate`` (the mean over tasks), ``tasks``, ``num_episodes``, ``num_successes``
+    and ``per_task``. ``env_kw`` go to ``gym.make`` (e.g. ``image_size``)."""
+    import gymnasium as gym
+
+    import envs
+    from train.evaluate import evaluate
+
+    ev = config.eval
+    limit_kw = {"max_episode_steps": ev.max_episode_steps} if ev.max_episode_steps else {}
+    seeds = list(range(ev.seed_start, ev.seed_start + ev.episodes))
+    per_task, results = {}, {}
     for task in tasks:
         make_env = partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
-                           control_mode=config.control_mode, **image_kw, **limit_kw)
+                           control_mode=config.control_mode, **env_kw, **limit_kw)
         video_dir = run_dir / "videos" / task if len(tasks) > 1 else run_dir / "videos"
         r = evaluate(policy, make_env, seeds, video_dir, ev.num_videos, progress=config.progress,
                      video_size=tuple(ev.video_size), run_seed=config.seed)
@@ -151,17 +171,10 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
         per_task[task] = {"success_rate": r["success_rate"], "episodes": r["num_episodes"], "seeds": seeds,
                           "num_successes": r["num_successes"], "mean_return": r["mean_return"],
                           "mean_length": r["mean_length"], "videos": r["videos"]}
-    timings["eval_s"] = time.time() - t
-    _log_per_task(run_dir, per_task, tr.steps)
-    mean = sum(p["success_rate"] for p in per_task.values()) / len(per_task)
-    return {"success_rate": mean, "tasks": tasks,
+    _log_per_task(run_dir, per_task, config.train.steps)
+    return {"success_rate": sum(p["success_rate"] for p in per_task.values()) / len(per_task), "tasks": list(tasks),
             "num_episodes": sum(r["num_episodes"] for r in results.values()),
-            "num_successes": sum(r["num_successes"] for r in results.values()),
-            "per_task": per_task, "policy_inputs": list(policy_config.obs_keys)
-            + (["instruction"] if policy_config.reads_instruction else []),
-            "num_demos": {task: len(store) for task, store in stores.items()}, "demo_sim": demo_sim,
-            "demo_stores": {task: str(store.path) for task, store in stores.items()},
-            "train": stats, "timings": timings, **({"curriculum": hook.summary()} if hook else {})}
+            "num_successes": sum(r["num_successes"] for r in results.values()), "per_task": per_task}
 
 
 def _log_per_task(run_dir: Path, per_task: dict, step: int) -> None:

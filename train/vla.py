@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from pathlib import Path
 
 from train.config import RunConfig
@@ -20,21 +19,17 @@ log = logging.getLogger(__name__)
 
 
 def run_vla(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
-    import gymnasium as gym
     import torch
 
-    import envs
     from policies import Policy
     from policies.vla import VLAConfig, VLAPolicy
     from train.datasets.multitask import MultiTaskDataset
     from train.demos import collect_demos_for_tasks
-    from train.evaluate import evaluate
     from train.imitation import checkpoint_dir, train_imitation
-    from train.multitask import _log_per_task, check_action_spaces, task_action_spaces
+    from train.multitask import check_action_spaces, evaluate_tasks, task_action_spaces
 
-    data, tr, ev = config.data, config.train, config.eval
+    data, tr = config.data, config.train
     image_size = VLAConfig.from_params(config.policy).architecture.image_size
-    limit_kw = {"max_episode_steps": ev.max_episode_steps} if ev.max_episode_steps else {}
     timings = {}
     t = time.time()
     check_action_spaces(task_action_spaces(tasks, config.sim.name, config.control_mode))
@@ -59,24 +54,8 @@ def run_vla(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
 
     t = time.time()
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
-    seeds = list(range(ev.seed_start, ev.seed_start + ev.episodes))
-    per_task, results = {}, {}
-    for task in tasks:
-        make_env = partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
-                           control_mode=config.control_mode, image_size=image_size, **limit_kw)
-        video_dir = run_dir / "videos" / task if len(tasks) > 1 else run_dir / "videos"
-        r = evaluate(policy, make_env, seeds, video_dir, ev.num_videos, progress=config.progress,
-                     video_size=tuple(ev.video_size), run_seed=config.seed)
-        results[task] = r
-        per_task[task] = {"success_rate": r["success_rate"], "episodes": r["num_episodes"], "seeds": seeds,
-                          "num_successes": r["num_successes"], "mean_return": r["mean_return"],
-                          "mean_length": r["mean_length"], "videos": r["videos"]}
+    evaluated = evaluate_tasks(policy, config, run_dir, tasks, image_size=image_size)
     timings["eval_s"] = time.time() - t
-    _log_per_task(run_dir, per_task, tr.steps)
-    mean = sum(p["success_rate"] for p in per_task.values()) / len(per_task)
-    return {"success_rate": mean, "tasks": tasks,
-            "num_episodes": sum(r["num_episodes"] for r in results.values()),
-            "num_successes": sum(r["num_successes"] for r in results.values()),
-            "per_task": per_task, "policy_inputs": [camera, "instruction"],
+    return {**evaluated, "policy_inputs": [camera, "instruction"],
             "num_demos": {task: len(store) for task, store in stores.items()}, "demo_sim": demo_sim,
             "train": stats, "timings": timings}
