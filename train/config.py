@@ -139,6 +139,7 @@ class VLAChoice(VLAParams, _Named):
     name: str = "vla"
 
 
+@dataclass
 class HILPChoice(HILPParams, _Named):
     name: str = "hilp"
 

@@ -121,7 +121,7 @@ class GravMapEncoder(nn.Module):
         super().__init__()
         self.config = cfg = cfg or GravMapConfig()
         self.builder = GravMapBuilder(cfg)
-        self.encoder = PointCloudEncoder(PointCloudEncoderConfig(use_rgb=True, center_xyz=False,
+        self.encoder = PointCloudEncoder(PointCloudEncoderConfig(point_features=3, center_xyz=False,
                                                                  hidden_dims=cfg.hidden_dims, output_dim=cfg.token_dim))
 
     @property

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from envs.core.fileio import atomic_dir, previous_dir
 from policies.hilp import HILPPolicy
 from train.hilp.data import GoalDataset
+from train.imitation import CHECKPOINT_ARTIFACT
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def checkpoint_dir(run_dir) -> Path:
 
 
 def _save(run_dir, policy, optimizer, step: int, rng: np.random.Generator) -> None:
-    with atomic_dir(checkpoint_dir(run_dir), keep_previous=True) as tmp:   # a kill leaves last or last.old whole
+    with atomic_dir(checkpoint_dir(run_dir), CHECKPOINT_ARTIFACT, keep_previous=True) as tmp:   # a kill leaves last or last.old whole
         policy.save_pretrained(tmp)
         torch.save({"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
                     "numpy_rng": rng.bit_generator.state}, tmp / "trainer_state.pt")
