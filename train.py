@@ -74,6 +74,25 @@ def goes_multitask(config: RunConfig) -> bool:
 
 
 def run_imitation(config: RunConfig, run_dir: Path) -> dict:
+    from train.demos import collect_demos
+    from train.scale import run_pool, scale_report
+
+    data = config.data
+    timings = {}
+    t = time.time()
+    # Both backends share one observation/action layout, so demos from either train a policy for the other.
+    demo_sim = data.sim or config.sim.name
+    with run_pool(config) as pool:
+        store = collect_demos(config.env, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
+                              obs_mode=config.obs_mode, control_mode=config.control_mode, progress=config.progress,
+                              pool=pool)
+        timings["demos_s"] = time.time() - t
+        metrics = _train_and_evaluate(config, run_dir, store, pool, timings)
+    return {**metrics, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path),
+            **scale_report(pool)}
+
+
+def _train_and_evaluate(config: RunConfig, run_dir: Path, store, pool, timings: dict) -> dict:
     import gymnasium as gym
     import torch
 
@@ -81,18 +100,10 @@ def run_imitation(config: RunConfig, run_dir: Path) -> dict:
     from policies import Policy
     from policies.diffusion import DiffusionConfig, DiffusionPolicy
     from train.datasets.sequence import SequenceDataset
-    from train.demos import collect_demos
     from train.evaluate import evaluate
     from train.imitation import checkpoint_dir, train_imitation
 
-    data, tr, ev = config.data, config.train, config.eval
-    timings = {}
-    t = time.time()
-    # Both backends share one observation/action layout, so demos from either train a policy for the other.
-    demo_sim = data.sim or config.sim.name
-    store = collect_demos(config.env, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
-                          obs_mode=config.obs_mode, control_mode=config.control_mode, progress=config.progress)
-    timings["demos_s"] = time.time() - t
+    tr, ev = config.train, config.eval
 
     t = time.time()
     policy_config = DiffusionConfig.from_params(config.policy, obs_dim=store.obs_dim, action_dim=store.action_dim)
@@ -111,10 +122,9 @@ def run_imitation(config: RunConfig, run_dir: Path) -> dict:
                        control_mode=config.control_mode, **limit_kw)
     seeds = range(ev.seed_start, ev.seed_start + ev.episodes)
     results = evaluate(policy, make_env, seeds, run_dir / "videos", ev.num_videos, progress=config.progress,
-                       video_size=tuple(ev.video_size), run_seed=config.seed)
+                       video_size=tuple(ev.video_size), run_seed=config.seed, pool=pool)
     timings["eval_s"] = time.time() - t
-    return {**results, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path), "train": stats,
-            "timings": timings}
+    return {**results, "train": stats, "timings": timings}
 
 
 def run(cfg: DictConfig) -> dict:

@@ -77,7 +77,15 @@ def policy_inputs(config: RunConfig, num_tasks: int) -> dict:
 
 def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     """Demos of every task -> one diffusion policy -> evaluation per task (lockstep batches,
-    videos under ``videos/<task>/`` when there are several tasks)."""
+    videos under ``videos/<task>/`` when there are several tasks); demos and evaluation on Ray
+    workers when ``scale.*`` asks for them."""
+    from train.scale import run_pool, scale_report
+
+    with run_pool(config) as pool:
+        return {**_run_multitask(config, run_dir, tasks, pool), **scale_report(pool)}
+
+
+def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool) -> dict:
     import gymnasium as gym
     import torch
 
@@ -99,7 +107,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     demo_sim = data.sim or config.sim.name
     stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
                                      obs_mode=config.obs_mode, control_mode=config.control_mode,
-                                     progress=config.progress, **image_kw)
+                                     progress=config.progress, pool=pool, **image_kw)
     timings["demos_s"] = time.time() - t
 
     t = time.time()
@@ -146,7 +154,7 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
                            control_mode=config.control_mode, **image_kw, **limit_kw)
         video_dir = run_dir / "videos" / task if len(tasks) > 1 else run_dir / "videos"
         r = evaluate(policy, make_env, seeds, video_dir, ev.num_videos, progress=config.progress,
-                     video_size=tuple(ev.video_size), run_seed=config.seed)
+                     video_size=tuple(ev.video_size), run_seed=config.seed, pool=pool)
         results[task] = r
         per_task[task] = {"success_rate": r["success_rate"], "episodes": r["num_episodes"], "seeds": seeds,
                           "num_successes": r["num_successes"], "mean_return": r["mean_return"],
