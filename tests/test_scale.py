@@ -146,3 +146,18 @@ def test_no_scale_keys_means_no_pool():
     assert compose("env=reach_target", "scale.workers=2").scale.enabled
     with pytest.raises(Exception, match="scale.workers=-1 is invalid"):
         compose("env=reach_target", "scale.workers=-1")
+
+
+@pytest.mark.slow
+def test_generation_gates_on_workers_admit_the_serial_set(pool, tmp_path):
+    from generation.gates import GateConfig
+    from generation.library import Library
+    from generation.pipeline import generate
+
+    serial, fanned = Library(tmp_path / "serial"), Library(tmp_path / "fanned")
+    config = GateConfig(runtime_seeds=1)   # the fewest seeds the gates allow: minutes of sandbox runs otherwise
+    a = generate(serial, count=2, config=config, progress=False)
+    b = generate(fanned, count=2, config=config, progress=False, pool=pool)
+    assert b.admitted == a.admitted and b.rejected == a.rejected
+    journal = [[(r["task"], r["outcome"], r["reason"]) for r in lib.journal("attempts")] for lib in (serial, fanned)]
+    assert journal[0] == journal[1]

@@ -10,10 +10,11 @@ from train.config import RunConfig
 
 
 @contextlib.contextmanager
-def run_pool(config: RunConfig) -> Iterator:
+def run_pool(config: RunConfig, enabled: bool = True) -> Iterator:
     """A :class:`fanout.Pool` for the run (its workers register ``library`` first), shut down when
-    the block ends; None when no ``scale.*`` key is set, and then Ray is not imported."""
-    if not config.scale.enabled:
+    the block ends; None when no ``scale.*`` key is set (or not ``enabled``), and then Ray is not
+    imported."""
+    if not (config.scale.enabled and enabled):
         yield None
         return
     import envs
