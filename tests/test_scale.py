@@ -5,6 +5,7 @@ it are marked slow: on the shared 2-core machine the session and its workers' fi
 ~20 s, and each worker's first item ~15 s more (``-m slow`` runs them: ~90 s in all)."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -161,3 +162,26 @@ def test_generation_gates_on_workers_admit_the_serial_set(pool, tmp_path):
     assert b.admitted == a.admitted and b.rejected == a.rejected
     journal = [[(r["task"], r["outcome"], r["reason"]) for r in lib.journal("attempts")] for lib in (serial, fanned)]
     assert journal[0] == journal[1]
+
+
+# -- train.py as a user runs it (fresh processes: their own Ray session) --------------------------
+@pytest.mark.slow
+def test_train_cli_with_workers_matches_the_single_process_run(tmp_path):
+    from tests.test_train_cli import run_cli, tiny_args
+
+    single = run_cli(*tiny_args(tmp_path, run="single", steps=10))
+    fanned = run_cli(*tiny_args(tmp_path / "f", run="fanned", steps=10), "scale.workers=2")
+    assert single.returncode == 0 and fanned.returncode == 0, fanned.stderr[-3000:]
+    a, b = (json.loads((p / "metrics.json").read_text()) for p in (tmp_path / "single", tmp_path / "f" / "fanned"))
+    assert [(e["seed"], e["success"]) for e in b["episodes"]] == [(e["seed"], e["success"]) for e in a["episodes"]]
+    assert b["scale"] == {"workers": 2, "incidents": []} and "scale" not in a
+
+
+@pytest.mark.slow
+def test_train_cli_names_an_unreachable_address(tmp_path):
+    from tests.test_train_cli import run_cli, tiny_args
+
+    t0 = time.monotonic()
+    res = run_cli(*tiny_args(tmp_path), "scale.address=127.0.0.1:9")
+    assert res.returncode == 2 and "scale.address=127.0.0.1:9" in res.stderr, res.stderr[-2000:]
+    assert time.monotonic() - t0 < 120   # the check itself waits at most CONNECT_TIMEOUT_S; the rest is imports

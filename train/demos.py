@@ -192,6 +192,7 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     attempts = int(np.ceil(num_demos * max_attempts_factor))
     bar = tqdm(total=num_demos, desc=f"demos {task}", unit="demo", disable=not progress)
     seed, seeds = seed_start, []
+    tried = (_ for _ in ())   # (seed, episode or None) as they come, in seed order
     meta = dict(task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode,
                 image_size=int(image_size) if images else 0, code_hash=code_hash)
     try:
@@ -214,6 +215,7 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
                 raise RuntimeError(f"the oracle solved only {len(seeds)} of {attempts} episodes of {task!r} "
                                    f"(seeds {seed_start}..{seed}); needed {num_demos}. Check the task's oracle.")
     finally:
+        tried.close()   # items still running on workers are cancelled now, not when collected
         bar.close()
         env.close()
     return DemoStore.open(path)
