@@ -4,10 +4,11 @@ Ray's own per-task overhead (docs/scale.md; figures in docs/benchmarks.md).
     nice -n 19 python -m bench.scale [--workers 2] [--demos 16] [--episodes 16] [--candidates 4]
 
 Each workload runs once in this process (the serial path: ``collect_demos``, ``evaluate``,
-``generate`` without a pool) and once on a local Ray session of ``--workers`` workers (the same
-calls with a :class:`fanout.Pool`); the Ray session is started before the timing starts and its
-workers have imported the project (a warm-up item), so the figures are steady-state rates, and the
-session's start is reported apart. Workloads: stack_blocks oracle demos (state obs) into a fresh
+``generate`` without a pool) and right after on a local Ray session of ``--workers`` workers (the
+same calls with a :class:`fanout.Pool`); the Ray session is started before the timing starts and
+its workers have imported the project (a warm-up item), so the figures are steady-state rates, and
+the session's start is reported apart. The gates figure includes the generator's own set-up in
+this process (embedding the procedural draft space), the same on both paths. Workloads: stack_blocks oracle demos (state obs) into a fresh
 store; a diffusion policy at its default size (untrained; ``--eval-steps`` steps per episode) on
 stack_blocks; procedural exploratory candidates through the gates into a fresh library. The
 per-item costs of the serial path are what the paper estimate in docs/scale.md multiplies.
@@ -102,11 +103,6 @@ def main() -> None:
                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
     policy = policy_for_eval()
 
-    log("serial: demos, evaluation, gates")
-    serial = {"demos_s": demos(args.demos, None),
-              "eval_s": evaluation(policy, args.episodes, args.eval_steps, None)}
-    serial["gates_s"], serial["gates_result"] = gates(args.candidates, None)
-
     log(f"starting Ray with {args.workers} workers")
     t = time.perf_counter()
     pool = Pool(workers=args.workers)
@@ -126,10 +122,19 @@ def main() -> None:
         trips.append(time.perf_counter() - t)
     out["ray_round_trip_s_median"] = round(statistics.median(trips), 5)
 
-    log("Ray: demos, evaluation, gates")
-    fanned = {"demos_s": demos(args.demos, pool),
-              "eval_s": evaluation(policy, args.episodes, args.eval_steps, pool)}
-    fanned["gates_s"], fanned["gates_result"] = gates(args.candidates, pool)
+    # each workload serial then on Ray, back to back: a shared machine's load drifts over minutes
+    serial, fanned = {}, {}
+    for name, run in (("demos", lambda p: demos(args.demos, p)),
+                      ("eval", lambda p: evaluation(policy, args.episodes, args.eval_steps, p)),
+                      ("gates", lambda p: gates(args.candidates, p))):
+        for label, p, into in (("serial", None, serial), ("Ray", pool, fanned)):
+            log(f"{name}: {label}")
+            result = run(p)
+            if name == "gates":
+                into["gates_s"], into["gates_result"] = result
+            else:
+                into[f"{name}_s"] = result
+            into[f"{name}_load_avg_1m"] = load()
     out["incidents"] = pool.report()
     pool.close()
 
@@ -140,6 +145,8 @@ def main() -> None:
         a, b = per_min(n, serial[key]), per_min(n, fanned[key])
         rows[name] = {"items": n, "serial_per_min": a, "ray_per_min": b, "ratio": round(b / a, 2),
                       "serial_s_per_item": round(serial[key] / n, 3)}
+    out["load_avg_1m_after"] = {side: {k: v for k, v in d.items() if k.endswith("load_avg_1m")}
+                                for side, d in (("serial", serial), ("ray", fanned))}
     out.update(rows=rows, same_admitted_set=serial["gates_result"] == fanned["gates_result"],
                gates_result=serial["gates_result"], load_avg_1m_end=load(), date=time.strftime("%Y-%m-%dT%H:%M:%S"))
     RESULT.write_text(json.dumps(out, indent=2) + "\n")

@@ -79,9 +79,8 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], accelerato
     """Demos of every task -> one diffusion policy -> evaluation per task (lockstep batches,
     videos under ``videos/<task>/`` when there are several tasks); demos and evaluation on Ray
     workers when ``scale.*`` asks for them."""
-    from train.scale import run_pool, scale_report
-
     from train.ddp import is_main
+    from train.scale import run_pool, scale_report
 
     with run_pool(config, enabled=is_main(accelerator)) as pool:
         metrics = _run_multitask(config, run_dir, tasks, pool, accelerator)
