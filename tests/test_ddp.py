@@ -28,7 +28,8 @@ def _launch(out: Path, steps: int) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-@pytest.mark.slow   # 2 x 2 fresh processes importing torch: ~1 min idle, several under load
+@pytest.mark.slow   # 2 x 2 fresh processes importing torch: ~1 min idle, many under load
+@pytest.mark.timeout(1800)
 def test_two_processes_see_different_data_and_end_with_the_same_weights(tmp_path):
     _launch(tmp_path, 6)
     r0, r1 = (torch.load(tmp_path / f"rank{i}_6.pt", weights_only=False) for i in (0, 1))
