@@ -135,7 +135,8 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
 
     # 2. runtime and 3. oracle (sandboxed; on a Ray worker when the caller fans gates out)
     note("runtime")
-    for o in (sandboxed or sandbox_gates)(source, name, config):
+    sandboxed_outcomes = sandboxed(source, name, config) if sandboxed else sandbox_gates(source, name, config, note)
+    for o in sandboxed_outcomes:
         if not o.passed:
             return stop(o, name, instruction)
         outcomes.append(o)
@@ -166,10 +167,11 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
     return Verdict(True, "admitted", "", name, instruction, outcomes, vec)
 
 
-def sandbox_gates(source: str, name: str, config: GateConfig) -> list[GateOutcome]:
+def sandbox_gates(source: str, name: str, config: GateConfig, note=None) -> list[GateOutcome]:
     """The runtime gate, then (if it passed) the oracle gate, each in its sandbox process. A pure
     function of the program and the config (seeds come from the program's hash), so it may run
-    ahead of time and anywhere: the caller decides in order what the outcomes mean."""
+    ahead of time and anywhere: the caller decides in order what the outcomes mean. ``note("oracle")``
+    is called as the oracle gate starts (progress, when run in the caller's process)."""
     run_seeds = seeds_for(source, config.runtime_seeds, 0)
     r = sandbox.run_stage(source, "runtime", run_seeds, config.runtime_limits, isolation=config.isolation)
     details = {"seeds": run_seeds, "isolation": r.isolation, **{k: v for k, v in r.data.items() if k != "ok"}}
@@ -179,6 +181,8 @@ def sandbox_gates(source: str, name: str, config: GateConfig) -> list[GateOutcom
     if not r.ok:
         o.details["log_tail"] = r.log_tail[-1500:]
         return [o]
+    if note is not None:
+        note("oracle")
     oracle_seeds = seeds_for(source, config.oracle_seeds, 1000)
     r = sandbox.run_stage(source, "oracle", oracle_seeds, config.oracle_limits, isolation=config.isolation)
     if r.ok:
