@@ -57,7 +57,7 @@ sysdeps-maniskill:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q "torch==$$(sed -n 's/.*"torch==\([^"]*\)".*/\1/p' pyproject.toml)"
-	$(PY) -m pip install -q -e ".[test,maniskill]"
+	$(PY) -m pip install -q -e ".[test,maniskill,scale]"
 	@touch $@
 
 demo: setup

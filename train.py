@@ -34,7 +34,8 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from policies.common.config import ConfigError  # noqa: E402
-from train.config import RL_POLICIES, RunConfig, to_run_config, to_yaml  # noqa: E402  (registers the schema)
+from train.config import IMITATION_POLICIES, RL_POLICIES, RunConfig, to_run_config, to_yaml  # noqa: E402  (registers the schema)
+from train.ddp import is_main, launched, main_first, make_accelerator, shared_run_dir  # noqa: E402
 
 log = logging.getLogger("roboforge")
 logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no accelerate module" chatter
@@ -73,7 +74,28 @@ def goes_multitask(config: RunConfig) -> bool:
     return config.multitask or config.obs_mode != "state" or bool(config.policy.use_instruction)
 
 
-def run_imitation(config: RunConfig, run_dir: Path) -> dict:
+def run_imitation(config: RunConfig, run_dir: Path, accelerator=None) -> dict:
+    from train.demos import collect_demos
+    from train.scale import run_pool, scale_report
+
+    data = config.data
+    timings = {}
+    t = time.time()
+    # Both backends share one observation/action layout, so demos from either train a policy for the other.
+    demo_sim = data.sim or config.sim.name
+    # under DDP only the main process fans out over Ray (the others reuse its demos and do not evaluate)
+    with run_pool(config, enabled=is_main(accelerator)) as pool:
+        with main_first(accelerator):
+            store = collect_demos(config.env, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
+                                  obs_mode=config.obs_mode, control_mode=config.control_mode,
+                                  progress=config.progress, pool=pool)
+        timings["demos_s"] = time.time() - t
+        metrics = _train_and_evaluate(config, run_dir, store, pool, timings, accelerator)
+    return {**metrics, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path),
+            **scale_report(pool)}
+
+
+def _train_and_evaluate(config: RunConfig, run_dir: Path, store, pool, timings: dict, accelerator=None) -> dict:
     import gymnasium as gym
     import torch
 
@@ -81,18 +103,10 @@ def run_imitation(config: RunConfig, run_dir: Path) -> dict:
     from policies import Policy
     from policies.diffusion import DiffusionConfig, DiffusionPolicy
     from train.datasets.sequence import SequenceDataset
-    from train.demos import collect_demos
     from train.evaluate import evaluate
     from train.imitation import checkpoint_dir, train_imitation
 
-    data, tr, ev = config.data, config.train, config.eval
-    timings = {}
-    t = time.time()
-    # Both backends share one observation/action layout, so demos from either train a policy for the other.
-    demo_sim = data.sim or config.sim.name
-    store = collect_demos(config.env, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
-                          obs_mode=config.obs_mode, control_mode=config.control_mode, progress=config.progress)
-    timings["demos_s"] = time.time() - t
+    tr, ev = config.train, config.eval
 
     t = time.time()
     policy_config = DiffusionConfig.from_params(config.policy, obs_dim=store.obs_dim, action_dim=store.action_dim)
@@ -101,8 +115,11 @@ def run_imitation(config: RunConfig, run_dir: Path) -> dict:
     dataset = SequenceDataset(store.episodes, policy.config.n_obs_steps, policy.config.horizon)
     policy.fit_normalizer(*dataset.stacked())
     stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
-                            tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress)
+                            tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress,
+                            accelerator=accelerator)
     timings["train_s"] = time.time() - t
+    if not is_main(accelerator):
+        return {}
 
     t = time.time()
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
@@ -111,10 +128,9 @@ def run_imitation(config: RunConfig, run_dir: Path) -> dict:
                        control_mode=config.control_mode, **limit_kw)
     seeds = range(ev.seed_start, ev.seed_start + ev.episodes)
     results = evaluate(policy, make_env, seeds, run_dir / "videos", ev.num_videos, progress=config.progress,
-                       video_size=tuple(ev.video_size), run_seed=config.seed)
+                       video_size=tuple(ev.video_size), run_seed=config.seed, pool=pool)
     timings["eval_s"] = time.time() - t
-    return {**results, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path), "train": stats,
-            "timings": timings}
+    return {**results, "train": stats, "timings": timings}
 
 
 def run(cfg: DictConfig) -> dict:
@@ -136,8 +152,17 @@ def run(cfg: DictConfig) -> dict:
     if BUSY_CORES >= 0.5:
         log.warning("other processes keep %.1f cores busy: torch threads sleep between ops (OMP_WAIT_POLICY=PASSIVE), "
                     "so training runs ~2x slower than on an idle CPU", BUSY_CORES)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / "config.yaml", to_yaml(config))
+    if launched() and config.policy.name not in IMITATION_POLICIES:
+        raise ConfigError("policy", config.policy.name, f"{', '.join(IMITATION_POLICIES)} under accelerate launch "
+                                                        "(RL, HILP and the VLA run one process)")
+    if launched() and config.curriculum.active:
+        raise ConfigError("curriculum", config.curriculum.name, "none under accelerate launch "
+                                                                "(the curriculum runs in one process)")
+    accelerator = make_accelerator(config.device)   # None unless started by accelerate launch / torchrun
+    run_dir = shared_run_dir(accelerator, run_dir)
+    if is_main(accelerator):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / "config.yaml", to_yaml(config))
     if config.policy.name == "hilp":
         from train.hilp import run_hilp
 
@@ -153,9 +178,11 @@ def run(cfg: DictConfig) -> dict:
     elif goes_multitask(config):
         from train.multitask import run_multitask
 
-        metrics = run_multitask(config, run_dir, tasks)
+        metrics = run_multitask(config, run_dir, tasks, accelerator)
     else:
-        metrics = run_imitation(config, run_dir)
+        metrics = run_imitation(config, run_dir, accelerator)
+    if not is_main(accelerator):
+        return {}   # the main process evaluates and reports
     wall = time.time() - t0
     metrics = {"success_rate": metrics["success_rate"], "task": config.env, "sim": config.sim.name,
                "policy": config.policy.name, "wall_time_s": wall, **metrics}

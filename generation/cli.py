@@ -2,6 +2,7 @@
 
     generate --generator {procedural,llm} --count N --library DIR [--mode exploratory|goal --target TASK] [--json]
                                           exit 0 done, 2 usage error, 3 no LLM call reached the endpoint
+             [--workers N | --address auto|HOST:PORT]   (sandboxed gates on Ray workers, docs/scale.md)
     admit FILE --library DIR [--json]     exit 0 admitted, 1 rejected, 2 usage error
     report --library DIR [--json]
 
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seed for the procedural generator's choices")
     g.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--workers", type=int, default=0,
+                   help="run the sandboxed gates of the coming candidates on N local Ray workers (default 0: no Ray)")
+    g.add_argument("--address", help="a running Ray cluster (auto | HOST:PORT) to run the gates on")
     _gate_options(g)
 
     a = sub.add_parser("admit", help="run every gate on one task program; admit it if it passes")
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "admit":
             return _admit(args)
         return _report(args)
-    except (LLMConfigError, LibraryError, ValueError, FileNotFoundError, IsADirectoryError) as err:
+    except (LLMConfigError, LibraryError, ValueError, FileNotFoundError, IsADirectoryError,
+            ConnectionError) as err:   # ConnectionError: --address
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -124,10 +129,21 @@ def _generate(args) -> int:
         raise ValueError("--count must be >= 1")
     if args.mode == "goal" and not args.target:
         raise ValueError("--mode goal needs --target TASK")
+    if args.workers < 0:
+        raise ValueError(f"--workers={args.workers} is invalid; allowed: an integer >= 0 (0: no Ray)")
     config = _config(args)
     client = _client(args.generator == "llm" or args.critic)
-    summary = generate(Library(args.library), args.generator, args.count, args.mode, args.target, config, client,
-                       seed=args.seed, progress=not args.no_progress)
+    pool = None
+    if args.workers or args.address:
+        from fanout import Pool
+
+        pool = Pool(args.workers, args.address)
+    try:
+        summary = generate(Library(args.library), args.generator, args.count, args.mode, args.target, config, client,
+                           seed=args.seed, progress=not args.no_progress, pool=pool)
+    finally:
+        if pool is not None:
+            pool.close()
     s = summary.as_dict()
     if not args.json:
         print(f"{s['n_admitted']} of {s['attempted']} admitted into {args.library} in {s['wall_s']:.0f} s"

@@ -107,9 +107,11 @@ def static_hash(source: str) -> str:
 
 
 def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, config: GateConfig | None = None,
-             critic_client=None, on_gate=None) -> Verdict:
+             critic_client=None, on_gate=None, sandboxed=None) -> Verdict:
     """Run the gates in order on ``source``. ``on_gate(name)`` is called as each gate starts
-    (for progress display). Nothing is written anywhere; admission is the caller's move."""
+    (for progress display). Nothing is written anywhere; admission is the caller's move.
+    ``sandboxed(source, name, config)``: where the sandboxed gates' outcomes come from (default
+    :func:`sandbox_gates` here; the pipeline's Ray fan-out hands in results computed ahead)."""
     config = config or GateConfig()
     outcomes: list[GateOutcome] = []
     note = on_gate or (lambda gate: None)
@@ -131,39 +133,13 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
     outcomes.append(o)
     name, instruction = report.task_name, report.instruction
 
-    # 2. runtime (sandboxed)
+    # 2. runtime and 3. oracle (sandboxed; on a Ray worker when the caller fans gates out)
     note("runtime")
-    run_seeds = seeds_for(source, config.runtime_seeds, 0)
-    r = sandbox.run_stage(source, "runtime", run_seeds, config.runtime_limits, isolation=config.isolation)
-    details = {"seeds": run_seeds, "isolation": r.isolation, **{k: v for k, v in r.data.items() if k != "ok"}}
-    if r.ok and r.data.get("task") != name:
-        r.ok, r.reason = False, f"the program registered {r.data.get('task')!r}, not {name!r}"
-    o = GateOutcome("runtime", r.ok, r.reason, details, r.wall_s)
-    if not r.ok:
-        o.details["log_tail"] = r.log_tail[-1500:]
-        return stop(o, name, instruction)
-    outcomes.append(o)
-
-    # 3. oracle (sandboxed)
-    note("oracle")
-    oracle_seeds = seeds_for(source, config.oracle_seeds, 1000)
-    r = sandbox.run_stage(source, "oracle", oracle_seeds, config.oracle_limits, isolation=config.isolation)
-    if r.ok:
-        episodes = r.data["episodes"]
-        rate = sum(e["success"] for e in episodes) / len(episodes)
-        failed = [e for e in episodes if not e["success"]]
-        conds = sorted({c for e in failed for c in e["failed"]})
-        ok = rate >= config.oracle_threshold
-        reason = "" if ok else (f"oracle success {rate:.0%} on {len(episodes)} seeds is below "
-                                f"{config.oracle_threshold:.0%}; unmet conditions: {', '.join(conds) or 'none'}")
-        o = GateOutcome("oracle", ok, reason, {"success_rate": rate, "seeds": oracle_seeds, "episodes": episodes,
-                                               "isolation": r.isolation}, r.wall_s)
-    else:
-        o = GateOutcome("oracle", False, r.reason, {"seeds": oracle_seeds, "isolation": r.isolation,
-                                                    "log_tail": r.log_tail[-1500:]}, r.wall_s)
-    if not o.passed:
-        return stop(o, name, instruction)
-    outcomes.append(o)
+    sandboxed_outcomes = sandboxed(source, name, config) if sandboxed else sandbox_gates(source, name, config, note)
+    for o in sandboxed_outcomes:
+        if not o.passed:
+            return stop(o, name, instruction)
+        outcomes.append(o)
 
     # 4. novelty
     note("novelty")
@@ -189,6 +165,40 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
         outcomes.append(o)
 
     return Verdict(True, "admitted", "", name, instruction, outcomes, vec)
+
+
+def sandbox_gates(source: str, name: str, config: GateConfig, note=None) -> list[GateOutcome]:
+    """The runtime gate, then (if it passed) the oracle gate, each in its sandbox process. A pure
+    function of the program and the config (seeds come from the program's hash), so it may run
+    ahead of time and anywhere: the caller decides in order what the outcomes mean. ``note("oracle")``
+    is called as the oracle gate starts (progress, when run in the caller's process)."""
+    run_seeds = seeds_for(source, config.runtime_seeds, 0)
+    r = sandbox.run_stage(source, "runtime", run_seeds, config.runtime_limits, isolation=config.isolation)
+    details = {"seeds": run_seeds, "isolation": r.isolation, **{k: v for k, v in r.data.items() if k != "ok"}}
+    if r.ok and r.data.get("task") != name:
+        r.ok, r.reason = False, f"the program registered {r.data.get('task')!r}, not {name!r}"
+    o = GateOutcome("runtime", r.ok, r.reason, details, r.wall_s)
+    if not r.ok:
+        o.details["log_tail"] = r.log_tail[-1500:]
+        return [o]
+    if note is not None:
+        note("oracle")
+    oracle_seeds = seeds_for(source, config.oracle_seeds, 1000)
+    r = sandbox.run_stage(source, "oracle", oracle_seeds, config.oracle_limits, isolation=config.isolation)
+    if r.ok:
+        episodes = r.data["episodes"]
+        rate = sum(e["success"] for e in episodes) / len(episodes)
+        failed = [e for e in episodes if not e["success"]]
+        conds = sorted({c for e in failed for c in e["failed"]})
+        ok = rate >= config.oracle_threshold
+        reason = "" if ok else (f"oracle success {rate:.0%} on {len(episodes)} seeds is below "
+                                f"{config.oracle_threshold:.0%}; unmet conditions: {', '.join(conds) or 'none'}")
+        oracle = GateOutcome("oracle", ok, reason, {"success_rate": rate, "seeds": oracle_seeds,
+                                                    "episodes": episodes, "isolation": r.isolation}, r.wall_s)
+    else:
+        oracle = GateOutcome("oracle", False, r.reason, {"seeds": oracle_seeds, "isolation": r.isolation,
+                                                         "log_tail": r.log_tail[-1500:]}, r.wall_s)
+    return [o, oracle]
 
 
 def _guess_name(source: str) -> str:

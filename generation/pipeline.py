@@ -15,11 +15,12 @@ import numpy as np
 
 from generation import codegen_llm
 from generation.embedding import MODEL_ID, NoveltyIndex, canonical_text, embed
-from generation.gates import GateConfig, Verdict, validate
+from envs import static_check
+from generation.gates import GateConfig, Verdict, _guess_name, sandbox_gates, validate
 from generation.library import Library, load_library, now_iso, sha256
 from generation.catalogue import procedural_space
 from generation.curriculum import curriculum
-from generation.exploration import explore
+from generation.exploration import Explorer
 from generation.from_task import draft_from_task
 from generation.proposal import Proposal, spec_hash
 
@@ -84,22 +85,81 @@ def taken_names(index: NoveltyIndex) -> set[str]:
 
 # -- generators: each yields Candidates ------------------------------------------------------------
 
+class ProceduralCandidates:
+    """The procedural generator's candidates, in the order the serial loop takes them;
+    :meth:`upcoming` names the next ones (if nothing is admitted meanwhile) for gates run ahead."""
+
+    def __init__(self, library: Library, index: NoveltyIndex, mode: str, target: str | None,
+                 rng: np.random.Generator, plan: list[str]):
+        self.explorer, self.steps = None, []
+        if mode == "exploratory":
+            tried = {r.get("task") for r in library.journal("attempts") if r.get("generator") == "procedural"}
+            self.explorer = Explorer(procedural_space(), taken_names(index) | tried, index, rng)
+            return
+        space = {d.name: d for d in procedural_space()}
+        if target in space:
+            self.steps = curriculum(space[target])
+        else:
+            draft = draft_from_task(target)  # a registered task: its stepping stones (it exists already)
+            self.steps = curriculum(draft)[:-1]
+        plan.extend(p.name for p in self.steps)
+
+    @staticmethod
+    def _candidate(p: Proposal) -> Candidate:
+        return Candidate(p, p.source(), prompt_hash=spec_hash(p.draft))
+
+    def __iter__(self) -> Iterator[Candidate]:
+        proposals = iter(self.explorer) if self.explorer is not None else iter(self.steps)
+        for p in proposals:
+            if self.explorer is None:
+                self.steps = self.steps[1:]
+            yield self._candidate(p)
+
+    def upcoming(self, k: int) -> list[Candidate]:
+        proposals = self.explorer.upcoming(k) if self.explorer is not None else self.steps[:k]
+        return [self._candidate(p) for p in proposals]
+
+
 def procedural_candidates(library: Library, index: NoveltyIndex, mode: str, target: str | None,
                           rng: np.random.Generator, plan: list[str]) -> Iterator[Candidate]:
-    tried = {r.get("task") for r in library.journal("attempts") if r.get("generator") == "procedural"}
-    if mode == "exploratory":
-        for p in explore(procedural_space(), taken_names(index) | tried, index, rng):
-            yield Candidate(p, p.source(), prompt_hash=spec_hash(p.draft))
-        return
-    space = {d.name: d for d in procedural_space()}
-    if target in space:
-        steps = curriculum(space[target])
-    else:
-        draft = draft_from_task(target)  # a registered task: its stepping stones (it exists already)
-        steps = curriculum(draft)[:-1]
-    plan.extend(p.name for p in steps)
-    for p in steps:
-        yield Candidate(p, p.source(), prompt_hash=spec_hash(p.draft))
+    return iter(ProceduralCandidates(library, index, mode, target, rng, plan))
+
+
+class GatesAhead:
+    """The sandboxed gates (runtime, oracle) of the coming candidates, run ahead on Ray workers.
+    Their outcome is a pure function of the program, so running them early and in parallel
+    changes nothing; static, novelty, critic and admission stay in the caller, one candidate at a
+    time, in the serial order. A guess that does not come next costs a worker's time, not a result."""
+
+    def __init__(self, pool, config: GateConfig):
+        self.pool, self.config, self.jobs = pool, config, {}
+
+    def prefetch(self, candidates: list[Candidate]) -> None:
+        wanted = {}
+        for cand in candidates:
+            if cand.source is None:
+                continue
+            name = _guess_name(cand.source) if self.config.skip_static else static_check.check_source(
+                cand.source, set()).task_name
+            if name:
+                wanted[(sha256(cand.source), name)] = cand
+        self.jobs = {k: j for k, j in self.jobs.items() if k in wanted}   # a dropped guess runs on, unread
+        for (digest, name), cand in wanted.items():
+            if (digest, name) not in self.jobs:
+                self.jobs[(digest, name)] = self.pool.submit(_sandbox_item, (cand.source, name, self.config),
+                                                             label=f"gates of {name}")
+
+    def outcomes(self, source: str, name: str, config: GateConfig) -> list:
+        """What :func:`generation.gates.validate` asks for: this program's sandboxed outcomes."""
+        job = self.jobs.pop((sha256(source), name), None)
+        if job is None:
+            job = self.pool.submit(_sandbox_item, (source, name, config), label=f"gates of {name}")
+        return job.result()
+
+
+def _sandbox_item(item):
+    source, name, config = item
+    return sandbox_gates(source, name, config)
 
 
 class LLMCandidates:
@@ -229,8 +289,13 @@ def _add_tokens(a: dict, b: dict) -> dict:
 
 def generate(library: Library, generator: str = "procedural", count: int = 10, mode: str = "exploratory",
              target: str | None = None, config: GateConfig | None = None, client=None, seed: int = 0,
-             progress: bool = True) -> RunSummary:
-    """Make ``count`` attempts with ``generator`` ("procedural" | "llm") into ``library``."""
+             progress: bool = True, pool=None) -> RunSummary:
+    """Make ``count`` attempts with ``generator`` ("procedural" | "llm") into ``library``.
+
+    ``pool`` (a :class:`fanout.Pool`, ``--workers``): the sandboxed gates of the procedural
+    generator's next candidates run ahead on its workers; the admitted set is the serial one.
+    The LLM generator's next program depends on the last verdict (its error book), so there each
+    candidate's gates still run on a worker but one after another."""
     from tqdm import tqdm
 
     if mode == "goal" and not target:
@@ -243,11 +308,12 @@ def generate(library: Library, generator: str = "procedural", count: int = 10, m
     run_id = uuid.uuid4().hex[:8]
     rng = np.random.default_rng(seed)
     if generator == "procedural":
-        source = procedural_candidates(library, index, mode, target, rng, summary.plan)
+        source = ProceduralCandidates(library, index, mode, target, rng, summary.plan)
     elif generator == "llm":
         source = LLMCandidates(client, library, index, summary=summary).candidates(mode, target, count, summary.plan)
     else:
         raise ValueError(f"unknown generator {generator!r}; choose procedural or llm")
+    ahead = GatesAhead(pool, config) if pool is not None else None
     t_start = time.monotonic()
     bar = tqdm(total=count, desc=f"generate[{generator}]", unit="task", disable=not progress, dynamic_ncols=True)
     try:
@@ -257,7 +323,12 @@ def generate(library: Library, generator: str = "procedural", count: int = 10, m
                 break
             summary.attempted += 1
             bar.set_postfix_str(f"{cand.proposal.name[:30]} admitted={len(summary.admitted)}")
-            verdict = _attempt(cand, library, index, config, client, bar)
+            if ahead is not None:
+                coming = source.upcoming(min(2 * pool.workers, count - summary.attempted)) \
+                    if hasattr(source, "upcoming") else []
+                ahead.prefetch([cand, *coming])
+            verdict = _attempt(cand, library, index, config, client, bar,
+                               ahead.outcomes if ahead is not None else None)
             summary.tokens = _add_tokens(summary.tokens, cand.tokens)
             if verdict.admitted:
                 summary.admitted.append(verdict.task_name)
@@ -271,12 +342,13 @@ def generate(library: Library, generator: str = "procedural", count: int = 10, m
     return summary
 
 
-def _attempt(cand: Candidate, library: Library, index: NoveltyIndex, config: GateConfig, client, bar) -> Verdict:
+def _attempt(cand: Candidate, library: Library, index: NoveltyIndex, config: GateConfig, client, bar,
+             sandboxed=None) -> Verdict:
     if cand.source is None:
         return Verdict(False, cand.error_gate, cand.error, cand.proposal.name)
     t0 = time.monotonic()
     verdict = validate(cand.source, taken_names=taken_names(index), novelty=index, config=config, critic_client=client,
-                       on_gate=lambda g: bar.set_postfix_str(f"{cand.proposal.name[:30]} [{g}]"))
+                       on_gate=lambda g: bar.set_postfix_str(f"{cand.proposal.name[:30]} [{g}]"), sandboxed=sandboxed)
     if verdict.admitted:
         meta = admission_meta(verdict, cand.source, cand.proposal.origin, cand.prompt_hash, cand.tokens,
                               time.monotonic() - t0, description=cand.proposal.description,

@@ -10,9 +10,9 @@ Layers (a module may import its own layer and those listed for it):
 - ``envs.tasks``, ``envs.backends``, ``envs`` (registry, library loading): ``envs.core`` and the
   rest of ``envs``; a task never imports a backend, a backend never imports a task, and one
   backend never imports another (what they share is a contract in ``envs.core``).
-- ``llm`` (the LLM client): nothing from the project.
+- ``llm`` (the LLM client) and ``fanout`` (items over Ray workers): nothing from the project.
 - ``planners``: ``envs``, ``llm``.
-- ``generation`` (task generation; above planners): ``envs``, ``planners``, ``llm``. Imported only
+- ``generation`` (task generation; above planners): ``envs``, ``planners``, ``llm``, ``fanout``. Imported only
   by ``train`` and the top.
 - ``policies``: ``envs``, ``planners``, ``llm``.
 - ``train``: all of the above.
@@ -32,10 +32,11 @@ MAY_IMPORT = {
     "envs.backends": {"envs.core", "envs"},
     "envs": ENVS,
     "llm": set(),
+    "fanout": set(),
     "planners": ENVS | {"llm"},
-    "generation": ENVS | {"planners", "llm"},
+    "generation": ENVS | {"planners", "llm", "fanout"},
     "policies": ENVS | {"planners", "llm"},
-    "train": ENVS | {"planners", "llm", "generation", "policies"},
+    "train": ENVS | {"planners", "llm", "fanout", "generation", "policies"},
 }
 TOP_DIRS = {"bench", "tests"}  # script folders on top of the flow
 

@@ -5,7 +5,7 @@ with the dataclasses below, which importing this module registers in Hydra's Con
 
 =====================  =====================================================================
 ``run_config``         :class:`RunConfig`: env, library, obs_mode, control_mode, seed, resume,
-                       device, data, train, eval, progress (the schema config.yaml starts from)
+                       device, data, train, eval, scale, progress (the schema config.yaml starts from)
 ``sim/<name>``         :class:`SimConfig`, one option per backend
 ``policy/diffusion``   :class:`~policies.diffusion.DiffusionParams` + ``name``
 ``policy/ppo|sac``     :class:`~policies.rl.config.PPOConfig` / ``SACConfig`` + ``name``
@@ -113,6 +113,24 @@ class EvalConfig:
                 "video_size", "[width, height] in pixels, each an integer in 64..4096 (e.g. [480, 360])")
 
 
+@dataclass
+class ScaleConfig:
+    """Fan-out over Ray (docs/scale.md): demos per seed range and evaluation per seed chunk run on
+    workers. Neither key set: one process, Ray never imported."""
+
+    workers: int = 0                 # local Ray workers (one CPU each); 0 = no Ray, or with address: the whole cluster
+    address: Optional[str] = None    # a running Ray cluster: auto | HOST:PORT | ray://HOST:PORT
+
+    def __post_init__(self):
+        require(is_int(self.workers, 0), self, "workers", "an integer >= 0 (0: one process, no Ray)")
+        require(self.address is None or (isinstance(self.address, str) and bool(self.address)), self, "address",
+                "null, auto, HOST:PORT or ray://HOST:PORT")
+
+    @property
+    def enabled(self) -> bool:
+        return self.workers > 0 or self.address is not None
+
+
 # -- the policy group: each option is a policy's own config dataclass plus its ``name`` ----------
 @dataclass
 class _Named:
@@ -173,6 +191,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)   # curriculum=uniform|lp|omni
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
     progress: bool = True
 
     def __post_init__(self):

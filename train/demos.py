@@ -1,8 +1,10 @@
 """Oracle demonstrations, cached in the HDF5 demo store.
 
-Serial on purpose: an episode takes ~0.1 s on MuJoCo, so a few hundred demos take well under a
-minute; fanning out over a cluster (Ray) is for the large generated-task libraries. Image modes
-cost more: each step renders both cameras (``bench/dataset.py`` measures it).
+Serial by default: an episode takes ~0.1 s on MuJoCo, so a few hundred demos take well under a
+minute. With a :class:`fanout.Pool` (``scale.workers`` / ``scale.address``) seed ranges fan out
+over Ray workers, which return episodes; this process stays the store's one writer and takes them
+in seed order, so the store holds the same episodes as the serial path. Image modes cost more:
+each step renders both cameras (``bench/dataset.py`` measures it).
 
 The oracle always acts on the privileged scene state (``env.unwrapped.scene_state()``); what an
 episode records is what a policy may read (the env's observation, its images and proprioception)
@@ -151,7 +153,7 @@ def _check_reusable(store: DemoStore, env: gym.Env, obs_mode: str, image_size: i
 
 def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=None, sim: str = "mujoco",
                   obs_mode: str = "state", control_mode: str = "ee_delta_pose", image_size: int = DEFAULT_IMAGE_SIZE,
-                  max_attempts_factor: float = 2.0, progress: bool = True) -> DemoStore:
+                  max_attempts_factor: float = 2.0, progress: bool = True, pool=None) -> DemoStore:
     """``num_demos`` successful oracle episodes from seeds ``seed_start, seed_start + 1, ...``.
 
     ``obs_mode`` is what the episodes record besides the slots observation: ``state``/``slots``
@@ -159,7 +161,7 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     ``pointcloud`` unprojected from those cameras rendered at ``image_size`` (plus the privileged
     state vector and proprioception, stored apart). Reuses a valid cached store; one
     that cannot serve the request (corrupt, an older format, without the images asked for) is
-    reported, deleted and regenerated.
+    reported, deleted and regenerated. ``pool``: a :class:`fanout.Pool` to roll seed ranges out on.
     """
     if obs_mode not in DEMO_OBS_MODES:
         raise ValueError(f"obs_mode={obs_mode!r} is invalid for demo collection; allowed: {', '.join(DEMO_OBS_MODES)}")
@@ -190,14 +192,19 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     attempts = int(np.ceil(num_demos * max_attempts_factor))
     bar = tqdm(total=num_demos, desc=f"demos {task}", unit="demo", disable=not progress)
     seed, seeds = seed_start, []
+    tried = (_ for _ in ())   # (seed, episode or None) as they come, in seed order
     meta = dict(task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode,
                 image_size=int(image_size) if images else 0, code_hash=code_hash)
     try:
         # streamed: image episodes are written as they come, never all held in memory
         with DemoStore.writer(path, **meta) as sink:
-            for seed in range(seed_start, seed_start + attempts):
-                ep = rollout_oracle(env, seed)
-                if ep.success:
+            if pool is None:
+                tried = ((s, rollout_oracle(env, s)) for s in range(seed_start, seed_start + attempts))
+            else:
+                spec = dict(task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode, **make_kw)
+                tried = _fanned_rollouts(pool, spec, range(seed_start, seed_start + attempts), num_demos)
+            for seed, ep in tried:
+                if ep is not None and ep.success:
                     sink.add(ep)
                     seeds.append(seed)
                     bar.update(1)
@@ -208,6 +215,7 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
                 raise RuntimeError(f"the oracle solved only {len(seeds)} of {attempts} episodes of {task!r} "
                                    f"(seeds {seed_start}..{seed}); needed {num_demos}. Check the task's oracle.")
     finally:
+        tried.close()   # items still running on workers are cancelled now, not when collected
         bar.close()
         env.close()
     return DemoStore.open(path)
@@ -253,6 +261,35 @@ def collect_exploration(task: str, num_episodes: int, seed_start: int = 0, store
     finally:
         env.close()
     return DemoStore.open(path)
+
+
+def _fanned_rollouts(pool, spec: dict, seeds: range, num_demos: int):
+    """(seed, episode or None for a failure) in seed order, seed ranges rolled out on ``pool``'s
+    workers; ranges are small enough that every worker gets several and the caller, stopping at
+    ``num_demos`` successes, leaves little unfinished work."""
+    size = max(1, min(16, -(-num_demos // (4 * pool.workers))))
+    ranges = (seeds[i:i + size] for i in range(0, len(seeds), size))
+    for chunk in pool.map(_rollout_range, ranges, shared=spec,
+                          label=lambda r: f"demos {spec['task']} seeds {r.start}..{r.stop - 1}"):
+        yield from chunk
+
+
+_WORKER_ENVS: dict[str, gym.Env] = {}   # per Ray worker process: one env per spec, reused across ranges
+
+
+def _rollout_range(spec: dict, seeds: range) -> list:
+    """On a worker: the oracle episodes of ``seeds`` as (seed, episode), failures as (seed, None)
+    (nothing of them is stored, so nothing of them is shipped back)."""
+    key = json.dumps(spec, sort_keys=True)
+    if key not in _WORKER_ENVS:
+        kw = {k: v for k, v in spec.items() if k != "task"}
+        _WORKER_ENVS[key] = gym.make(envs.env_id(spec["task"]), **kw)
+    env = _WORKER_ENVS[key]
+    out = []
+    for seed in seeds:
+        ep = rollout_oracle(env, seed)
+        out.append((seed, ep if ep.success else None))
+    return out
 
 
 def collect_demos_for_tasks(tasks: Sequence[str], num_demos: int, seed_start: int = 0, store_root=None,

@@ -37,7 +37,8 @@ def episode_noise_seed(run_seed: int, episode_seed: int) -> int:
 
 
 def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int = 0,
-             batch_size: int = 50, progress: bool = True, video_size=RENDER_SIZE, run_seed: int = 0) -> dict:
+             batch_size: int = 50, progress: bool = True, video_size=RENDER_SIZE, run_seed: int = 0,
+             pool=None) -> dict:
     """Roll ``policy`` out once per seed. ``policy.select_action`` must accept a batch (B, obs_dim).
     Each episode's sampler noise is seeded by :func:`episode_noise_seed` (``run_seed``, its seed).
 
@@ -46,9 +47,17 @@ def evaluate(policy, make_env: Callable, seeds, video_dir=None, num_videos: int 
     successes (one kind fills in when the other is short), are written to
     ``video_dir/eval_seed<seed>_<success|fail>.mp4`` at ``video_size`` = (width, height) pixels.
     Timings go to ``eval_timings`` (rollout and video seconds, frames, ms per video frame).
+
+    ``pool``: a :class:`fanout.Pool`; seed chunks then roll out on its workers (the policy is
+    shipped once) and this process films the chosen episodes from the returned actions. The
+    sampler noise depends on the episode's seed alone, so each seed's outcome is the serial one.
     """
     t0 = time.perf_counter()
-    results, actions, final_obs = rollout(policy, make_env, list(seeds), batch_size, progress, run_seed)
+    if pool is None:
+        results, actions, final_obs = rollout(policy, make_env, list(seeds), batch_size, progress, run_seed)
+    else:
+        results, actions, final_obs = rollout_fanned(pool, policy, make_env, list(seeds), batch_size, progress,
+                                                     run_seed)
     timings = {"rollout_s": round(time.perf_counter() - t0, 2)}
     videos = []
     if video_dir is not None and num_videos > 0:
@@ -118,6 +127,34 @@ def rollout(policy, make_env: Callable, seeds: list[int], batch_size: int, progr
             e.close()
     bar.close()
     return results, actions, final_obs
+
+
+def rollout_fanned(pool, policy, make_env: Callable, seeds: list[int], batch_size: int, progress: bool,
+                   run_seed: int = 0):
+    """:func:`rollout` with seed chunks on ``pool``'s workers (a few chunks per worker, each at most
+    ``batch_size`` episodes in lockstep); the same three results, in seed order."""
+    size = max(1, min(batch_size, -(-len(seeds) // (2 * pool.workers))))
+    chunks = [seeds[i:i + size] for i in range(0, len(seeds), size)]
+    results, actions, final_obs = [], {}, {}
+    bar = tqdm(total=len(seeds), desc="eval", unit="ep", disable=not progress)
+    for r, a, f in pool.map(_rollout_chunk, [(make_env, c, run_seed) for c in chunks], shared=policy,
+                            label=lambda item: f"eval seeds {item[1][0]}..{item[1][-1]}"):
+        results += r
+        actions.update(a)
+        final_obs.update(f)
+        bar.update(len(r))
+        bar.set_postfix(success=sum(x["success"] for x in results))
+    bar.close()
+    return results, actions, final_obs
+
+
+def _rollout_chunk(policy, item):
+    """On a worker: one chunk's :func:`rollout` (one torch thread: the worker has one CPU)."""
+    import torch
+
+    torch.set_num_threads(1)
+    make_env, seeds, run_seed = item
+    return rollout(policy, make_env, seeds, len(seeds), False, run_seed)
 
 
 # Observations are flat vectors, or Dicts (image modes) batched key by key.

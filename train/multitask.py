@@ -75,9 +75,19 @@ def policy_inputs(config: RunConfig, num_tasks: int) -> dict:
             "instruction_encoder": INSTRUCTION_ENCODER if use_instruction else ""}
 
 
-def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
+def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], accelerator=None) -> dict:
     """Demos of every task -> one diffusion policy -> evaluation per task (lockstep batches,
-    videos under ``videos/<task>/`` when there are several tasks)."""
+    videos under ``videos/<task>/`` when there are several tasks); demos and evaluation on Ray
+    workers when ``scale.*`` asks for them."""
+    from train.ddp import is_main
+    from train.scale import run_pool, scale_report
+
+    with run_pool(config, enabled=is_main(accelerator)) as pool:
+        metrics = _run_multitask(config, run_dir, tasks, pool, accelerator)
+        return {**metrics, **scale_report(pool)} if metrics else {}
+
+
+def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, accelerator) -> dict:
     import gymnasium as gym
     import torch
 
@@ -96,9 +106,12 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     t = time.time()
     check_action_spaces(task_action_spaces(tasks, config.sim.name, config.control_mode))
     demo_sim = data.sim or config.sim.name
-    stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
-                                     obs_mode=config.obs_mode, control_mode=config.control_mode,
-                                     progress=config.progress, **image_kw)
+    from train.ddp import is_main, main_first
+
+    with main_first(accelerator):   # under DDP the others then reuse the main process's demo cache
+        stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
+                                         obs_mode=config.obs_mode, control_mode=config.control_mode,
+                                         progress=config.progress, pool=pool, **image_kw)
     timings["demos_s"] = time.time() - t
 
     t = time.time()
@@ -131,8 +144,10 @@ def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
                             tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress,
                             sampler=dataset.sampler(num_samples=slice_samples, seed=config.seed),
-                            num_workers=tr.num_workers, hook=hook)
+                            num_workers=tr.num_workers, hook=hook, accelerator=accelerator)
     timings["train_s"] = time.time() - t
+    if not is_main(accelerator):
+        return {}   # the main process evaluates
 
     t = time.time()
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
@@ -166,7 +181,7 @@ def evaluate_tasks(policy, config: RunConfig, run_dir: Path, tasks: Sequence[str
                            control_mode=config.control_mode, **env_kw, **limit_kw)
         video_dir = run_dir / "videos" / task if len(tasks) > 1 else run_dir / "videos"
         r = evaluate(policy, make_env, seeds, video_dir, ev.num_videos, progress=config.progress,
-                     video_size=tuple(ev.video_size), run_seed=config.seed)
+                     video_size=tuple(ev.video_size), run_seed=config.seed, pool=pool)
         results[task] = r
         per_task[task] = {"success_rate": r["success_rate"], "episodes": r["num_episodes"], "seeds": seeds,
                           "num_successes": r["num_successes"], "mean_return": r["mean_return"],

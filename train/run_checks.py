@@ -39,8 +39,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from train.datasets.demo_store import CorruptDemoStoreError
     from train.datasets.multitask import IncompatibleTasksError
 
+    # ConnectionError: an unreachable scale.address (fanout.Pool names the address)
     return (UnknownTaskError, ConfigError, IncompatibleTasksError, LibraryError, CheckpointDamagedError,
-            ReplaceRefusedError, CorruptDemoStoreError)
+            ReplaceRefusedError, CorruptDemoStoreError, ConnectionError)
 
 
 def check_resume_dir(resume: str) -> Path:
