@@ -314,11 +314,12 @@ def generate(library: Library, generator: str = "procedural", count: int = 10, m
     else:
         raise ValueError(f"unknown generator {generator!r}; choose procedural or llm")
     ahead = GatesAhead(pool, config) if pool is not None else None
+    candidates = iter(source)  # `source` itself may also name the upcoming ones (gates run ahead)
     t_start = time.monotonic()
     bar = tqdm(total=count, desc=f"generate[{generator}]", unit="task", disable=not progress, dynamic_ncols=True)
     try:
         while summary.attempted < count:  # checked before the next candidate: no LLM call past count
-            cand = next(source, None)
+            cand = next(candidates, None)
             if cand is None:
                 break
             summary.attempted += 1

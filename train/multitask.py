@@ -153,7 +153,7 @@ def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, acc
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
     if hook is not None:
         tasks = hook.curriculum.tasks   # the pool, with the tasks a refill added
-    evaluated = evaluate_tasks(policy, config, run_dir, tasks, **image_kw)
+    evaluated = evaluate_tasks(policy, config, run_dir, tasks, pool=pool, **image_kw)
     timings["eval_s"] = time.time() - t
     return {**evaluated, "policy_inputs": list(policy_config.obs_keys)
             + (["instruction"] if policy_config.reads_instruction else []),
@@ -162,11 +162,12 @@ def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, acc
             "train": stats, "timings": timings, **({"curriculum": hook.summary()} if hook else {})}
 
 
-def evaluate_tasks(policy, config: RunConfig, run_dir: Path, tasks: Sequence[str], **env_kw) -> dict:
+def evaluate_tasks(policy, config: RunConfig, run_dir: Path, tasks: Sequence[str], pool=None, **env_kw) -> dict:
     """Evaluate ``policy`` on every task over the same unseen seeds (``config.eval``), videos under
     ``videos/<task>/`` (one task: ``videos/``); TensorBoard gets the per-task and mean success.
     Returns ``success_rate`` (the mean over tasks), ``tasks``, ``num_episodes``, ``num_successes``
-    and ``per_task``. ``env_kw`` go to ``gym.make`` (e.g. ``image_size``)."""
+    and ``per_task``. ``pool``: a :class:`fanout.Pool` to fan seed chunks out on (``scale.*``);
+    ``env_kw`` go to ``gym.make`` (e.g. ``image_size``)."""
     import gymnasium as gym
 
     import envs
