@@ -377,6 +377,22 @@ def hilp_rows(h: dict) -> list[dict]:
     return rows
 
 
+def scale_rows(sc: dict) -> list[dict]:
+    """Ray fan-out on local workers vs one process (bench/scale.py): demos, evaluation, gates."""
+    m = sc["machine"]
+    src = {**sc, "machine_short": f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, {m['os']}, "
+                                  f"{'no GPU' if m['gpu'] == 'none' else m['gpu']}"}
+    what = {"demos": f"{sc['task']} oracle demos", "eval_episodes": f"{sc['task']} evaluation episodes",
+            "gate_candidates": "generation gate candidates (runtime + oracle, sandboxed)"}
+    overhead = (f"Ray start {sc['ray_start_s']:.1f} s, {sc['ray_s_per_noop_item_in_flight'] * 1e3:.2f} ms per item in "
+                f"flight, {sc['ray_round_trip_s_median'] * 1e3:.1f} ms round trip")
+    return [row(f"{what[name]}: Ray on {sc['workers']} local workers vs one process",
+                ours=f"{r['ray_per_min']:,.0f}/min", peer=f"one process {r['serial_per_min']:,.0f}/min",
+                ratio=f"**{r['ratio']:.2f}x**", source=src, versions=_v(sc, "ray", "mujoco", "torch"),
+                note=f"{r['items']} items; {overhead}; load {sc['load_avg_1m_start']:.2f}-{sc['load_avg_1m_end']:.2f}")
+            for name, r in sc["rows"].items()]
+
+
 def rendering_rows(rd: dict) -> list[dict]:
     """Observation cameras (bench/rendering.py): MuJoCo's plain look vs the full one; ManiSkill's cost."""
     vers = _v(rd, "mujoco", "mani-skill", "sapien")
@@ -427,8 +443,8 @@ def rendering_rows(rd: dict) -> list[dict]:
 
 # result file name -> its rows, in table order. Files not written by `python -m bench.run` itself
 # (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU;
-# encoders, video, dataset, keyposes, rendering, hilp: their own scripts, bench/encoders.py, bench/video.py,
-# bench/dataset.py, bench/keyposes.py, bench/rendering.py, bench/hilp.py) are read the same way.
+# encoders, video, dataset, keyposes, rendering, hilp, scale: their own scripts, bench/encoders.py, bench/video.py,
+# bench/dataset.py, bench/keyposes.py, bench/rendering.py, bench/hilp.py, bench/scale.py) are read the same way.
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
     "scaling": scaling_rows,
@@ -446,6 +462,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "keyposes_maniskill": keyposes_rows,
     "rendering": rendering_rows,
     "hilp": hilp_rows,
+    "scale": scale_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {
