@@ -20,17 +20,10 @@ from tqdm.auto import tqdm
 from envs.core.fileio import atomic_dir, previous_dir
 from policies.hilp import HILPPolicy
 from train.hilp.data import GoalDataset
-from train.imitation import CHECKPOINT_ARTIFACT
+# one checkpoint layout and one divergence error for every trainer (train.py reports the latter in one line)
+from train.imitation import CHECKPOINT_ARTIFACT, TrainingDiverged, checkpoint_dir  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN/inf; the last good checkpoint is kept."""
-
-
-def checkpoint_dir(run_dir) -> Path:
-    return Path(run_dir) / "checkpoints" / "last"
 
 
 def _save(run_dir, policy, optimizer, step: int, rng: np.random.Generator) -> None:
