@@ -7,6 +7,10 @@
   forward + backward + AdamW step, batch 64, samples (= 2-camera observations) per second.
 - Point-cloud encoder, default config (xyz, centred, 64-128-256 MLP -> 256), 512 and 1024 points,
   forward + backward + AdamW step, batch 64.
+- DDIM chunk latency with the encoders (issue 14 target 4): a default diffusion policy (DDIM-10,
+  8 actions) at batch 1 on a real MuJoCo stack_blocks observation, per observation mode: state,
+  rgb (2 cameras, 64 px, small CNN) + instruction, pointcloud (PointNet) + instruction: the wall
+  time of ``predict_action_chunk`` (history update, encoders, 10 U-Net calls), median of calls.
 - MiniLM instruction encoder on built-in instruction templates filled with random colours:
   model load time; strings/s cold (model loaded, strings new), from the memory cache, and from
   the disk cache in a fresh encoder.
@@ -144,6 +148,42 @@ def minilm(n: int, repeats: int) -> dict:
     return out
 
 
+def chunk_latency(calls: int) -> dict:
+    """Median ms per ``predict_action_chunk`` at batch 1 for each observation mode (untrained
+    weights: the cost does not depend on them)."""
+    import gymnasium as gym
+
+    import envs
+    from policies.diffusion.configuration import DiffusionConfig
+    from policies.diffusion.modeling import DiffusionPolicy
+    from envs.core import observation as ob
+
+    modes = {"state": {}, "rgb": {"obs_key": "proprio", "cameras": ("front", "wrist")},
+             "pointcloud": {"obs_key": "proprio", "pointcloud_dim": 6}}
+    out = {}
+    for mode, inputs in modes.items():
+        env = gym.make(envs.env_id("stack_blocks"), obs_mode=mode, **({} if mode == "state" else {"image_size": 64}))
+        obs, info = env.reset(seed=0)
+        vector = obs if mode == "state" else np.asarray(obs["state"])[:ob.AGENT_DIM]
+        language = {} if mode == "state" else {"instruction_encoder": "all-MiniLM-L6-v2"}
+        policy = DiffusionPolicy(DiffusionConfig(obs_dim=len(vector), action_dim=env.action_space.shape[0],
+                                                 **inputs, **language)).eval()
+        policy.fit_normalizer(np.stack([vector, vector + 1]).astype(np.float32),
+                              np.stack([-np.ones(7), np.ones(7)]).astype(np.float32))
+        policy.reset(instruction=info["instruction"])
+        times = []
+        with torch.inference_mode():
+            for _ in range(calls + 2):
+                t = time.perf_counter()
+                policy.predict_action_chunk(obs)
+                times.append(time.perf_counter() - t)
+        env.close()
+        out[mode + ("" if mode == "state" else " + instruction")] = {
+            "ms_median": round(1000 * float(np.median(times[2:])), 1), "calls": calls,
+            "params": n_params(policy)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -163,6 +203,7 @@ def main() -> None:
     cases, pinfo = point_cases()
     points = measure(cases, rounds, seconds)
     text = minilm(a.strings, repeats=20)
+    latency = chunk_latency(calls=10 if a.quick else 40)
     out = {"benchmark": "observation encoders: forward + backward + AdamW step, batch 64, CPU",
            "command": f"python bench/encoders.py --rounds {rounds} --seconds {seconds:g} --threads {a.threads}"
                       + f" --strings {a.strings}",
@@ -170,6 +211,7 @@ def main() -> None:
            "images": {k: {**info[k], **v} for k, v in images.items()},
            "point_cloud": {k: {**pinfo[k], **v} for k, v in points.items()},
            "instructions_minilm": text,
+           "ddim_chunk_latency_batch1": latency,
            "load_avg_1m_start": load_start, "load_avg_1m_end": load(),
            "machine": {**m, "python": platform.python_version()}, "machine_short": machine_short(m),
            "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
@@ -181,6 +223,8 @@ def main() -> None:
     for k, v in {**out["images"], **out["point_cloud"]}.items():
         print(f"{k:22s} {v['params']:>10,d} {v['samples_per_s']:>10.1f} {v['samples_per_cpu_s']:>8.1f}")
     print("MiniLM:", json.dumps(text))
+    for k, v in latency.items():
+        print(f"DDIM-10 chunk, batch 1, {k:26s} {v['ms_median']:7.1f} ms  ({v['params']:,d} params)")
     print(f"load average {load_start} -> {out['load_avg_1m_end']} on {m['cores']} cores; wrote {RESULTS}")
 
 

@@ -62,12 +62,15 @@ def task_action_spaces(tasks: Sequence[str], sim: str, control_mode: str) -> dic
 
 def policy_inputs(config: RunConfig, num_tasks: int) -> dict:
     """What the policy reads for this run: ``obs_key``, ``cameras``, ``depth``, ``pointcloud``
-    and the ``instruction_encoder`` (language on by default for several tasks or obs_mode=slots).
+    and the ``instruction_encoder`` (language on by default for several tasks and for every
+    obs_mode but ``state``: only the flat state vector carries the goal-relative features that say
+    which object plays which role; in stack_blocks the colours change per episode, so a policy that
+    sees only images or slots must read "stack the red block on the blue block" to know).
     With cameras or a point cloud the vector is ``proprio``: nothing privileged."""
     images = config.obs_mode in ("rgb", "rgbd")
     use_instruction = config.policy.use_instruction
     if use_instruction is None:
-        use_instruction = num_tasks > 1 or config.obs_mode == "slots"
+        use_instruction = num_tasks > 1 or config.obs_mode != "state"
     return {"obs_key": "proprio" if config.obs_mode in IMAGE_OBS_MODES else config.obs_mode,
             "cameras": tuple(CAMERAS) if images else (),
             "depth": config.obs_mode == "rgbd",

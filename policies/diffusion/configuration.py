@@ -45,7 +45,7 @@ class DiffusionParams:
     obs_min_span: float = 0.1
     # -- conditioning beyond the observation vector (train.py fills the run-dependent parts) --
     # the episode's instruction (MiniLM, 384-d) in the U-Net's global condition; null = auto:
-    # on for a run of several tasks or obs_mode=slots, off otherwise
+    # on for a run of several tasks or any obs_mode but state (only `state` says which object is which)
     use_instruction: Optional[bool] = None
     instruction_proj_dim: int = 64   # a linear projection of the 384-d embedding; 0 = the raw embedding
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
@@ -87,7 +87,7 @@ class DiffusionParams:
         require(isinstance(self.clip_sample, bool), self, "clip_sample", "true or false")
         require(is_number(self.obs_min_span) and self.obs_min_span >= 0, self, "obs_min_span", "a number >= 0")
         require(self.use_instruction is None or isinstance(self.use_instruction, bool), self, "use_instruction",
-                "true, false or null (auto: on for several tasks or obs_mode=slots)")
+                "true, false or null (auto: on for several tasks or any obs_mode but state)")
         require(is_int(self.instruction_proj_dim, 0), self, "instruction_proj_dim",
                 "an integer >= 0 (0 = the raw 384-d embedding)")
         require(is_int(self.image_size, 16), self, "image_size", "an integer >= 16 (pixels)")
