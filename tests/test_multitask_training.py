@@ -55,7 +55,8 @@ def test_rgb_single_task_run_trains_a_visuomotor_policy(tmp_path):
     res = run_cli("env=reach_target", "obs_mode=rgb", "train.steps=10", "eval.num_videos=0", *quick_args(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["policy_inputs"] == ["front_rgb", "wrist_rgb", "proprio"]   # no slots, no state, no language
+    # no slots, no state; language on by default (images alone cannot say which object is the target)
+    assert metrics["policy_inputs"] == ["front_rgb", "wrist_rgb", "proprio", "instruction"]
     assert list(metrics["per_task"]) == ["reach_target"] and metrics["num_episodes"] == 1
     weights = load_file(tmp_path / "run" / "checkpoints" / "last" / "model.safetensors")
     assert any(k.startswith("image_encoder.") for k in weights)             # trained end to end, saved
@@ -163,7 +164,7 @@ def test_pointcloud_run_trains_and_evaluates_with_a_loader_worker(tmp_path):
                   "train.num_workers=1", "eval.num_videos=0", *quick_args(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["policy_inputs"] == ["pointcloud", "proprio"]             # no state, no slots, no images
+    assert metrics["policy_inputs"] == ["pointcloud", "proprio", "instruction"]   # no state, no slots, no images
     assert list(metrics["per_task"]) == ["stack_blocks"] and metrics["num_episodes"] == 1
     weights = load_file(tmp_path / "run" / "checkpoints" / "last" / "model.safetensors")
     assert any(k.startswith("pointcloud_encoder.") for k in weights)
