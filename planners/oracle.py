@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.core.predicates import PUSH_CLEARANCE, PUSH_HEIGHT, Goal
+from envs.core.orientation import SQUARE_TOL, yaw_error, yaw_of
+from envs.core.predicates import PUSH_CLEARANCE, PUSH_HEIGHT, Goal, Inserted
 from envs.core.robot import GRIPPER_CLOSED, GRIPPER_OPEN, POS_SCALE, ROT_SCALE
 from envs.core.rotations import quat_error, quat_mul
 from envs.core.rotations import yaw_quat as _z_rotation
@@ -26,6 +27,9 @@ TRAVEL_SPEED = 0.016   # m per control step in free space
 FINE_SPEED = 0.008     # m per control step near contact
 CLEARANCE = 0.08       # m above the tallest thing on the way
 PHASE_TIMEOUT = 60     # control steps before a phase gives up and moves on
+INSERT_SPEED = 0.003   # m per control step while a peg goes into its hole
+INSERT_GRASP = 0.016   # m: fingertips this far below a peg's top, so the fingers stay above the socket
+MAX_HAND_YAW = 2.0     # rad: the gripper yaws the oracle turns to, within the Panda's wrist range
 
 
 def yaw_quat(yaw: float) -> np.ndarray:
@@ -34,11 +38,17 @@ def yaw_quat(yaw: float) -> np.ndarray:
 
 
 def grasp_yaw(obj, quat: np.ndarray) -> float:
-    """Gripper yaw that closes the fingers on a pair of block faces, in (-pi/4, pi/4]."""
+    """Gripper yaw that closes the fingers on a pair of block faces: in (-pi/4, pi/4] for a
+    square footprint; across the narrow side, in [-pi/2, pi/2), for an oblong one."""
     if obj.kind != "block":
         return 0.0
     yaw = np.arctan2(2 * (quat[0] * quat[3] + quat[1] * quat[2]), 1 - 2 * (quat[2] ** 2 + quat[3] ** 2))
-    return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+    hx, hy = obj.half_size[:2]
+    if abs(hx - hy) < SQUARE_TOL:
+        return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+    # the fingers close along the gripper's x axis: put it along the block's shorter side
+    across = yaw + (np.pi / 2 if hx > hy else 0.0)
+    return float((across + np.pi / 2) % np.pi - np.pi / 2)
 
 
 # The oracle's phase boundaries (``PickPlaceOracle.events``): where what it is trying to reach
@@ -154,7 +164,70 @@ class PickPlaceOracle:
             s = self._state()
             if goal.check(s) and goal.obj.name not in s.touching:
                 continue
-            yield from skills[goal.skill](goal)
+            if goal.skill == "pick_place" and (isinstance(goal, Inserted) or self._turn_goal(goal) is not None):
+                yield from self._pick_turn_place(goal)
+            else:
+                yield from skills[goal.skill](goal)
+
+    def _turn_goal(self, goal: Goal) -> Goal | None:
+        """The goal that fixes how ``goal``'s object is turned: ``goal`` itself, or another of the
+        task's goals on the same object (placing it once at the right yaw serves both)."""
+        s = self._state()
+        for g in [goal, *self.env.task.goals()]:
+            if g.obj is goal.obj and g.orientation(s) is not None:
+                return g
+        return None
+
+    def _pick_turn_place(self, goal: Goal):
+        """Pick, turn the object in hand to the yaw its goals ask for (the smallest turn modulo its
+        symmetry), carry it with the object's own position fed back, and place it; a peg
+        (``Inserted``) is grasped near its top, aligned above the hole, then lowered slowly."""
+        obj, hz = goal.obj, goal.obj.half_size[2]
+        insert = isinstance(goal, Inserted)
+        s = self._state()
+        g0 = grasp_yaw(obj, s.objects[obj.name].quat)
+        q = yaw_quat(g0)
+        pos = lambda: self._state().objects[obj.name].pos  # noqa: E731
+        grasp_dz = hz - INSERT_GRASP if insert else -min(0.5 * hz, hz - 0.008)
+        travel_z = lambda: max(self._tallest(exclude=obj) + CLEARANCE + 2 * hz, 0.12)  # noqa: E731
+
+        yield from self._gripper(GRIPPER_OPEN, 0)
+        yield from self._move(lambda: np.array([*pos()[:2], travel_z()]), q, tol=0.02)
+        yield from self._move(lambda: pos() + [0, 0, grasp_dz], q, FINE_SPEED, tol=0.006)
+        yield from self._gripper(GRIPPER_CLOSED, 8, obj.name)
+        yield from self._move(lambda: np.array([*self._state().tcp_pos[:2], travel_z()]), q, tol=0.02)
+
+        def hand_yaw():  # gripper yaw that brings the object to its goal yaw
+            st, turn = self._state(), self._turn_goal(goal)
+            o = turn.orientation(st) if turn is not None else None
+            now = yaw_of(quat_mul(st.tcp_quat, np.array([DOWN_QUAT[0], *-DOWN_QUAT[1:]])))
+            if o is None:
+                return now
+            d = yaw_error(yaw_of(st.objects[obj.name].quat), *o)
+            options = [now + d + k * np.pi for k in (-1, 0, 1) if abs(now + d + k * np.pi) <= MAX_HAND_YAW]
+            return min(options or [now + d], key=lambda y: abs(y - now))
+
+        def follow():  # where the TCP must be for the object's centre to be at the goal's target
+            st = self._state()
+            return st.tcp_pos + goal.target(st) - st.objects[obj.name].pos
+
+        q = yaw_quat(hand_yaw())
+        yield from self._move(lambda: np.array([*follow()[:2], travel_z()]), q, tol=0.01)
+        q = yaw_quat(hand_yaw())  # trim what the object lagged behind the hand while turning
+        if insert:
+            top = lambda: goal.socket.pos[2] + goal.socket.half_size[2]  # noqa: E731
+            above = lambda: np.array([*follow()[:2], self._state().tcp_pos[2] + top() + 0.012  # noqa: E731
+                                      - (pos()[2] - hz)])
+            yield from self._move(above, q, FINE_SPEED, tol=0.003)
+            for _ in range(3):  # settle the alignment before going in
+                self.target_pos = above()
+                yield
+            yield from self._move(lambda: follow() + [0, 0, 0.003], q, INSERT_SPEED, tol=0.004)
+        else:
+            yield from self._move(lambda: follow() + [0, 0, 0.006], q, FINE_SPEED, tol=0.005)
+        yield from self._gripper(GRIPPER_OPEN, 6, obj.name)
+        up = self._state().tcp_pos + [0, 0, 0.06]
+        yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)
 
     def _reach(self, goal: Goal):
         q = yaw_quat(0.0)

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.core.orientation import tilt_of, yaw_error, yaw_of, yaw_period
 from envs.core.scene import ObjectSpec
 from envs.core.state import SceneState
 
 PUSH_HEIGHT = 0.012     # m: TCP height while pushing (closed fingers just above the table)
 PUSH_CLEARANCE = 0.01   # m: gap between the fingers and the object's footprint circle before a push
+YAW_WEIGHT = 0.05       # m per rad: how a yaw error counts in a goal's distance (a quarter turn ~ 8 cm)
 
 
 @dataclass
@@ -34,6 +36,11 @@ class Goal:
     def distance(self, state: SceneState) -> float:
         """How far ``obj`` is from satisfying the goal (m); drives the dense reward."""
         return float(np.linalg.norm(state.pos(self.obj) - self.target(state)))
+
+    def orientation(self, state: SceneState) -> tuple[float, float] | None:
+        """(yaw, period) in rad that ``obj`` must be turned to, equivalent modulo ``period``; None
+        when the goal accepts any yaw. The oracle turns the object in hand to match."""
+        return None
 
     # How the oracle achieves the goal: "pick_place" (grasp and carry), "push" (non-prehensile,
     # fingers closed) or "reach" (move the TCP; nothing is carried).
@@ -82,17 +89,32 @@ class InZone(Goal):
 
 @dataclass
 class AtPose(Goal):
-    """``obj``'s centre is within ``tol`` of a fixed table-top position ``xy``."""
+    """``obj``'s centre is within ``tol`` of a fixed table-top position ``xy``; with ``yaw`` (rad
+    about +z) also turned to it within ``yaw_tol``, modulo the object's symmetry (a cube's quarter
+    turn, an oblong block's half turn; kinds without a yaw are refused)."""
 
     xy: tuple[float, float] = (0.5, 0.0)
     tol: float = 0.02
+    yaw: float | None = None
+    yaw_tol: float = 0.1
+
+    def __post_init__(self):
+        if self.yaw is not None:
+            yaw_period(self.obj)  # a kind without a yaw: say which kinds have one
 
     def target(self, state):
         return np.array([self.xy[0], self.xy[1], self.obj.half_size[2]])
 
     def check(self, state):
         return bool(np.linalg.norm(state.pos(self.obj)[:2] - np.asarray(self.xy)) <= self.tol
-                    and state.pos(self.obj)[2] < self.obj.half_size[2] + 0.01)
+                    and state.pos(self.obj)[2] < self.obj.half_size[2] + 0.01
+                    and _yaw_ok(self, state, self.yaw_tol))
+
+    def distance(self, state):
+        return super().distance(state) + _yaw_distance(self, state)
+
+    def orientation(self, state):
+        return None if self.yaw is None else (float(self.yaw), yaw_period(self.obj))
 
 
 @dataclass
@@ -166,6 +188,101 @@ class Reached(Goal):
 
     def distance(self, state):
         return float(np.linalg.norm(state.tcp_pos - state.pos(self.obj)))
+
+
+@dataclass
+class Aligned(Goal):
+    """``obj`` rests on the table with its edges parallel to ``ref``'s (a block or a zone), within
+    ``yaw_tol`` rad. Edges match every quarter turn, or every half turn when both footprints are
+    oblong (long side to long side). With ``xy_tol`` (m), ``obj``'s centre must also be within it
+    of ``ref``'s (fitting a block into a zone's outline); otherwise it may stay where it is."""
+
+    ref: ObjectSpec = None
+    yaw_tol: float = 0.1
+    xy_tol: float | None = None
+
+    def __post_init__(self):
+        yaw_period(self.obj), yaw_period(self.ref)  # both need a yaw: say which kinds have one
+
+    def orientation(self, state):
+        return yaw_of(state.objects[self.ref.name].quat), min(yaw_period(self.obj), yaw_period(self.ref))
+
+    def target(self, state):
+        xy = state.pos(self.obj)[:2] if self.xy_tol is None else state.pos(self.ref)[:2]
+        return np.array([xy[0], xy[1], self.obj.half_size[2]])
+
+    def check(self, state):
+        p = state.pos(self.obj)
+        near = self.xy_tol is None or np.linalg.norm(p[:2] - state.pos(self.ref)[:2]) <= self.xy_tol
+        return bool(near and p[2] < self.obj.half_size[2] + 0.01 and _yaw_ok(self, state, self.yaw_tol))
+
+    def distance(self, state):
+        return super().distance(state) + _yaw_distance(self, state)
+
+
+@dataclass
+class Inserted(Goal):
+    """``obj`` (a peg) sits in the hole of ``socket`` (see ``Scene.add_socket``): upright, centred
+    within ``xy_tol`` m, its bottom at least ``depth`` m below the socket's top (default: all the
+    way down but 5 mm), and, for a square or oblong hole, turned to fit within ``yaw_tol`` rad.
+    A peg wider than the hole is refused when the goal is made, with both sizes."""
+
+    socket: ObjectSpec = None
+    depth: float | None = None
+    xy_tol: float = 0.01
+    yaw_tol: float = 0.12
+
+    TILT_TOL = 0.15  # rad: a peg leaning more than this is jammed, not inserted
+
+    def __post_init__(self):
+        if self.socket is None or self.socket.kind != "socket":
+            raise ValueError(f"Inserted(socket=...) needs a socket (Scene.add_socket), not "
+                             f"{getattr(self.socket, 'kind', None)!r}")
+        hx, hy = self.socket.hole
+        px, py = self.obj.half_size[:2]
+        if self.socket.hole_shape == "round":  # the peg's footprint circle must pass
+            fits = (px if self.obj.kind == "cylinder" else np.hypot(px, py)) < hx
+        else:  # turned to fit: short side in the short way, long side in the long way
+            fits = all(a < b for a, b in zip(sorted((px, py)), sorted((hx, hy))))
+        if not fits:
+            raise ValueError(f"peg {self.obj.name!r} ({2 * px:.3f} x {2 * py:.3f} m, {self.obj.kind}) does not fit the "
+                             f"{self.socket.hole_shape} hole of {self.socket.name!r} ({2 * hx:.3f} x {2 * hy:.3f} m); "
+                             f"make the hole larger than the peg (2-5 mm of clearance)")
+        if self.depth is None:
+            self.depth = max(2 * self.socket.half_size[2] - 0.005, 0.0)
+
+    def orientation(self, state):
+        if self.obj.kind == "cylinder" or self.socket.hole_shape == "round":
+            return None
+        return yaw_of(state.objects[self.socket.name].quat), min(yaw_period(self.obj), yaw_period(self.socket))
+
+    def target(self, state):
+        s = state.pos(self.socket)
+        return np.array([s[0], s[1], s[2] - self.socket.half_size[2] + self.obj.half_size[2]])
+
+    def check(self, state):
+        p, s = state.pos(self.obj), state.pos(self.socket)
+        bottom, top = p[2] - self.obj.half_size[2], s[2] + self.socket.half_size[2]
+        return bool(np.linalg.norm(p[:2] - s[:2]) <= self.xy_tol and bottom <= top - self.depth + 1e-4
+                    and tilt_of(state.objects[self.obj.name].quat) <= self.TILT_TOL
+                    and _yaw_ok(self, state, self.yaw_tol))
+
+    def distance(self, state):
+        return super().distance(state) + _yaw_distance(self, state)
+
+
+def _yaw_left(goal: Goal, state: SceneState) -> float:
+    """|turn| (rad) still needed for ``goal``'s orientation (0 when it has none)."""
+    o = goal.orientation(state)
+    return 0.0 if o is None else abs(yaw_error(yaw_of(state.objects[goal.obj.name].quat), *o))
+
+
+def _yaw_ok(goal: Goal, state: SceneState, tol: float) -> bool:
+    return _yaw_left(goal, state) <= tol
+
+
+def _yaw_distance(goal: Goal, state: SceneState) -> float:
+    return YAW_WEIGHT * _yaw_left(goal, state)
 
 
 def goal_delta(goal: Goal, state: SceneState) -> np.ndarray:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from envs.core.rotations import yaw_quat
+from envs.core.sockets import HOLE_SHAPES
 
 # Named colours (RGBA) that instructions can mention; generated tasks draw from the same palette.
 COLORS: dict[str, tuple[float, float, float, float]] = {
@@ -38,7 +39,7 @@ REGIONS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 
 
 # Every kind of object a scene can hold (the add_* methods below); backends build each of them.
-OBJECT_KINDS = frozenset({"block", "cylinder", "zone", "bowl", "marker"})
+OBJECT_KINDS = frozenset({"block", "cylinder", "zone", "bowl", "marker", "socket"})
 BOWL_WALLS = 12  # wall segments approximating a round bowl, the same on every backend
 
 
@@ -58,6 +59,10 @@ class ObjectSpec:
     movable: bool = True
     pos: np.ndarray = field(default_factory=lambda: np.zeros(3))
     yaw: float = 0.0  # rad about +z
+    # sockets only (see add_socket): the hole's shape and half extents (x, y) in the socket's
+    # frame, m (a round hole: (radius, radius))
+    hole_shape: str = ""
+    hole: tuple[float, float] = (0.0, 0.0)
 
     @property
     def quat(self) -> np.ndarray:
@@ -124,6 +129,25 @@ class Scene:
         """A floating visual sphere (no collision): a point for the gripper to reach."""
         return self._add("marker", color, (radius, radius, radius), name, movable=False, mass=0.0)
 
+    def add_socket(self, color: str, hole: float | tuple = 0.036, shape: str = "square", depth: float = 0.03,
+                   wall: float = 0.025, name: str | None = None) -> ObjectSpec:
+        """A fixed block with a hole through it for a peg to go into (an insertion fixture).
+
+        ``hole`` is the opening's width (m): a square's edge, or (x, y) widths for an oblong slot,
+        or a round hole's diameter (``shape="round"``). Make it the peg's width plus the clearance
+        (2-5 mm in all is typical). ``depth`` is the socket's height (m), ``wall`` the material
+        around the hole (m)."""
+        if shape not in HOLE_SHAPES:
+            raise SceneError(f"shape={shape!r} is invalid; allowed: {', '.join(HOLE_SHAPES)}")
+        wx, wy = (hole, hole) if np.isscalar(hole) else hole
+        if shape == "round" and wx != wy:
+            raise SceneError(f"hole={hole!r} is invalid for a round hole; allowed: one diameter (m)")
+        if not (min(wx, wy) > 0 and depth > 0 and wall > 0):
+            raise SceneError(f"socket hole={hole!r}, depth={depth!r}, wall={wall!r} are invalid; allowed: sizes > 0 (m)")
+        half = (wx / 2 + wall, wy / 2 + wall, depth / 2) if shape == "square" else (wx / 2 + wall,) * 2 + (depth / 2,)
+        return self._add("socket", color, half, name, movable=False, mass=0.0, hole_shape=shape,
+                         hole=(float(wx / 2), float(wy / 2)))
+
     def place_in_air(self, obj: ObjectSpec, region: str = "table", z_range=(0.05, 0.25)) -> None:
         """Put a marker at a random reachable point above ``region``."""
         (x0, x1), (y0, y1) = REGIONS[region]
@@ -172,4 +196,4 @@ class Scene:
 
     def signature(self) -> tuple:
         """What a backend must compile: kinds, names and sizes (colours and poses change in place)."""
-        return tuple((o.name, o.kind, o.half_size, o.mass) for o in self.objects)
+        return tuple((o.name, o.kind, o.half_size, o.mass, o.hole_shape, o.hole) for o in self.objects)

@@ -45,6 +45,7 @@ from envs.core.observation import CAMERAS, FRONT_CAMERA, IMAGE_OBS_MODES, POINTC
 from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, check_action_finite, home_qpos
 from envs.core.rotations import yaw_quat
 from envs.core.scene import BOWL_WALLS, Scene
+from envs.core.sockets import socket_boxes
 from envs.core.surface import (FEATURES, RENDER_CAMERA, RENDER_CAMERA_NAME, RENDER_SIZE, check_features,
                                 check_modes, check_render_size)
 from envs.core.task import Task, build_layout
@@ -148,7 +149,7 @@ class ManiSkillBatchEnv(BaseEnv):
         self._movable_t = torch.as_tensor(self._movable, device=self.device, dtype=torch.long)
         self._movable_view = (Actor.merge([self._views[k] for k in self._movable], name="roboforge_movables")
                               if self._movable else None)
-        self._loaded_sizes = [[(o.half_size, o.mass) for o in s] for s in specs]
+        self._loaded_sizes = [[(o.half_size, o.mass, o.hole) for o in s] for s in specs]
         self._colors = [[None] * len(self.object_names) for _ in range(self.num_envs)]
         self._contact_query = None
 
@@ -224,7 +225,7 @@ class ManiSkillBatchEnv(BaseEnv):
         if self._loaded_sizes is None or options.get("reconfigure"):
             return
         changed = [i for i in idx
-                   if [(o.half_size, o.mass) for o in self._episodes[i].scene.objects] != self._loaded_sizes[i]]
+                   if [(o.half_size, o.mass, o.hole) for o in self._episodes[i].scene.objects] != self._loaded_sizes[i]]
         if not changed:
             return
         if len(idx) != self.num_envs:
@@ -488,6 +489,11 @@ def _add_shapes(b, obj) -> None:
             wall = sapien.Pose(p=[hx * np.cos(a), hx * np.sin(a), 0], q=yaw_quat(a))
             b.add_box_collision(wall, half_size=[t / 2, seg, hz], material=mat)
             b.add_box_visual(wall, half_size=[t / 2, seg, hz], material=visual)
+    elif obj.kind == "socket":
+        for c, h, a in socket_boxes(obj):
+            wall = sapien.Pose(p=c, q=yaw_quat(a))
+            b.add_box_collision(wall, half_size=h, material=mat)
+            b.add_box_visual(wall, half_size=h, material=visual)
     else:
         raise ValueError(f"the ManiSkill backend has no object kind {obj.kind!r}")
 

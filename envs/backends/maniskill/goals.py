@@ -92,7 +92,9 @@ class BatchedGoals:
             for i, goals in zip(env_ids, goal_lists):
                 self._fill(slot, i, goals[k])
             kinds = {type(self.goals[i][k]) for i in range(self.num_envs) if self.goals[i]}
-            slot["batched"] = len(kinds) == 1 and next(iter(kinds)) in _PARAMS
+            slot["batched"] = (len(kinds) == 1 and next(iter(kinds)) in _PARAMS  # a yaw goal has no twin yet
+                               and all(getattr(self.goals[i][k], "yaw", None) is None for i in range(self.num_envs)
+                                       if self.goals[i]))
             if not slot["batched"] and not self._warned:
                 self._warned = True
                 log.warning("goal type(s) %s have no batched twin; evaluating them on the host, one "

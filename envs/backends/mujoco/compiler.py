@@ -15,6 +15,7 @@ from envs.core.observation import FRONT_CAMERA
 from envs.core.robot import CONTROL_HZ, PANDA_XML
 from envs.core.rotations import yaw_quat
 from envs.core.scene import BOWL_WALLS, Scene
+from envs.core.sockets import socket_boxes
 from envs.core.surface import RENDER_CAMERA, RENDER_CAMERA_NAME
 
 TIMESTEP = 0.002      # s: physics step
@@ -70,6 +71,10 @@ def _add_object(world: ET.Element, obj) -> None:
             a = 2 * np.pi * i / BOWL_WALLS
             ET.SubElement(body, "geom", name=f"{obj.name}_wall{i}", type="box", size=_fmt((t / 2, seg, hz)),
                           pos=_fmt((hx * np.cos(a), hx * np.sin(a), 0)), quat=_fmt(yaw_quat(a)), rgba=rgba)
+    elif obj.kind == "socket":
+        for i, (c, h, a) in enumerate(socket_boxes(obj)):
+            ET.SubElement(body, "geom", name=f"{obj.name}_wall{i}", type="box", size=_fmt(h), pos=_fmt(c),
+                          quat=_fmt(yaw_quat(a)), rgba=rgba, friction="1 0.005 0.0001")
     else:
         raise ValueError(f"the MuJoCo backend has no object kind {obj.kind!r}")
 
