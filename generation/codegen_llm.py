@@ -34,7 +34,6 @@ RULES = """Rules (a task breaking one is rejected automatically):
 def api_reference() -> str:
     """Signatures and first docstring lines of the scene helpers and goal predicates, the
     colour palette and the regions, read from the code itself."""
-    from envs.core import predicates
     from envs.core.scene import COLORS, REGIONS, Scene
 
     lines = ["## Scene (argument `scene` of build)"]
@@ -45,10 +44,11 @@ def api_reference() -> str:
         lines.append(f"- scene.{name}{inspect.signature(fn)}".replace("(self, ", "(").replace("(self)", "()") +
                      (f"  # {doc}" if doc else ""))
     lines.append("Objects are ObjectSpec with .name .kind .color .half_size (x, y, z half extents, m) "
-                 ".pos (np.array (3,), m; set it in build for fixed placement) .yaw.")
+                 ".pos (np.array (3,), m; set it in build for fixed placement) .yaw (rad about +z; "
+                 "place_randomly(..., yaw_range=...) turns objects). Goal yaws repeat every quarter turn for "
+                 "square footprints and every half turn for oblong ones; cylinders have no yaw.")
     lines.append("\n## Goal predicates (from envs.core)")
-    for cls in (predicates.On, predicates.InZone, predicates.Pushed, predicates.Near, predicates.AtPose,
-                predicates.Bridge, predicates.Reached):
+    for cls in _predicate_classes():
         fields = ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls) if f.name != "obj")
         doc = " ".join((inspect.getdoc(cls) or "").split())
         lines.append(f"- {cls.__name__}(obj, {fields})  # {doc}")
@@ -56,6 +56,17 @@ def api_reference() -> str:
     lines.append("## Regions (x range, y range in m; robot at the origin, +x away from it, +y to its left): " +
                  "; ".join(f"{k}: x {v[0][0]}-{v[0][1]}, y {v[1][0]}-{v[1][1]}" for k, v in REGIONS.items()))
     return "\n".join(lines)
+
+
+def _predicate_classes() -> list[type]:
+    """Every goal predicate ``envs.core`` exports, in the order its module defines them (new
+    vocabulary appears in the prompt without editing this list)."""
+    import envs.core
+    from envs.core import predicates
+    exported = set(envs.core.__all__)
+    return [c for c in vars(predicates).values()
+            if isinstance(c, type) and issubclass(c, predicates.Goal) and c is not predicates.Goal
+            and c.__name__ in exported]
 
 
 def _default(f) -> str:
