@@ -127,3 +127,12 @@ def test_socket_hole_is_open_in_mujoco(shape, hole):
             assert not np.all(np.abs(corners) < half - 1e-6, axis=1).any()
         else:
             assert np.linalg.norm(c) >= half[0] + m.geom_size[g][0] - 1e-6
+
+
+def test_the_llm_api_reference_lists_the_new_vocabulary_from_live_signatures():
+    from generation.codegen_llm import api_reference
+    ref = api_reference()
+    for text in ("Aligned(obj, ref=None, yaw_tol=0.1, xy_tol=None)", "Inserted(obj, socket=None, depth=None",
+                 "AtPose(obj, xy=(0.5, 0.0), tol=0.02, yaw=None, yaw_tol=0.1)", "scene.add_socket(color",
+                 "cylinders have no yaw"):
+        assert text in ref, text

@@ -11,6 +11,7 @@ BLOCK, CLEARANCE = (0.06, 0.03, 0.06), 0.003  # m
 class BlockIntoSlot(Task):
     instruction = "put the {block.color} block into the {slot.color} slot"
     max_episode_steps = 300
+    features = frozenset({"socket"})
 
     def build(self, scene, rng):
         cb, cs = scene.distinct_colors(2)

@@ -9,6 +9,7 @@ PEG_RADIUS, CLEARANCE = 0.015, 0.003  # m
 class PegInsertion(Task):
     instruction = "insert the {peg.color} peg into the hole in the {socket.color} block"
     max_episode_steps = 300
+    features = frozenset({"socket"})
 
     def build(self, scene, rng):
         cp, cs = scene.distinct_colors(2)
