@@ -2,7 +2,7 @@
 :class:`~envs.core.task.Task`, for every parallel environment at once and on the simulation device.
 
 Each built-in predicate (``On``, ``InZone``/``Pushed``, ``AtPose``, ``Near``, ``Bridge``,
-``Reached``) has a tensor twin here computing the same ``check``/``target``/``distance`` as its
+``Reached``, ``Aligned``, ``Inserted``) has a tensor twin here computing the same ``check``/``target``/``distance`` as its
 numpy definition in :mod:`envs.core.predicates`; ``tests/test_maniskill_env.py`` holds the two
 equal on random states. A predicate without a twin (a subclass, or one a generated task defines)
 still works: it is evaluated on the host through its own ``check``/``distance`` on a
@@ -19,19 +19,39 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from envs.core.predicates import (PUSH_CLEARANCE, PUSH_HEIGHT, AtPose, Bridge, Goal, InZone, Near, On, Pushed,
-                                  Reached)
+from envs.core.orientation import yaw_period
+from envs.core.predicates import (PUSH_CLEARANCE, PUSH_HEIGHT, YAW_WEIGHT, Aligned, AtPose, Bridge, Goal, Inserted,
+                                  InZone, Near, On, Pushed, Reached)
 from envs.core.state import ObjectState, SceneState
 from envs.core.task import REST_ANGVEL, REST_LINVEL
 
 log = logging.getLogger(__name__)
 
+
+def _yaw(q: torch.Tensor) -> torch.Tensor:
+    """Heading (rad) of wxyz quaternions (..., 4), as :func:`envs.core.orientation.yaw_of`."""
+    w, x, y, z = q.unbind(-1)
+    return torch.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def _turn_params(g: Goal) -> tuple[bool, float, float, float]:
+    """(an orientation applies, AtPose's goal yaw, period, tolerance) of an orientation goal; the
+    period is fixed by the kinds (the goal yaw of Aligned/Inserted is the reference's, read live)."""
+    if isinstance(g, AtPose):
+        return g.yaw is not None, g.yaw or 0.0, yaw_period(g.obj) if g.yaw is not None else 1.0, g.yaw_tol
+    ref = g.ref if isinstance(g, Aligned) else g.socket
+    if isinstance(g, Inserted) and (g.obj.kind == "cylinder" or ref.hole_shape == "round"):
+        return False, 0.0, 1.0, g.yaw_tol
+    return True, 0.0, min(yaw_period(g.obj), yaw_period(ref)), g.yaw_tol
+
 SKILLS = ("pick_place", "push", "reach")
 _PARAMS = {  # numeric parameters each tensor twin reads, besides the goal's object indices
     On: ("xy_tol", "z_tol"), InZone: ("margin", "offset", "bowl"), Pushed: ("margin", "offset", "bowl"),
-    AtPose: ("xy", "tol"), Near: ("dir", "gap", "tol"), Bridge: ("xy_tol", "z_tol"), Reached: ("tol",),
+    AtPose: ("xy", "tol", "yaw"), Near: ("dir", "gap", "tol"), Bridge: ("xy_tol", "z_tol"), Reached: ("tol",),
+    Aligned: ("xy_tol", "yaw"), Inserted: ("xy_tol", "depth", "yaw"),
 }
-_REFS = {On: ("base",), InZone: ("zone",), Pushed: ("zone",), Near: ("other",), Bridge: ("left", "right")}
+_REFS = {On: ("base",), InZone: ("zone",), Pushed: ("zone",), Near: ("other",), Bridge: ("left", "right"),
+         Aligned: ("ref",), Inserted: ("socket",)}
 
 
 @dataclass
@@ -92,9 +112,7 @@ class BatchedGoals:
             for i, goals in zip(env_ids, goal_lists):
                 self._fill(slot, i, goals[k])
             kinds = {type(self.goals[i][k]) for i in range(self.num_envs) if self.goals[i]}
-            slot["batched"] = (len(kinds) == 1 and next(iter(kinds)) in _PARAMS  # a yaw goal has no twin yet
-                               and all(getattr(self.goals[i][k], "yaw", None) is None for i in range(self.num_envs)
-                                       if self.goals[i]))
+            slot["batched"] = len(kinds) == 1 and next(iter(kinds)) in _PARAMS
             if not slot["batched"] and not self._warned:
                 self._warned = True
                 log.warning("goal type(s) %s have no batched twin; evaluating them on the host, one "
@@ -105,7 +123,9 @@ class BatchedGoals:
     def _new_slot(self) -> dict:
         z = lambda *s, dt=torch.float32: torch.zeros(self.num_envs, *s, device=self.device, dtype=dt)  # noqa: E731
         return {"obj": z(dt=torch.long), "ref0": z(dt=torch.long), "ref1": z(dt=torch.long),
-                "skill": z(dt=torch.long), "a": z(), "b": z(), "v": z(2), "bowl": z(dt=torch.bool)}
+                "skill": z(dt=torch.long), "a": z(), "b": z(), "v": z(2), "bowl": z(dt=torch.bool),
+                # orientation (see _turn_params): goal yaw (AtPose), period, tolerance, whether one applies
+                "yaw": z(), "period": z(), "yaw_tol": z(), "turn": z(dt=torch.bool)}
 
     def _fill(self, slot: dict, i: int, g: Goal) -> None:
         idx = self._index
@@ -130,6 +150,12 @@ class BatchedGoals:
             slot["a"][i], slot["b"][i] = g.xy_tol, g.z_tol
         elif t is Reached:
             slot["a"][i] = g.tol
+        elif t is Aligned:  # bowl: whether obj must also be centred on ref (xy_tol given)
+            slot["a"][i], slot["bowl"][i] = g.xy_tol if g.xy_tol is not None else 0.0, g.xy_tol is not None
+        elif t is Inserted:
+            slot["a"][i], slot["b"][i] = g.xy_tol, g.depth
+        if t in (AtPose, Aligned, Inserted):
+            slot["turn"][i], slot["yaw"][i], slot["period"][i], slot["yaw_tol"][i] = _turn_params(g)
 
     # -- evaluate ------------------------------------------------------------------------
     def _slot_eval(self, k: int, s: Snapshot):
@@ -163,7 +189,28 @@ class BatchedGoals:
             ok = torch.where(bowl, in_bowl, in_zone)
         elif kind is AtPose:
             t = torch.cat([v, hz[:, None]], 1)
-            ok = (torch.linalg.norm(p[:, :2] - v, dim=-1) <= a) & on_table
+            left = self._yaw_left(slot, s, o, slot["yaw"])
+            ok = (torch.linalg.norm(p[:, :2] - v, dim=-1) <= a) & on_table & (left <= slot["yaw_tol"])
+            return ok, torch.linalg.norm(p - t, dim=-1) + YAW_WEIGHT * left, p, t
+        elif kind is Aligned:
+            rp = P[ar, slot["ref0"]]
+            centred = slot["bowl"]
+            t = torch.cat([torch.where(centred[:, None], rp[:, :2], p[:, :2]), hz[:, None]], 1)
+            left = self._yaw_left(slot, s, o, _yaw(s.quat[ar, slot["ref0"]]))
+            near = ~centred | (torch.linalg.norm(p[:, :2] - rp[:, :2], dim=-1) <= a)
+            ok = near & on_table & (left <= slot["yaw_tol"])
+            return ok, torch.linalg.norm(p - t, dim=-1) + YAW_WEIGHT * left, p, t
+        elif kind is Inserted:
+            sk = slot["ref0"]
+            sp, sh = P[ar, sk], H[ar, sk]
+            t = torch.cat([sp[:, :2], (sp[:, 2] - sh[:, 2] + hz)[:, None]], 1)
+            left = self._yaw_left(slot, s, o, _yaw(s.quat[ar, sk]))
+            q = s.quat[ar, o]
+            tilt = torch.arccos((1 - 2 * (q[:, 1] ** 2 + q[:, 2] ** 2)).clamp(-1.0, 1.0))
+            ok = ((torch.linalg.norm(p[:, :2] - sp[:, :2], dim=-1) <= a)
+                  & (p[:, 2] - hz <= sp[:, 2] + sh[:, 2] - b + 1e-4) & (tilt <= Inserted.TILT_TOL)
+                  & (left <= slot["yaw_tol"]))
+            return ok, torch.linalg.norm(p - t, dim=-1) + YAW_WEIGHT * left, p, t
         elif kind is Near:
             op = P[ar, slot["ref0"]]
             t = torch.cat([op[:, :2] + v * b[:, None], hz[:, None]], 1)
@@ -177,6 +224,14 @@ class BatchedGoals:
         else:  # pragma: no cover - guarded by _PARAMS
             raise AssertionError(kind)
         return ok, torch.linalg.norm(p - t, dim=-1), p, t
+
+    def _yaw_left(self, slot: dict, s: Snapshot, o: torch.Tensor, goal_yaw: torch.Tensor) -> torch.Tensor:
+        """|turn| (rad) object ``o`` still needs to reach ``goal_yaw`` modulo the slot's period;
+        0 where no orientation applies (as :func:`envs.core.predicates._yaw_left`)."""
+        period = torch.where(slot["turn"], slot["period"], torch.ones_like(slot["period"]))
+        now = _yaw(s.quat[torch.arange(self.num_envs, device=self.device), o])
+        err = torch.remainder(goal_yaw - now + period / 2, period) - period / 2
+        return torch.where(slot["turn"], err.abs(), torch.zeros_like(err))
 
     def _host_target(self, k: int, s: Snapshot) -> torch.Tensor:
         return torch.as_tensor(np.stack([self.goals[i][k].target(s.scene_state(i, self.names))
