@@ -19,15 +19,15 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N_POINTS = 48
 
 
-def tiny_policy(**kw) -> GravMADPolicy:
+def tiny_policy(obs_dim=5, **kw) -> GravMADPolicy:
     params = GravMADParams(down_dims=(8, 16), n_groups=4, diffusion_step_embed_dim=8, horizon=8, n_action_steps=4,
                            num_inference_steps=3, pointcloud_points=16, pointcloud_feature_dim=16,
                            gravmap_resolution=8, gravmap_points=32, token_dim=16, **kw)
     torch.manual_seed(0)
-    policy = GravMADPolicy(GravMADConfig.from_params(params, obs_dim=5, action_dim=7, obs_key="proprio",
+    policy = GravMADPolicy(GravMADConfig.from_params(params, obs_dim=obs_dim, action_dim=7, obs_key="proprio",
                                                      pointcloud_dim=6))
     rng = np.random.default_rng(0)
-    policy.fit_normalizer(rng.normal(size=(50, 5)), rng.uniform(-1, 1, size=(50, 7)))
+    policy.fit_normalizer(rng.normal(size=(50, obs_dim)), rng.uniform(-1, 1, size=(50, 7)))
     return policy
 
 
@@ -121,7 +121,9 @@ def test_llm_subgoals_name_unknown_objects_and_far_points_the_episode_goes_on():
         {"object": "lamp", "skill": "pick_place", "relation": "on", "reference": "base"},
         {"object": "top", "skill": "pick_place", "relation": "at", "xyz": [3.0, 0.0, 0.02]},
         {"object": "top", "skill": "pick_place", "relation": "on", "reference": "base"}])
-    policy = tiny_policy().eval()
+    from envs.core.observation import AGENT_DIM
+
+    policy = tiny_policy(obs_dim=AGENT_DIM).eval()
     with StubLLM(['["put the top block on the base block"]', composed]) as server:
         client = LLMClient(LLMConfig(base_url=server.base_url, model="stub", timeout_s=5.0, max_retries=0))
         env = SubGoalObservation(gym.make(envs.env_id("stack_blocks"), obs_mode="pointcloud", image_size=32,
