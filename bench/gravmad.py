@@ -48,7 +48,8 @@ def heldout(run_dir: Path, subgoals: str | None = None, tasks=None) -> dict:
     result = {"run": str(run_dir), "policy": config.policy.name, "subgoals": provider, "tasks": tasks,
               "success_rate": r["success_rate"],
               "per_task": {k: {"success_rate": v["success_rate"], "num_successes": v["num_successes"],
-                               "episodes": v["episodes"]} for k, v in r["per_task"].items()},
+                               "episodes": v["episodes"], "mean_return": v["mean_return"],
+                               "mean_length": v["mean_length"]} for k, v in r["per_task"].items()},
               "eval_s": round(time.time() - t, 1)}
     (run_dir / f"heldout_{provider or 'plain'}.json").write_text(json.dumps(result, indent=1))
     return result

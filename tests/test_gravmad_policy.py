@@ -165,11 +165,11 @@ def test_train_config_for_gravmad_says_what_it_needs(monkeypatch):
     c = compose("policy=gravmad", "env=[stack_blocks,heldout_block_in_bowl]", "obs_mode=pointcloud",
                 "subgoals=offline")
     assert c.policy.name == "gravmad" and c.subgoals == "offline" and c.policy.pointcloud_table_z == 0.005
-    with pytest.raises(ConfigError, match="obs_mode=slots is invalid; allowed: pointcloud for policy=gravmad"):
+    with pytest.raises(ConfigError, match="obs_mode='slots' is invalid; allowed: pointcloud for policy=gravmad"):
         compose("policy=gravmad", "obs_mode=slots")
-    with pytest.raises(ConfigError, match="subgoals=offline is invalid; allowed: manual .* unless policy=gravmad"):
+    with pytest.raises(ConfigError, match="subgoals='offline' is invalid; allowed: manual .* unless policy=gravmad"):
         compose("policy=diffusion", "obs_mode=pointcloud", "subgoals=offline")
-    with pytest.raises(ConfigError, match="subgoals=oracle is invalid; allowed: manual, offline, llm"):
+    with pytest.raises(ConfigError, match="subgoals='oracle' is invalid; allowed: manual, offline, llm"):
         compose("policy=gravmad", "obs_mode=pointcloud", "subgoals=oracle")
 
 
@@ -189,3 +189,35 @@ def test_subgoals_llm_without_an_endpoint_names_the_variables_before_training(mo
     config = compose("policy=gravmad", "env=stack_blocks", "obs_mode=pointcloud", "subgoals=llm")
     with pytest.raises(LLMConfigError, match="set ROBOFORGE_LLM_BASE_URL and ROBOFORGE_LLM_MODEL"):
         main.check_runnable(config)
+
+
+@pytest.mark.slow
+def test_train_py_gravmad_trains_evaluates_resumes_and_its_checkpoint_needs_point_clouds(tmp_path):
+    """``python train.py policy=gravmad`` end to end on two tiny tasks, then ``resume=`` to more
+    steps; the saved policy refuses a state observation naming the obs_mode it needs."""
+    from omegaconf import OmegaConf
+
+    from tests.test_train_cli import TINY_POLICY, run_cli
+    from train.imitation import checkpoint_dir
+
+    run = tmp_path / "run"
+    args = ["policy=gravmad", "env=[reach_target,place_in_zone]", "obs_mode=pointcloud", "data.num_demos=2",
+            f"data.store_root={tmp_path}/demos", "train.steps=3", "train.batch_size=4", "train.checkpoint_every=3",
+            "train.num_threads=1", "eval.episodes=2", "eval.num_videos=0", "eval.max_episode_steps=8",
+            "policy.gravmap_resolution=8", "policy.pointcloud_points=32", "progress=false",
+            f"hydra.run.dir={run}", *TINY_POLICY]
+    res = run_cli(*args, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["policy"] == "gravmad" and metrics["subgoals"] == "manual"
+    assert set(metrics["per_task"]) == {"reach_target", "place_in_zone"} and "subgoal" in metrics["policy_inputs"]
+    config = OmegaConf.load(run / "config.yaml")
+    config.train.steps = 5
+    OmegaConf.save(config, run / "config.yaml")
+    res = run_cli(f"resume={run}", f"hydra.run.dir={run}", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["train"]["start_step"] == 3
+    policy = Policy.from_pretrained(checkpoint_dir(run))
+    policy.reset(instruction="reach")
+    with pytest.raises(ValueError, match="needs obs_mode=pointcloud"):
+        policy.select_action(gym.make(envs.env_id("reach_target")).reset(seed=0)[0])
