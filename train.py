@@ -11,6 +11,7 @@
     python train.py env=builtin obs_mode=slots            # every built-in task (library=DIR adds its tasks)
     python train.py env=stack_blocks obs_mode=rgb         # visuomotor: front + wrist cameras + proprio
     python train.py env=builtin obs_mode=rgb policy=vla   # the tiny OpenVLA-architecture VLA (docs/vla.md)
+    python train.py env=builtin obs_mode=pointcloud policy=gravmad subgoals=manual   # GravMAD (docs/gravmad.md)
 
 Outputs go to outputs/<date>/<time>/: config.yaml, metrics.json, checkpoints/, videos/, tb/.
 """
@@ -45,6 +46,7 @@ def check_runnable(config: RunConfig) -> list[str]:
     """What the config alone cannot tell (its ranges were checked when it was built): the tasks
     are registered (after loading ``library``) and the device exists. Returns the task names."""
     import envs
+    import envs.heldout  # noqa: F401  (the held-out variants are nameable in env=, never part of builtin)
     from envs.library import LibraryError
     from train.multitask import resolve_tasks
 
@@ -60,6 +62,10 @@ def check_runnable(config: RunConfig) -> list[str]:
     tasks = resolve_tasks(config.env, library_tasks)  # UnknownTaskError names the task and lists the known ones
     if not tasks:
         raise ConfigError("env", config.env, f"a set with at least one task (library {config.library} has none)")
+    if config.subgoals == "llm":   # before any demo or training: the endpoint is needed only at evaluation
+        from llm import LLMClient
+
+        LLMClient()   # LLMConfigError names the variables to set
     if config.device == "cuda":
         import torch
 
@@ -175,6 +181,10 @@ def run(cfg: DictConfig) -> dict:
         from train.vla import run_vla
 
         metrics = run_vla(config, run_dir, tasks)
+    elif config.policy.name == "gravmad":
+        from train.gravmad import run_gravmad
+
+        metrics = run_gravmad(config, run_dir, tasks, accelerator)
     elif goes_multitask(config):
         from train.multitask import run_multitask
 

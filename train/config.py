@@ -12,6 +12,7 @@ with the dataclasses below, which importing this module registers in Hydra's Con
 ``curriculum/<name>``  :class:`~train.curriculum.config.CurriculumConfig` (none|uniform|lp|omni)
 ``policy/vla``         :class:`~policies.vla.configuration.VLAParams` + ``name``
 ``policy/hilp``        :class:`~policies.hilp.HILPParams` + ``name`` (train/hilp)
+``policy/gravmad``     :class:`~policies.gravmad.GravMADParams` + ``name`` (train/gravmad.py)
 =====================  =====================================================================
 
 Hydra checks each override's type as it composes (``train.steps=abc`` fails there); the
@@ -34,10 +35,12 @@ from envs.core import CONTROL_MODES, OBS_MODES, SIMS
 from envs.core.surface import RENDER_SIZE
 from policies.common.config import ConfigError, UnknownConfigKey, is_int, is_number, require
 from policies.diffusion.configuration import DiffusionParams
+from policies.gravmad.configuration import GravMADParams
 from policies.hilp.configuration import HILPParams
 from policies.rl.config import PPOConfig, SACConfig
 from train.curriculum.config import CURRICULA, CurriculumConfig
 from policies.vla.configuration import VLAParams
+from planners.subgoals.providers import PROVIDERS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEVICES = ("cpu", "cuda")
@@ -162,8 +165,13 @@ class HILPChoice(HILPParams, _Named):
     name: str = "hilp"
 
 
+@dataclass
+class GravMADChoice(GravMADParams, _Named):
+    name: str = "gravmad"
+
+
 POLICIES: dict[str, type] = {"diffusion": DiffusionChoice, "ppo": PPOChoice, "sac": SACChoice, "vla": VLAChoice,
-                             "hilp": HILPChoice}
+                             "hilp": HILPChoice, "gravmad": GravMADChoice}
 IMITATION_POLICIES = ("diffusion",)
 IMITATION_OBS_MODES = ("state", "slots", "rgb", "rgbd", "pointcloud")
 TASK_SETS = ("builtin", "library")   # env= words that name a set of tasks
@@ -192,6 +200,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)   # curriculum=uniform|lp|omni
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    subgoals: str = "manual"       # policy=gravmad: where test-time sub-goals come from (manual | offline | llm)
     progress: bool = True
 
     def __post_init__(self):
@@ -228,12 +237,20 @@ class RunConfig:
                  ", ".join(IMITATION_OBS_MODES))
             need(not (self.multitask and self.obs_mode == "state"), "obs_mode", self.obs_mode,
                  "slots, rgb, rgbd or pointcloud for several tasks (the state vector is laid out per task)")
+        elif name == "gravmad":
+            need(self.obs_mode == "pointcloud", "obs_mode", self.obs_mode,
+                 "pointcloud for policy=gravmad (it reads the point cloud and the sub-goal's GravMap)")
+            need(self.control_mode == "ee_delta_pose", "control_mode", self.control_mode,
+                 "ee_delta_pose for policy=gravmad (its sub-goals guide the end effector's position)")
         elif name == "vla":
             need(self.obs_mode == "rgb", "obs_mode", self.obs_mode, "rgb for policy=vla (it reads one camera image)")
         elif name == "hilp":   # offline on every task's data; phi reads the task-independent observation
             need(self.obs_mode == "slots", "obs_mode", self.obs_mode, "slots for policy=hilp")
         else:
             need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
+        need(self.subgoals in PROVIDERS, "subgoals", self.subgoals, ", ".join(PROVIDERS))
+        need(self.subgoals == "manual" or name == "gravmad", "subgoals", self.subgoals,
+             "manual (the default) unless policy=gravmad: only GravMAD reads sub-goals")
         if self.curriculum.active:
             need(name in IMITATION_POLICIES, "curriculum", self.curriculum.name,
                  f"none with policy={name} (the curriculum weights the diffusion policy's multitask dataset)")

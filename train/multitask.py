@@ -165,12 +165,14 @@ def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, acc
             "train": stats, "timings": timings, **({"curriculum": hook.summary()} if hook else {})}
 
 
-def evaluate_tasks(policy, config: RunConfig, run_dir: Path, tasks: Sequence[str], pool=None, **env_kw) -> dict:
+def evaluate_tasks(policy, config: RunConfig, run_dir: Path, tasks: Sequence[str], pool=None, make_env=None,
+                   **env_kw) -> dict:
     """Evaluate ``policy`` on every task over the same unseen seeds (``config.eval``), videos under
     ``videos/<task>/`` (one task: ``videos/``); TensorBoard gets the per-task and mean success.
     Returns ``success_rate`` (the mean over tasks), ``tasks``, ``num_episodes``, ``num_successes``
     and ``per_task``. ``pool``: a :class:`fanout.Pool` to fan seed chunks out on (``scale.*``);
-    ``env_kw`` go to ``gym.make`` (e.g. ``image_size``)."""
+    ``env_kw`` go to ``gym.make`` (e.g. ``image_size``); ``make_env(task)``, when given, makes each
+    task's env factory instead (GravMAD's adds the sub-goal to the observation)."""
     import gymnasium as gym
 
     import envs
@@ -181,10 +183,11 @@ def evaluate_tasks(policy, config: RunConfig, run_dir: Path, tasks: Sequence[str
     seeds = list(range(ev.seed_start, ev.seed_start + ev.episodes))
     per_task, results = {}, {}
     for task in tasks:
-        make_env = partial(gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
-                           control_mode=config.control_mode, **env_kw, **limit_kw)
+        task_env = make_env(task) if make_env is not None else partial(
+            gym.make, envs.env_id(task), sim=config.sim.name, obs_mode=config.obs_mode,
+            control_mode=config.control_mode, **env_kw, **limit_kw)
         video_dir = run_dir / "videos" / task if len(tasks) > 1 else run_dir / "videos"
-        r = evaluate(policy, make_env, seeds, video_dir, ev.num_videos, progress=config.progress,
+        r = evaluate(policy, task_env, seeds, video_dir, ev.num_videos, progress=config.progress,
                      video_size=tuple(ev.video_size), run_seed=config.seed, pool=pool)
         results[task] = r
         per_task[task] = {"success_rate": r["success_rate"], "episodes": r["num_episodes"], "seeds": seeds,

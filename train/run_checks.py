@@ -35,13 +35,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from envs import UnknownTaskError
     from envs.core.fileio import ReplaceRefusedError
     from envs.library import LibraryError
+    from llm import LLMConfigError
     from policies.common.policy import CheckpointDamagedError
     from train.datasets.demo_store import CorruptDemoStoreError
     from train.datasets.multitask import IncompatibleTasksError
 
     # ConnectionError: an unreachable scale.address (fanout.Pool names the address)
     return (UnknownTaskError, ConfigError, IncompatibleTasksError, LibraryError, CheckpointDamagedError,
-            ReplaceRefusedError, CorruptDemoStoreError, ConnectionError)
+            ReplaceRefusedError, CorruptDemoStoreError, ConnectionError, LLMConfigError)
 
 
 def check_resume_dir(resume: str) -> Path:

@@ -37,7 +37,7 @@ _POLICIES: dict[str, type["Policy"]] = {}
 # caller importing the right subpackage first.
 _BUILTIN_MODULES = {"diffusion": "policies.diffusion.modeling", "rl_mlp": "policies.rl.mlp_policy",
                     "vla": "policies.vla.modeling",
-                    "hilp": "policies.hilp.modeling"}
+                    "hilp": "policies.hilp.modeling", "gravmad": "policies.gravmad.modeling"}
 
 
 class CheckpointDamagedError(ValueError):

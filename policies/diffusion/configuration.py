@@ -56,6 +56,9 @@ class DiffusionParams:
     # each cloud (random ones in training, evenly spaced ones in eval; 0 = all) into this many features
     pointcloud_points: int = 256
     pointcloud_feature_dim: int = 128
+    # points at or below this height (m, world; the table top is z = 0) are read only when a cloud
+    # has too few others (~90% of a raw cloud is table, which says nothing about the task); null: all alike
+    pointcloud_table_z: Optional[float] = None
 
     def __post_init__(self):
         self.down_dims = tuple(self.down_dims)
@@ -97,6 +100,8 @@ class DiffusionParams:
                 "a number in [0.5, 1] (1 = no crop)")
         require(is_int(self.pointcloud_points, 0), self, "pointcloud_points", "an integer >= 0 (0 = every point)")
         require(is_int(self.pointcloud_feature_dim, 1), self, "pointcloud_feature_dim", "an integer >= 1")
+        require(self.pointcloud_table_z is None or is_number(self.pointcloud_table_z), self, "pointcloud_table_z",
+                "null (every point alike) or a height in m (points at or below it are the table)")
 
 
 @dataclass

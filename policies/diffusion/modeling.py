@@ -197,11 +197,18 @@ class DiffusionPolicy(Policy):
         self._check_shape("obs['pointcloud']", points[:, :, 0], (c.n_obs_steps, c.pointcloud_dim))
         mask = None if mask is None else torch.as_tensor(mask).to(self.device).bool()
         n, k = points.shape[-2], c.pointcloud_points
-        if k and k < n:
+        if k and k < n and c.pointcloud_table_z is not None:
+            # points above the table first (random ones in training; in eval a fixed spread over
+            # the cloud), table points only to fill up: the objects are what the cloud is for
+            spread = (torch.rand(points.shape[:-1], device=self.device) if self.training else
+                      (torch.arange(n, device=self.device) * 0.6180339887 % 1.0).expand(points.shape[:-1]))
+            idx = (spread + (points[..., 2] > c.pointcloud_table_z).float()).topk(k, dim=-1).indices
+        elif k and k < n:
             if self.training:
                 idx = torch.rand(points.shape[:-1], device=self.device).argsort(-1)[..., :k]     # (B, To, k)
             else:
                 idx = torch.linspace(0, n - 1, k, device=self.device).long().expand(*points.shape[:-2], k)
+        if k and k < n:
             points = points.gather(-2, idx[..., None].expand(*idx.shape, points.shape[-1]))
             mask = None if mask is None else mask.gather(-1, idx)
         return self.pointcloud_encoder(points, mask)
