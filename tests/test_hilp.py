@@ -166,6 +166,45 @@ def test_task_features_for_the_curriculum(tmp_path):
     assert set(feats["reach_target"]) == {"difficulty", "novelty"}
 
 
+
+def test_hilp_novelty_drives_the_interestingness_judge(tmp_path):
+    """curriculum.novelty=hilp: the judge loads a policy=hilp checkpoint and reads the relative
+    phi-space novelty; a task ending where a mastered one does is boring, a bad checkpoint is one line."""
+    from envs.core.observation import SLOTS_DIM
+    from train.curriculum.config import CurriculumConfig
+    from train.curriculum.interestingness import EmbeddingJudge
+    from train.curriculum.runner import load_novelty
+    from train.demos import collect_demos
+    from train.hilp.data import episodes_of
+    from train.hilp.features import relative_novelty
+
+    store = collect_demos("reach_target", 4, 0, tmp_path, obs_mode="slots", progress=False)
+    ds = GoalDataset(episodes_of([store]))
+    torch.manual_seed(0)
+    policy = HILPPolicy(HILPConfig(obs_dim=SLOTS_DIM, action_dim=ds.action_dim, hidden_dims=(32,), latent_dim=8))
+    policy.fit_normalizer(ds.obs)
+    train_hilp(policy, ds, tmp_path / "hilp", steps=20, batch_size=32, checkpoint_every=20, progress=False)
+    seeds = range(1_000_000, 1_000_002)
+    assert relative_novelty(policy, "reach_target", [], seeds) == float("inf")
+    assert relative_novelty(policy, "reach_target", ["reach_target"], seeds) == pytest.approx(0.0, abs=1e-5)
+    push = relative_novelty(policy, "push_to_zone", ["reach_target"], seeds)
+    assert 0 < push < float("inf")
+
+    cfg = CurriculumConfig(name="omni", novelty="hilp", hilp_checkpoint=str(tmp_path / "hilp"),
+                           novelty_threshold=push / 2)
+    judge = EmbeddingJudge(cfg.similarity_threshold, load_novelty(cfg, "mujoco", "ee_delta_pose", seeds=seeds),
+                           cfg.novelty_threshold, embed=lambda texts: np.ones((len(texts), 1), np.float32))
+    verdicts = judge.judge({"reach_target": "reach the target"},
+                           {"reach_target": "reach the target", "push_to_zone": "push the block"})   # all text-alike
+    assert not verdicts["reach_target"].interesting and "novelty 0.000 (<" in verdicts["reach_target"].reason
+    assert verdicts["push_to_zone"].interesting and f"novelty {push:.3f} (>=" in verdicts["push_to_zone"].reason
+
+    with pytest.raises(ConfigError, match=r"curriculum.hilp_checkpoint=.* is invalid; allowed: a HILP checkpoint "
+                                          r"trained on slots \(.* holds no HILP checkpoint"):
+        load_novelty(CurriculumConfig(name="omni", novelty="hilp", hilp_checkpoint=str(tmp_path / "none")),
+                     "mujoco", "ee_delta_pose")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)   # two train.py processes; on a loaded shared CPU their start-up alone takes minutes
 def test_train_py_policy_hilp_end_to_end_and_resume(tmp_path):

@@ -9,6 +9,7 @@ from policies.common.config import is_int, is_number, require
 CURRICULA = ("none", "uniform", "lp", "omni")
 JUDGES = ("embedding", "llm")
 GENERATORS = ("procedural", "llm")
+NOVELTIES = ("none", "hilp")
 
 
 @dataclass
@@ -32,7 +33,11 @@ class CurriculumConfig:
     mastered_threshold: float = 0.5  # success rate from which a task counts as mastered
     judge: str = "embedding"        # embedding (offline MiniLM) | llm (the project's LLM client, env vars)
     similarity_threshold: float = 0.9   # cosine similarity to a mastered task from which a task is boring
-    novelty_threshold: float = 0.5  # with a novelty score (HILP): at or above it a task stays interesting
+    # the judge's second view (docs/curriculum.md): hilp = distance in a trained HILP phi-space from a task's
+    # goal states to the mastered tasks' ones, relative to the task's own start-to-goal distance
+    novelty: str = "none"           # none | hilp (curriculum=omni only; needs hilp_checkpoint)
+    hilp_checkpoint: Optional[str] = None   # a policy=hilp run dir (or its checkpoints/last), trained on slots
+    novelty_threshold: float = 0.5  # with a novelty score: at or above it a text-alike task stays interesting
     llm_timeout_s: float = 30.0     # for the whole answer; a timeout falls back to the embedding judge
     refill: bool = False            # closed loop: generate tasks when too few are learnable and interesting
     refill_min: int = 3             # N: refill below this many learnable-and-interesting tasks
@@ -43,6 +48,11 @@ class CurriculumConfig:
     def __post_init__(self):
         require(self.name in CURRICULA, self, "name", ", ".join(CURRICULA))
         require(self.judge in JUDGES, self, "judge", ", ".join(JUDGES))
+        require(self.novelty in NOVELTIES, self, "novelty", ", ".join(NOVELTIES))
+        require(self.novelty == "none" or self.name == "omni", self, "novelty",
+                "none unless curriculum=omni (only its interestingness judge reads novelty)")
+        require(self.novelty != "hilp" or bool(self.hilp_checkpoint), self, "novelty",
+                "hilp only with curriculum.hilp_checkpoint=RUN_DIR (a python train.py policy=hilp obs_mode=slots run)")
         require(self.refill_generator in GENERATORS, self, "refill_generator", ", ".join(GENERATORS))
         for key in ("slice_steps", "eval_every", "eval_episodes", "random_episodes", "refill_min", "refill_count"):
             require(is_int(getattr(self, key), 1), self, key, "an integer >= 1")

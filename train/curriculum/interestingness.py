@@ -97,10 +97,14 @@ class EmbeddingJudge:
                      f"({'>=' if similar else '<'} {self.similarity_threshold:g})"
             interesting = not similar
             if self.novelty is not None:
-                score = float(self.novelty(task, names))
-                novel = score >= self.novelty_threshold
-                reason += f"; novelty {score:.3f} ({'>=' if novel else '<'} {self.novelty_threshold:g})"
-                interesting = not similar or novel
+                try:
+                    score = float(self.novelty(task, names))
+                except ValueError as err:   # e.g. no oracle goal state to measure: the text view decides alone
+                    reason += f"; novelty unavailable ({err})"
+                else:
+                    novel = score >= self.novelty_threshold
+                    reason += f"; novelty {score:.3f} ({'>=' if novel else '<'} {self.novelty_threshold:g})"
+                    interesting = not similar or novel
             out[task] = Verdict(task, interesting, reason, self.name)
         return out
 

@@ -151,6 +151,22 @@ def make_judge(config, novelty=None):
     return LLMJudge(client, offline)
 
 
+def load_novelty(cc, sim: str, control_mode: str, device: str = "cpu", seeds=None):
+    """``curriculum.novelty=hilp``: the judge's novelty score from the HILP checkpoint
+    ``cc.hilp_checkpoint`` (:func:`train.hilp.features.hilp_novelty`; goal states from the
+    oracle on ``seeds``, default ``train.hilp.features.FEATURE_SEEDS``)."""
+    from policies.common.config import ConfigError
+    from train.hilp.features import FEATURE_SEEDS, hilp_novelty, load_hilp
+
+    try:
+        policy = load_hilp(cc.hilp_checkpoint, device)
+    except (ValueError, OSError) as err:
+        raise ConfigError("curriculum.hilp_checkpoint", cc.hilp_checkpoint,
+                          f"a HILP checkpoint trained on slots ({err})") from None
+    log.info("curriculum: HILP novelty from %s (threshold %g)", cc.hilp_checkpoint, cc.novelty_threshold)
+    return hilp_novelty(policy, FEATURE_SEEDS if seeds is None else seeds, sim, control_mode)
+
+
 def build_hook(config, run_dir, tasks: Sequence[str], dataset, make_env: Callable[[str], Callable],
                collect: Callable | None = None, novelty=None) -> CurriculumHook:
     """The hook of a ``curriculum=...`` run (``config``: the :class:`~train.config.RunConfig`);
@@ -159,6 +175,8 @@ def build_hook(config, run_dir, tasks: Sequence[str], dataset, make_env: Callabl
     from train.evaluate import evaluate
 
     cc = config.curriculum
+    if novelty is None and cc.novelty == "hilp":
+        novelty = load_novelty(cc, config.sim.name, config.control_mode, config.device)
     judge = make_judge(cc, novelty) if cc.name == "omni" else None
     curriculum = Curriculum(list(tasks), cc, judge=judge)
     seeds = list(range(cc.eval_seed_start, cc.eval_seed_start + cc.eval_episodes))
