@@ -149,6 +149,13 @@ def test_embedding_judge_thresholds_and_novelty_hook():
     novel = EmbeddingJudge(0.85, novelty=lambda t, m: 0.9 if t == "stack_green" else 0.0, novelty_threshold=0.5,
                            embed=fake_embed).judge(mastered, cands)
     assert novel["stack_green"].interesting and "novelty 0.900 (>= 0.5)" in novel["stack_green"].reason
+    # a task the novelty cannot measure (no oracle goal state): the text view decides alone, and says so
+    def unmeasurable(task, mastered):
+        raise ValueError(f"task {task!r}: the oracle solved none of seeds [1]")
+
+    blind = EmbeddingJudge(0.85, novelty=unmeasurable, embed=fake_embed).judge(mastered, cands)
+    assert not blind["stack_green"].interesting and blind["push_zone"].interesting
+    assert "novelty unavailable (task 'stack_green': the oracle solved none" in blind["stack_green"].reason
 
 
 @pytest.mark.slow   # loads the MiniLM model (~25 s on a busy 2-core machine)
@@ -224,7 +231,54 @@ def test_parse_verdicts_needs_every_candidate_and_booleans():
     (["curriculum=lp", "env=builtin", "obs_mode=slots", "curriculum.eval_seed_start=100010"],
      "curriculum.eval_seed_start=100010 is invalid; allowed: a seed range disjoint"),
     (["curriculum=lp", "env=reach_target", "policy=sac"], "curriculum='lp' is invalid; allowed: none with policy=sac"),
+    (["curriculum=omni", "env=builtin", "obs_mode=slots", "curriculum.novelty=hilp"],
+     "curriculum.novelty='hilp' is invalid; allowed: hilp only with curriculum.hilp_checkpoint=RUN_DIR"),
+    (["curriculum=lp", "env=builtin", "obs_mode=slots", "curriculum.novelty=hilp", "curriculum.hilp_checkpoint=x"],
+     "curriculum.novelty='hilp' is invalid; allowed: none unless curriculum=omni"),
+    (["curriculum=omni", "env=builtin", "obs_mode=slots", "curriculum.novelty=phi"],
+     "curriculum.novelty='phi' is invalid; allowed: none, hilp"),
 ])
 def test_bad_curriculum_config_names_the_key(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
         compose(*overrides)
+
+
+def test_llm_endpoint_that_cannot_be_reached_falls_back_to_the_offline_judge(caplog):
+    import socket
+
+    from llm import LLMClient, LLMConfig
+
+    with socket.socket() as s:   # a port nothing listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = LLMClient(LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="stub", timeout_s=2.0, max_retries=0))
+    judge = LLMJudge(client, EmbeddingJudge(0.85, embed=fake_embed))
+    v = judge.judge(MASTERED, CANDS)
+    assert judge.fallbacks == 1 and "interestingness LLM failed" in caplog.text
+    assert v["stack_green"].judge == "embedding (llm failed)" and not v["stack_green"].interesting
+    assert v["push_zone"].interesting
+
+
+def test_an_empty_or_unloadable_library_is_one_line_before_a_curriculum_run(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from generation.library import Library
+    from train.run_checks import preflight
+
+    # train.py's own pre-flight (the script's name clashes with the train package)
+    spec = importlib.util.spec_from_file_location("train_script", Path(__file__).parents[1] / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    check = script.check_runnable
+    empty = Library(tmp_path / "empty")
+    empty.root.mkdir()
+    (empty.root / "manifest.json").write_text(json.dumps({"version": 1, "tasks": {}}))   # every task removed
+    args = ["env=library", "obs_mode=slots", "curriculum=omni"]
+    assert "env='library' is invalid; allowed: a set with at least one task" in \
+        preflight([*args, f"library={empty.root}"], check)
+    broken = Library(tmp_path / "broken")
+    broken.root.mkdir()
+    (broken.root / "manifest.json").write_text("{not json")
+    assert "library=" in preflight([*args, f"library={broken.root}"], check)
+    assert "is invalid; allowed: a loadable task library" in preflight([*args, f"library={broken.root}"], check)
