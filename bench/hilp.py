@@ -17,7 +17,9 @@ success is the task's own ``info["success"]`` (``train.hilp.goals.reach_goals``)
     python bench/hilp.py --tiny                        # a ~1-minute smoke run (writes outputs/bench/hilp/)
     python bench/hilp.py --tasks reach_target --seeds 0 --steps 2000
 
-Writes ``bench/results/hilp.json`` (``--tiny``: ``outputs/bench/hilp/tiny.json``) and prints a table.
+    python bench/hilp.py --merge a.json b.json --out bench/results/hilp.json   # seeds run apart, combined
+
+Writes ``bench/results/hilp.json`` (``--tiny``: ``outputs/bench/hilp/tiny.json``; ``--out``) and prints a table.
 """
 from __future__ import annotations
 
@@ -160,9 +162,14 @@ def main(argv=None) -> dict:
         ap.add_argument(f"--{key.replace('_', '-')}", type=kind, nargs="+" if isinstance(value, list) else None)
     ap.add_argument("--store-root", default=None, help="demo store root (default: the usual cache)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--out", default=None, help="result JSON (default bench/results/hilp.json; --tiny: under outputs/)")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="instead of running: combine the runs of earlier result files (e.g. seeds run apart) into --out")
     args = ap.parse_args(argv)
     import torch
 
+    if args.merge:
+        return merge(args.merge, Path(args.out or RESULTS / "hilp.json"))
     torch.set_num_threads(args.threads)
     cfg = dict(TINY if args.tiny else FULL)
     cfg.update({k: v for k, v in vars(args).items() if k in FULL and v is not None})
@@ -171,13 +178,36 @@ def main(argv=None) -> dict:
     result = {"config": cfg, "summary": summarize(rows), "runs": rows, "wall_s": round(time.perf_counter() - t0, 1),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
               "command": "python bench/hilp.py " + " ".join(sys.argv[1:] if argv is None else argv)}
-    path = (RUNS_DIR / "tiny.json") if args.tiny else RESULTS / "hilp.json"
+    path = Path(args.out) if args.out else (RUNS_DIR / "tiny.json") if args.tiny else RESULTS / "hilp.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result, path)
+    return result
+
+
+def print_table(result: dict, path: Path) -> None:
     print(f"{'task':<16}{'HILP':>16}{'GCBC':>16}")
     for task, s in result["summary"].items():
         print(f"{task:<16}" + "".join(f"{s[m]['mean']:>10.2f} ± {s[m]['std']:.2f}" for m in ("hilp", "gcbc")))
     print(f"wall {result['wall_s']} s -> {path}")
+
+
+def merge(paths: list[str], out: Path) -> dict:
+    """One result from several runs of the same settings (seeds run apart); refuses differing settings."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    keys = [k for k in FULL if k != "seeds"]
+    for p, part in zip(paths[1:], parts[1:]):
+        differ = [k for k in keys if part["config"][k] != parts[0]["config"][k]]
+        if differ:
+            raise SystemExit(f"error: {p} differs from {paths[0]} in {differ}; merge runs of the same settings only")
+    rows = [r for part in parts for r in part["runs"]]
+    config = {**parts[0]["config"], "seeds": sorted({r["seed"] for r in rows})}
+    result = {"config": config, "summary": summarize(rows), "runs": rows,
+              "wall_s": round(sum(part["wall_s"] for part in parts), 1), "machine": parts[0]["machine"],
+              "command": " + ".join(part["command"] for part in parts), "merged_from": list(paths)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result, out)
     return result
 
 

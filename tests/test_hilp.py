@@ -243,3 +243,27 @@ def test_bench_hilp_tiny_runs(tmp_path):
     result = bench_hilp.main(["--tiny", "--steps", "20", "--store-root", str(tmp_path)])
     row = result["runs"][0]
     assert {"hilp", "gcbc"} <= set(row) and row["hilp"]["num_episodes"] == row["gcbc"]["num_episodes"] > 0
+
+
+def test_bench_hilp_merges_seeds_run_apart(tmp_path):
+    import json
+
+    from bench import hilp as bench
+
+    cfg = {"tasks": ["reach_target"], "demos": 100, "explore": 100, "steps": 3000, "hidden": [256, 256], "batch": 256,
+           "eval_episodes": 20}
+
+    def part(name, seeds, rates, **over):
+        runs = [{"task": "reach_target", "seed": s, "hilp": {"success_rate": h}, "gcbc": {"success_rate": g}}
+                for s, (h, g) in zip(seeds, rates)]
+        path = tmp_path / name
+        path.write_text(json.dumps({"config": {**cfg, **over, "seeds": seeds}, "runs": runs, "wall_s": 10.0,
+                                    "machine": {}, "command": f"python bench/hilp.py --seeds {seeds}"}))
+        return str(path)
+
+    a, b = part("a.json", [0], [(0.9, 0.7)]), part("b.json", [1, 2], [(0.8, 0.6), (1.0, 0.5)])
+    out = bench.main(["--merge", a, b, "--out", str(tmp_path / "all.json")])
+    assert out["config"]["seeds"] == [0, 1, 2] and out["wall_s"] == 20.0
+    assert out["summary"]["reach_target"]["hilp"] == {"mean": 0.9, "std": 0.082, "per_seed": [0.9, 0.8, 1.0]}
+    with pytest.raises(SystemExit, match=r"differs from .*a.json in \['steps'\]"):
+        bench.main(["--merge", a, part("c.json", [3], [(0.1, 0.1)], steps=100), "--out", str(tmp_path / "x.json")])
