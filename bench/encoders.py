@@ -191,7 +191,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--strings", type=int, default=512)
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s (a smoke run)")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="measure only the DDIM chunk latency and update that entry of the results file")
     a = ap.parse_args()
+    if a.latency_only:
+        torch.set_num_threads(a.threads)
+        load_start = load()
+        latency = chunk_latency(calls=10 if a.quick else 40)
+        out = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        out["ddim_chunk_latency_batch1"] = {**latency, "threads": a.threads, "load_avg_1m": [load_start, load()],
+                                            "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+                                            "command": f"python bench/encoders.py --latency-only --threads {a.threads}"}
+        RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+        for k, v in latency.items():
+            print(f"DDIM-10 chunk, batch 1, {k:26s} {v['ms_median']:7.1f} ms  ({v['params']:,d} params)")
+        return
     rounds, seconds = (1, 2.0) if a.quick else (a.rounds, a.seconds)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
