@@ -288,7 +288,7 @@ class PickPlaceOracle:
         yield from self._gripper(GRIPPER_CLOSED, 8, obj.name)
         s = self._state()
         offset = s.tcp_pos - s.objects[obj.name].pos
-        yield from self._move(lambda: goal.target(self._state()) + offset, q, FINE_SPEED, tol=0.004)
+        yield from self._move(lambda: goal.target(self._state()) + offset, q, FINE_SPEED, tol=0.008)
         yield from self._gripper(GRIPPER_OPEN, 6, obj.name)
         up = self._state().tcp_pos + [0, 0, 0.06]
         yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)

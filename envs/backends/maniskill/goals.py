@@ -44,7 +44,7 @@ def _turn_params(g: Goal) -> tuple[bool, float, float, float]:
         return False, 0.0, 1.0, g.yaw_tol
     return True, 0.0, min(yaw_period(g.obj), yaw_period(ref)), g.yaw_tol
 
-SKILLS = ("pick_place", "push", "reach")
+SKILLS = ("pick_place", "push", "reach", "articulate")
 _PARAMS = {  # numeric parameters each tensor twin reads, besides the goal's object indices
     On: ("xy_tol", "z_tol"), InZone: ("margin", "offset", "bowl"), Pushed: ("margin", "offset", "bowl"),
     AtPose: ("xy", "tol", "yaw"), Near: ("dir", "gap", "tol"), Bridge: ("xy_tol", "z_tol"), Reached: ("tol",),
@@ -68,6 +68,8 @@ class Snapshot:
     qvel: torch.Tensor       # (N, 9)
     touching: torch.Tensor   # (N, M) bool: a finger touches the object
     grasped: torch.Tensor    # (N, M) bool: both fingers touch it
+    joints: torch.Tensor | None = None   # (N, M) joint position of articulated fixtures (0 elsewhere)
+    jointed: tuple[str, ...] = ()        # names of the articulated fixtures
 
     def scene_state(self, i: int, names: list[str]) -> SceneState:
         """Environment ``i`` as the backend-agnostic :class:`SceneState` (numpy, host)."""
@@ -79,7 +81,8 @@ class Snapshot:
             objects={n: ObjectState(pos[k], quat[k], lv[k], av[k]) for k, n in enumerate(names)},
             tcp_pos=c(self.tcp_pos), tcp_quat=c(self.tcp_quat), gripper_width=float(q[7] + q[8]),
             touching=frozenset(n for k, n in enumerate(names) if touch[k]),
-            grasped=frozenset(n for k, n in enumerate(names) if grasp[k]))
+            grasped=frozenset(n for k, n in enumerate(names) if grasp[k]),
+            joints={n: float(self.joints[i, names.index(n)]) for n in self.jointed})
 
 
 class BatchedGoals:
@@ -292,7 +295,9 @@ class BatchedGoals:
             place = 1.0 - torch.tanh(5.0 * dist)
             grasped = s.grasped[ar, slot["obj"]]
             pick = torch.where(grasped, 2.0 + 2.0 * place, reach)
-            partial.append(torch.where(skill == 0, pick, torch.where(skill == 1, reach + 3.0 * place, 4.0 * reach)))
+            # articulate (3) is staged as a pick: reach the handle, grasp it, move it to the target
+            partial.append(torch.where((skill == 0) | (skill == 3), pick,
+                                       torch.where(skill == 1, reach + 3.0 * place, 4.0 * reach)))
         partial = torch.stack(partial, 1)                                             # (N, G)
         first = torch.where(sat.all(1), G, (~sat).to(torch.int8).argmax(1))            # first unmet goal
         staged = 4.0 * first + partial.gather(1, first.clamp_max(G - 1)[:, None])[:, 0]
