@@ -2,7 +2,7 @@
 :class:`~envs.core.task.Task`, for every parallel environment at once and on the simulation device.
 
 Each built-in predicate (``On``, ``InZone``/``Pushed``, ``AtPose``, ``Near``, ``Bridge``,
-``Reached``, ``Aligned``, ``Inserted``) has a tensor twin here computing the same ``check``/``target``/``distance`` as its
+``Reached``, ``Aligned``, ``Inserted``, ``Covered``, ``Opened``, ``Closed``) has a tensor twin here computing the same ``check``/``target``/``distance`` as its
 numpy definition in :mod:`envs.core.predicates`; ``tests/test_maniskill_env.py`` holds the two
 equal on random states. A predicate without a twin (a subclass, or one a generated task defines)
 still works: it is evaluated on the host through its own ``check``/``distance`` on a
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from envs.core.fixture_goals import Closed, Covered, Opened
+from envs.core.fixtures import joint_spec
 from envs.core.orientation import yaw_period
 from envs.core.predicates import (PUSH_CLEARANCE, PUSH_HEIGHT, YAW_WEIGHT, Aligned, AtPose, Bridge, Goal, Inserted,
                                   InZone, Near, On, Pushed, Reached)
@@ -49,8 +51,9 @@ _PARAMS = {  # numeric parameters each tensor twin reads, besides the goal's obj
     On: ("xy_tol", "z_tol"), InZone: ("margin", "offset", "bowl"), Pushed: ("margin", "offset", "bowl"),
     AtPose: ("xy", "tol", "yaw"), Near: ("dir", "gap", "tol"), Bridge: ("xy_tol", "z_tol"), Reached: ("tol",),
     Aligned: ("xy_tol", "yaw"), Inserted: ("xy_tol", "depth", "yaw"),
+    Covered: ("xy_tol", "z_tol"), Opened: ("fraction", "range", "target"), Closed: ("fraction", "range", "target"),
 }
-_REFS = {On: ("base",), InZone: ("zone",), Pushed: ("zone",), Near: ("other",), Bridge: ("left", "right"),
+_REFS = {On: ("base",), Covered: ("base",), InZone: ("zone",), Pushed: ("zone",), Near: ("other",), Bridge: ("left", "right"),
          Aligned: ("ref",), Inserted: ("socket",)}
 
 
@@ -126,7 +129,7 @@ class BatchedGoals:
     def _new_slot(self) -> dict:
         z = lambda *s, dt=torch.float32: torch.zeros(self.num_envs, *s, device=self.device, dtype=dt)  # noqa: E731
         return {"obj": z(dt=torch.long), "ref0": z(dt=torch.long), "ref1": z(dt=torch.long),
-                "skill": z(dt=torch.long), "a": z(), "b": z(), "v": z(2), "bowl": z(dt=torch.bool),
+                "skill": z(dt=torch.long), "a": z(), "b": z(), "v": z(2), "t": z(3), "bowl": z(dt=torch.bool),
                 # orientation (see _turn_params): goal yaw (AtPose), period, tolerance, whether one applies
                 "yaw": z(), "period": z(), "yaw_tol": z(), "turn": z(dt=torch.bool)}
 
@@ -137,7 +140,11 @@ class BatchedGoals:
         for r, attr in enumerate(_REFS.get(type(g), ())):
             slot[f"ref{r}"][i] = idx[getattr(g, attr).name]
         t = type(g)
-        if t is On:
+        if t in (Opened, Closed):  # the handle's target does not depend on the state
+            j = joint_spec(g.obj)
+            slot["a"][i], slot["b"][i] = g.fraction, j.high - j.low
+            slot["t"][i] = torch.as_tensor(g.target(None), dtype=torch.float32)
+        elif t in (On, Covered):
             slot["a"][i] = g.xy_tol if g.xy_tol is not None else min(g.base.half_size[:2])
             slot["b"][i] = g.z_tol
         elif t in (InZone, Pushed):
@@ -176,7 +183,12 @@ class BatchedGoals:
         if kind is Reached:
             d = torch.linalg.norm(s.tcp_pos - p, dim=-1)
             return d <= a, d, p, p
-        if kind is On:
+        if kind in (Opened, Closed):  # joint position (fraction of the range) from the joint state
+            t = slot["t"]
+            frac = s.joints[ar, o] / b
+            ok = frac >= a if kind is Opened else frac <= a
+            return ok, torch.linalg.norm(p - t, dim=-1), p, t
+        if kind in (On, Covered):
             base = slot["ref0"]
             bp = P[ar, base]
             t = torch.cat([bp[:, :2], (bp[:, 2] + H[ar, base, 2] + hz)[:, None]], 1)
