@@ -80,7 +80,7 @@ def test_in_container_box_and_open_drawer():
     assert not in_box.check(_state({"block_0": t + [0.06, 0, 0], "box_0": box.pos}, {}))   # in the wall
 
 
-def test_mujoco_drawer_state_and_touch():
+def test_mujoco_drawer_reports_its_handle_and_joint():
     env = gym.make(envs.env_id("open_drawer"))
     obs, info = env.reset(seed=3)
     base = env.unwrapped
