@@ -59,14 +59,15 @@ def api_reference() -> str:
 
 
 def _predicate_classes() -> list[type]:
-    """Every goal predicate ``envs.core`` exports, in the order its module defines them (new
-    vocabulary appears in the prompt without editing this list)."""
+    """Every goal predicate ``envs.core`` exports, module by module (the position/orientation
+    predicates, then those on containers and articulated fixtures) in the order each module defines
+    them: new vocabulary appears in the prompt without editing this list."""
     import envs.core
-    from envs.core import predicates
+    from envs.core import fixture_goals, predicates
     exported = set(envs.core.__all__)
-    return [c for c in vars(predicates).values()
+    return [c for module in (predicates, fixture_goals) for c in vars(module).values()
             if isinstance(c, type) and issubclass(c, predicates.Goal) and c is not predicates.Goal
-            and c.__name__ in exported]
+            and c.__module__ == module.__name__ and c.__name__ in exported]
 
 
 def _default(f) -> str:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.core import fixtures as fx
+from envs.core.fixture_goals import InContainer
 from envs.core.orientation import SQUARE_TOL, yaw_error, yaw_of
 from envs.core.predicates import PUSH_CLEARANCE, PUSH_HEIGHT, Goal, Inserted
 from envs.core.robot import GRIPPER_CLOSED, GRIPPER_OPEN, POS_SCALE, ROT_SCALE
@@ -49,6 +51,16 @@ def grasp_yaw(obj, quat: np.ndarray) -> float:
     # the fingers close along the gripper's x axis: put it along the block's shorter side
     across = yaw + (np.pi / 2 if hx > hy else 0.0)
     return float((across + np.pi / 2) % np.pi - np.pi / 2)
+
+
+def _finger_yaw(goal: Goal, yaw: float) -> float:
+    """The grasp yaw to use for ``goal``: a block's grasp turned by quarter turns (the same pair of
+    faces, or the other) so its fingers open along an open drawer's width, not into its walls."""
+    if not (isinstance(goal, InContainer) and goal.container.kind == "drawer" and goal.obj.kind == "block"):
+        return yaw
+    want = goal.container.yaw + np.pi / 2
+    options = [yaw + k * np.pi / 2 for k in range(-2, 3)]
+    return float(min(options, key=lambda y: abs(y - want)))  # not modulo pi: keep the wrist's turn short
 
 
 # The oracle's phase boundaries (``PickPlaceOracle.events``): where what it is trying to reach
@@ -159,7 +171,8 @@ class PickPlaceOracle:
             yield
 
     def _run(self):
-        skills = {"pick_place": self._pick_place, "push": self._push, "reach": self._reach}
+        skills = {"pick_place": self._pick_place, "push": self._push, "reach": self._reach,
+                  "articulate": self._articulate}
         for self._goal, goal in enumerate(self.env.task.oracle_goals()):
             s = self._state()
             if goal.check(s) and goal.obj.name not in s.touching:
@@ -239,9 +252,11 @@ class PickPlaceOracle:
     def _pick_place(self, goal: Goal):
         obj, hz = goal.obj, goal.obj.half_size[2]
         s = self._state()
-        q = yaw_quat(grasp_yaw(obj, s.objects[obj.name].quat))
-        pos = lambda: self._state().objects[obj.name].pos  # noqa: E731
-        grasp_dz = -min(0.5 * hz, hz - 0.008)  # fingertips low on the object, clear of the table
+        q = yaw_quat(_finger_yaw(goal, grasp_yaw(obj, s.objects[obj.name].quat)))
+        # where the fingers close (a lid's knob; else the centre) and the half height they hold
+        pos = lambda: fx.grasp_point(obj, self._state().objects[obj.name].pos)[0]  # noqa: E731
+        held = fx.grasp_point(obj, s.objects[obj.name].pos)[1]
+        grasp_dz = -min(0.5 * held, held - 0.008)  # fingertips low on the object, clear of the table
         # clear everything else, and carry the held object's underside over it
         travel_z = lambda: max(self._tallest(exclude=obj) + CLEARANCE + 2 * hz, 0.12)  # noqa: E731
 
@@ -255,6 +270,25 @@ class PickPlaceOracle:
         target = lambda: goal.target(self._state()) + offset  # noqa: E731
         yield from self._move(lambda: np.array([*target()[:2], travel_z()]), q, tol=0.01)
         yield from self._move(lambda: target() + [0, 0, 0.006], q, FINE_SPEED, tol=0.005)
+        yield from self._gripper(GRIPPER_OPEN, 6, obj.name)
+        up = self._state().tcp_pos + [0, 0, 0.06]
+        yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)
+
+    def _articulate(self, goal: Goal):
+        """Joint goals: take the handle from above (fingers closing across the bar), move it to the
+        goal's handle position along the joint, let go and lift."""
+        obj = goal.obj
+        q = yaw_quat(obj.yaw + np.pi / 2)  # the bar sticks out along the fixture's x: close across y
+        handle = lambda: self._state().objects[obj.name].pos  # noqa: E731
+        grasp_dz = -0.5 * fx.HANDLE[2]
+        above = lambda: handle() + [0, 0, max(self._tallest() - handle()[2] + 0.04, 0.06)]  # noqa: E731
+        yield from self._gripper(GRIPPER_OPEN, 0)
+        yield from self._move(above, q, tol=0.02)
+        yield from self._move(lambda: handle() + [0, 0, grasp_dz], q, FINE_SPEED, tol=0.005)
+        yield from self._gripper(GRIPPER_CLOSED, 8, obj.name)
+        s = self._state()
+        offset = s.tcp_pos - s.objects[obj.name].pos
+        yield from self._move(lambda: goal.target(self._state()) + offset, q, FINE_SPEED, tol=0.008)
         yield from self._gripper(GRIPPER_OPEN, 6, obj.name)
         up = self._state().tcp_pos + [0, 0, 0.06]
         yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)

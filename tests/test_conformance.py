@@ -45,7 +45,7 @@ def test_library_has_at_least_15_tasks_across_families():
     names = envs.list_tasks()
     assert len(names) >= 15
     skills = {g.skill for n in names for g in _goals(n)}
-    assert skills == {"pick_place", "push", "reach"}
+    assert skills == {"pick_place", "push", "reach", "articulate"}
 
 
 def _goals(name):

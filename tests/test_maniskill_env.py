@@ -142,13 +142,19 @@ def test_batched_goals_equal_the_task_definition(task):
     names = [o.name for o in scenes[0].objects]
     bg = BatchedGoals(names, n, "cpu")
     bg.set(range(n), [t.goals() for t in tasks], np.array([[o.half_size for o in sc.objects] for sc in scenes]))
+    from envs.core import fixtures as fx
+
+    jointed = tuple(o.name for o in scenes[0].objects if o.kind in fx.JOINT_KINDS)
     for trial in range(6):
         m = len(names)
-        pos = np.array([[o.pos for o in sc.objects] for sc in scenes])
+        # an articulated fixture reports its handle; its joint starts where the spec says
+        pos = np.array([[fx.handle_point(o, o.joint_pos) if o.kind in fx.JOINT_KINDS else o.pos
+                         for o in sc.objects] for sc in scenes])
+        joints = torch.tensor([[o.joint_pos for o in sc.objects] for sc in scenes], dtype=torch.float32)
         snap = Snapshot(torch.tensor(pos, dtype=torch.float32), torch.zeros(n, m, 4), torch.zeros(n, m, 3),
                         torch.zeros(n, m, 3), torch.zeros(n, 3), torch.tensor([[1.0, 0, 0, 0]] * n),
                         torch.zeros(n, 9), torch.zeros(n, 9), torch.zeros(n, m, dtype=torch.bool),
-                        torch.zeros(n, m, dtype=torch.bool))
+                        torch.zeros(n, m, dtype=torch.bool), joints, jointed)
         # move goal objects onto / near their targets so both outcomes of every check occur
         for i, t in enumerate(tasks):
             st = snap.scene_state(i, names)
@@ -156,6 +162,8 @@ def test_batched_goals_equal_the_task_definition(task):
                 k = names.index(g.obj.name)
                 jitter = rng.normal(0, [0.01, 0.01, 0.004]) * (trial % 3)
                 snap.pos[i, k] = torch.tensor(g.target(st) + jitter, dtype=torch.float32)
+                if g.obj.kind in fx.JOINT_KINDS:  # a joint goal moves the handle along the joint
+                    snap.joints[i, k] = fx.joint_from_handle(g.obj, snap.pos[i, k].numpy())
                 st = snap.scene_state(i, names)
             snap.tcp_pos[i] = snap.pos[i, names.index(t.goals()[0].obj.name)] + torch.tensor(rng.normal(0, 0.03, 3), dtype=torch.float32)
             snap.linvel[i] = torch.tensor(rng.normal(0, 0.03, (m, 3)), dtype=torch.float32)

@@ -43,7 +43,8 @@ class Goal:
         return None
 
     # How the oracle achieves the goal: "pick_place" (grasp and carry), "push" (non-prehensile,
-    # fingers closed) or "reach" (move the TCP; nothing is carried).
+    # fingers closed), "reach" (move the TCP; nothing is carried) or "articulate" (grasp a
+    # fixture's handle and move it along its joint: envs.core.fixture_goals).
     skill = "pick_place"
 
 

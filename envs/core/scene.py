@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from envs.core.fixtures import LID_KNOB, LID_PLATE, joint_range
 from envs.core.rotations import yaw_quat
 from envs.core.sockets import HOLE_SHAPES
 
@@ -39,7 +40,7 @@ REGIONS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 
 
 # Every kind of object a scene can hold (the add_* methods below); backends build each of them.
-OBJECT_KINDS = frozenset({"block", "cylinder", "zone", "bowl", "marker", "socket"})
+OBJECT_KINDS = frozenset({"block", "cylinder", "zone", "bowl", "marker", "socket", "box", "lid", "drawer"})
 BOWL_WALLS = 12  # wall segments approximating a round bowl, the same on every backend
 
 
@@ -63,6 +64,7 @@ class ObjectSpec:
     # frame, m (a round hole: (radius, radius))
     hole_shape: str = ""
     hole: tuple[float, float] = (0.0, 0.0)
+    joint_pos: float = 0.0  # articulated fixtures: initial joint position (m or rad; 0 = closed)
 
     @property
     def quat(self) -> np.ndarray:
@@ -147,6 +149,35 @@ class Scene:
         half = (wx / 2 + wall, wy / 2 + wall, depth / 2) if shape == "square" else (wx / 2 + wall,) * 2 + (depth / 2,)
         return self._add("socket", color, half, name, movable=False, mass=0.0, hole_shape=shape,
                          hole=(float(wx / 2), float(wy / 2)))
+
+    # -- containers and articulated fixtures (geometry: envs.core.fixtures) ------------------
+    def add_box(self, color: str, size: float | tuple = (0.12, 0.12, 0.06), name: str | None = None) -> ObjectSpec:
+        """An open box fixed to the table (floor + 4 walls); ``size`` is its outer (x, y, z) size (m),
+        or one number for a cube. Things go in with ``InContainer``; a lid covers it (``Covered``)."""
+        sx, sy, sz = (size, size, size) if np.isscalar(size) else size
+        if min(sx, sy) < 0.06 or sz < 0.02:
+            raise SceneError(f"box size {size!r} is too small; allowed: x, y >= 0.06 m, z >= 0.02 m")
+        return self._add("box", color, (sx / 2, sy / 2, sz / 2), name, movable=False, mass=0.0)
+
+    def add_lid(self, color: str, size: float | tuple = (0.13, 0.13), mass: float = 0.08,
+                name: str | None = None) -> ObjectSpec:
+        """A free lid: a plate of (x, y) ``size`` (m) with a knob on top the gripper takes."""
+        sx, sy = (size, size) if np.isscalar(size) else size
+        return self._add("lid", color, (sx / 2, sy / 2, (LID_PLATE + 2 * LID_KNOB[2]) / 2), name, mass=mass)
+
+    def add_drawer(self, color: str, size: tuple = (0.17, 0.18, 0.1), open_fraction: float = 0.0,
+                   name: str | None = None) -> ObjectSpec:
+        """A cabinet fixed to the table with a drawer that slides out towards the robot (a prismatic
+        joint; ``Opened`` / ``Closed`` goals, ``InContainer`` for what is inside). ``size``: the
+        cabinet's outer (x, y, z) size (m); ``open_fraction``: how far the drawer starts open (0..1)."""
+        if not 0.0 <= open_fraction <= 1.0:
+            raise SceneError(f"open_fraction={open_fraction!r} is invalid; allowed: 0..1")
+        sx, sy, sz = size
+        if not (0.12 <= sx <= 0.24 and 0.12 <= sy <= 0.3 and 0.07 <= sz <= 0.16):
+            raise SceneError(f"drawer size {size!r} is invalid; allowed: x 0.12-0.24, y 0.12-0.3, z 0.07-0.16 m")
+        obj = self._add("drawer", color, (sx / 2, sy / 2, sz / 2), name, movable=False, mass=0.0)
+        obj.joint_pos = open_fraction * joint_range(obj)
+        return obj
 
     def place_in_air(self, obj: ObjectSpec, region: str = "table", z_range=(0.05, 0.25)) -> None:
         """Put a marker at a random reachable point above ``region``."""

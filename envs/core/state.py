@@ -22,6 +22,8 @@ class SceneState:
     gripper_width: float         # distance between the finger pads, m
     touching: frozenset[str] = field(default_factory=frozenset)  # objects a finger touches
     grasped: frozenset[str] = field(default_factory=frozenset)   # objects both fingers touch
+    # articulated fixtures (envs.core.fixtures.JOINT_KINDS): joint position, m (prismatic) or rad
+    joints: dict[str, float] = field(default_factory=dict)
 
     def pos(self, obj) -> np.ndarray:
         return self.objects[obj.name].pos

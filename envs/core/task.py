@@ -76,7 +76,8 @@ class Task:
                      conds: dict[str, bool] | None = None) -> float:
         """Staged reward in [0, 1]: reach -> grasp -> carry to target, goal by goal, then release.
 
-        Each goal is worth 4 units (reach 1, grasp 1, place 2; a push goal: reach 1, place 3); the
+        Each goal is worth 4 units (reach 1, grasp 1, place 2 -- for a joint goal: reach the handle,
+        grasp it, move it to the target; a push goal: reach 1, place 3); the
         final unit rewards letting go once every goal holds. Success gives exactly 1.
         """
         goals = goals if goals is not None else self.goals()
@@ -92,7 +93,7 @@ class Task:
             reach_to = g.push_point(state) if g.skill == "push" else state.pos(g.obj)
             reach = 1.0 - np.tanh(5.0 * np.linalg.norm(state.tcp_pos - reach_to))
             place = 1.0 - np.tanh(5.0 * g.distance(state))
-            if g.skill == "pick_place":
+            if g.skill in ("pick_place", "articulate"):  # articulate: grasp the handle, move it
                 done += 2.0 + 2.0 * place if g.obj.name in state.grasped else reach
             elif g.skill == "push":  # reach = be behind the object on its line to the target
                 done += reach + 3.0 * place

@@ -34,13 +34,15 @@ from mani_skill.envs.sapien_env import BaseEnv
 from mani_skill.sensors.camera import CameraConfig
 from mani_skill.utils import common, sapien_utils
 from mani_skill.utils.building.ground import build_ground
-from mani_skill.utils.structs import Actor, Pose
+from mani_skill.utils.structs import Actor, Articulation, Pose
 from mani_skill.utils.structs.types import SimConfig
 
 from envs.backends.maniskill.controller import ArmController, SingleArmView
 from envs.backends.maniskill.goals import BatchedGoals, Snapshot
 from envs.backends.maniskill.kinematics import SerialChain
+from envs.core import fixtures as fx
 from envs.core import observation as ob
+from envs.core.fixtures import JOINT_KINDS
 from envs.core.observation import CAMERAS, FRONT_CAMERA, IMAGE_OBS_MODES, POINTCLOUD_POINTS
 from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, check_action_finite, home_qpos
 from envs.core.rotations import yaw_quat
@@ -147,6 +149,11 @@ class ManiSkillBatchEnv(BaseEnv):
         self._movable = [k for k, o in enumerate(specs[0]) if o.movable]
         self._fixtures = [k for k, o in enumerate(specs[0]) if not o.movable]
         self._movable_t = torch.as_tensor(self._movable, device=self.device, dtype=torch.long)
+        # articulated fixtures: index k -> the moving link's view (a finger can touch and grasp it)
+        self._articulated = [k for k, o in enumerate(specs[0]) if o.kind in JOINT_KINDS]
+        self._moving_links = {k: self._views[k].links[1] for k in self._articulated}
+        self._touchable = self._movable + self._articulated
+        self._touchable_t = torch.as_tensor(self._touchable, device=self.device, dtype=torch.long)
         self._movable_view = (Actor.merge([self._views[k] for k in self._movable], name="roboforge_movables")
                               if self._movable else None)
         self._loaded_sizes = [[(o.half_size, o.mass, o.hole) for o in s] for s in specs]
@@ -158,13 +165,19 @@ class ManiSkillBatchEnv(BaseEnv):
         and colours may differ between them), merged into one view."""
         actors = []
         for i, obj in enumerate(objs):
+            name = obj.name if len(objs) == 1 else f"{obj.name}-{i}"
+            if obj.kind in JOINT_KINDS:
+                actors.append(_build_articulated(self.scene, obj, i, name))
+                continue
             b = self.scene.create_actor_builder()
             _add_shapes(b, obj)
             b.set_scene_idxs([i])
             b.set_initial_pose(sapien.Pose(p=np.asarray(obj.pos, float), q=obj.quat))
-            name = obj.name if len(objs) == 1 else f"{obj.name}-{i}"
             actors.append(b.build(name=name) if obj.movable else b.build_kinematic(name=name))
-        return actors[0] if len(actors) == 1 else Actor.merge(actors, name=objs[0].name)
+        if len(actors) == 1:
+            return actors[0]
+        merge = Articulation.merge if objs[0].kind in JOINT_KINDS else Actor.merge
+        return merge(actors, name=objs[0].name)
 
     def _after_reconfigure(self, options):
         robot = self.agent.robot
@@ -178,11 +191,15 @@ class ManiSkillBatchEnv(BaseEnv):
         self._fixture_pos = torch.zeros(self.num_envs, m, 3, device=self.device)
         self._fixture_quat = torch.zeros(self.num_envs, m, 4, device=self.device)
         self._slot_attrs = torch.zeros(self.num_envs, m, ob.ATTRIBUTE_DIM, device=self.device)
+        # per articulated fixture: its handle's world position at joint 0 and the joint's world axis
+        self._handle0 = torch.zeros(self.num_envs, m, 3, device=self.device)
+        self._joint_axis = torch.zeros(self.num_envs, m, 3, device=self.device)
         if self.scene.gpu_sim_enabled or self.num_envs > 1:
             return
         # CPU: contacts are read once per step and matched to (finger, object) by entity id
         self._finger_ids = {f._objs[0].entity.per_scene_id: j for j, f in enumerate(self._fingers)}
         self._object_ids = {self._views[k]._objs[0].per_scene_id: k for k in self._movable}
+        self._object_ids.update({self._moving_links[k]._objs[0].entity.per_scene_id: k for k in self._articulated})
 
     # -- episodes --------------------------------------------------------------------------
     def reset(self, seed=None, options=None):
@@ -242,6 +259,8 @@ class ManiSkillBatchEnv(BaseEnv):
             p = torch.as_tensor(np.stack([o.pos for o in objs]), device=dev, dtype=torch.float32)
             q = torch.as_tensor(yaw_quat([o.yaw for o in objs]), device=dev, dtype=torch.float32)
             view.set_pose(Pose.create_from_pq(p, q))
+            if objs[0].kind in JOINT_KINDS:
+                self._init_joint(view, k, idx, objs)
             if not objs[0].movable:
                 self._fixture_pos[idx, k], self._fixture_quat[idx, k] = p, q
             for i, o in zip(idx, objs):
@@ -259,6 +278,23 @@ class ManiSkillBatchEnv(BaseEnv):
         if self.roboforge_obs_mode == "slots":  # colours and sizes change per episode; the count is checked here
             attrs = np.stack([ob.slot_attributes(ep.scene.objects, self.task_cls.name) for ep in eps])
             self._slot_attrs[ids] = torch.as_tensor(attrs, device=dev, dtype=torch.float32)
+
+    def _init_joint(self, view, k: int, idx, objs) -> None:
+        """Start an articulated fixture's joint where its spec says; remember its handle geometry."""
+        dev = self.device
+        self._handle0[idx, k] = torch.as_tensor(np.stack([fx.handle_point(o, 0.0) for o in objs]), device=dev,
+                                                dtype=torch.float32)
+        self._joint_axis[idx, k] = torch.as_tensor(
+            np.stack([fx.to_world(o, fx.joint_spec(o).axis) - o.pos for o in objs]), device=dev, dtype=torch.float32)
+        q0 = np.array([[o.joint_pos] for o in objs], dtype=np.float32)
+        if self.scene.gpu_sim_enabled:
+            ids = torch.as_tensor(idx, device=dev)
+            qpos = view.qpos.clone()
+            qpos[ids] = torch.as_tensor(q0, device=dev)
+            view.qpos, view.qvel = qpos, torch.zeros_like(qpos)
+        else:
+            art = view._objs[0]
+            art.qpos, art.qvel = q0[0], np.zeros(1, np.float32)
 
     @property
     def instructions(self) -> list[str]:
@@ -312,25 +348,41 @@ class ManiSkillBatchEnv(BaseEnv):
             tcp_quat = torch.from_numpy(np.asarray(tcp.q, dtype=np.float32))[None]
             qpos = torch.from_numpy(art.qpos.astype(np.float32))[None]
             qvel = torch.from_numpy(art.qvel.astype(np.float32))[None]
+        joints = torch.zeros(n, m, device=dev)
+        for k in self._articulated:  # reported at the handle (envs.core.fixtures)
+            view = self._views[k]
+            if self.scene.gpu_sim_enabled:
+                jq, jv = view.qpos[:, :1], view.qvel[:, :1]
+                lq = self._moving_links[k].pose.q
+            else:
+                art = view._objs[0]
+                jq = torch.as_tensor(art.qpos[:1], dtype=torch.float32)[None]
+                jv = torch.as_tensor(art.qvel[:1], dtype=torch.float32)[None]
+                lq = torch.as_tensor(np.asarray(self._moving_links[k]._objs[0].entity_pose.q), dtype=torch.float32)[None]
+            joints[:, k] = jq[:, 0]
+            pos[:, k] = self._handle0[:, k] + jq * self._joint_axis[:, k]
+            quat[:, k], linvel[:, k] = lq, jv * self._joint_axis[:, k]
         touching, grasped = self._finger_contacts()
-        return Snapshot(pos, quat, linvel, angvel, tcp_pos, tcp_quat, qpos, qvel, touching, grasped)
+        return Snapshot(pos, quat, linvel, angvel, tcp_pos, tcp_quat, qpos, qvel, touching, grasped, joints,
+                        [self.object_names[k] for k in self._articulated])
 
     def _finger_contacts(self):
         """(touching, grasped), each (N, M) bool: contact force above ``CONTACT_FORCE`` between an
         object and one finger / both fingers."""
         n, m = self.num_envs, len(self.object_names)
         force = torch.zeros(2, n, m, device=self.device)
-        if not self._movable:
+        if not self._touchable:
             pass
         elif self.scene.gpu_sim_enabled:
             px = self.scene.px
             if self._contact_query is None:
-                pairs = [(f._bodies[i], self._views[k]._bodies[i])
-                         for f in self._fingers for k in self._movable for i in range(n)]
+                bodies = {k: (self._moving_links[k] if k in self._moving_links else self._views[k])._bodies
+                          for k in self._touchable}
+                pairs = [(f._bodies[i], bodies[k][i]) for f in self._fingers for k in self._touchable for i in range(n)]
                 self._contact_query = px.gpu_create_contact_pair_impulse_query(pairs)
             px.gpu_query_contact_pair_impulses(self._contact_query)
-            imp = self._contact_query.cuda_impulses.torch().reshape(2, len(self._movable), n, 3)
-            force[:, :, self._movable_t] = (torch.linalg.norm(imp, dim=-1) / px.timestep).transpose(1, 2)
+            imp = self._contact_query.cuda_impulses.torch().reshape(2, len(self._touchable), n, 3)
+            force[:, :, self._touchable_t] = (torch.linalg.norm(imp, dim=-1) / px.timestep).transpose(1, 2)
         else:
             imp = np.zeros((2, m, 3))
             fingers, objects = self._finger_ids, self._object_ids
@@ -478,6 +530,16 @@ def _add_shapes(b, obj) -> None:
         b.add_box_visual(half_size=[hx, hy, hz], material=visual)
     elif obj.kind == "marker":
         b.add_sphere_visual(radius=hx, material=visual)
+    elif obj.kind in ("box", "lid"):
+        shapes = fx.parts(obj)
+        volume = sum(8 * np.prod(p.half) for p in shapes)
+        for p in shapes:
+            pose = sapien.Pose(p=list(p.center))
+            if obj.movable:
+                b.add_box_collision(pose, half_size=list(p.half), material=mat, density=obj.mass / volume)
+            else:
+                b.add_box_collision(pose, half_size=list(p.half), material=mat)
+            b.add_box_visual(pose, half_size=list(p.half), material=visual)
     elif obj.kind == "bowl":
         t = 0.005  # wall / floor thickness
         up = sapien.Pose(p=[0, 0, -hz + t / 2], q=[0.70710678, 0.0, 0.70710678, 0.0])
@@ -501,12 +563,64 @@ def _add_shapes(b, obj) -> None:
 def _set_color(view: Actor, i: int, obj) -> None:
     """Recolour environment ``i``'s copy of an object (colours are drawn per episode)."""
     rgba = list(obj.rgba) if obj.kind not in ("zone", "marker") else [*obj.rgba[:3], ZONE_ALPHA]
-    rb = view._objs[i].find_component_by_type(sapien.render.RenderBodyComponent)
-    if rb is None:  # rendering disabled
-        return
-    for shape in rb.render_shapes:
-        for part in getattr(shape, "parts", None) or [shape]:
-            part.material.set_base_color(rgba)
+    if obj.kind in JOINT_KINDS:  # an articulation: every link's render body
+        entities = [link.entity for link in view._objs[i].links]
+    else:
+        entities = [view._objs[i]]
+    for entity in entities:
+        rb = entity.find_component_by_type(sapien.render.RenderBodyComponent)
+        if rb is None:  # rendering disabled
+            continue
+        for shape in rb.render_shapes:
+            for part in getattr(shape, "parts", None) or [shape]:
+                part.material.set_base_color(rgba)
+
+
+def _build_articulated(scene, obj, i: int, name: str) -> Articulation:
+    """An articulated fixture in parallel environment ``i``: a fixed root link (the cabinet) and a
+    moving link on the fixture's joint, from :func:`envs.core.fixtures.parts` (the MuJoCo
+    compiler's geometry). PhysX does not collide a link with its parent, as the MJCF's contact
+    bits keep the drawer and its cabinet apart."""
+    j = fx.joint_spec(obj)
+    mat = sapien.physx.PhysxMaterial(OBJECT_FRICTION, OBJECT_FRICTION, 0.0)
+    visual = sapien.render.RenderMaterial(base_color=list(obj.rgba))
+    b = scene.create_articulation_builder()
+    b.set_scene_idxs([i])
+    b.set_initial_pose(sapien.Pose(p=np.asarray(obj.pos, float), q=obj.quat))
+    root = b.create_link_builder()
+    root.set_name(f"{name}_base")
+    moving = b.create_link_builder(root)
+    moving.set_name(f"{name}_moving")
+    # SAPIEN's prismatic joints slide along the joint frame's x: turn +x onto the fixture's axis
+    axis = np.asarray(j.axis, float)
+    frame = sapien.Pose(q=_quat_from_x(axis))
+    moving.set_joint_name(f"{name}_slide")
+    moving.set_joint_properties("prismatic", [[j.low, j.high]], frame, frame, friction=0.0, damping=j.damping)
+    mparts = [p for p in fx.parts(obj) if p.body == "moving"]
+    volume = sum(8 * np.prod(p.half) for p in mparts)
+    for p in fx.parts(obj):
+        link = root if p.body == "base" else moving
+        pose = sapien.Pose(p=list(p.center))
+        if p.body == "base":
+            link.add_box_collision(pose, half_size=list(p.half), material=mat)
+        else:
+            link.add_box_collision(pose, half_size=list(p.half), material=mat, density=j.mass / volume)
+        link.add_box_visual(pose, half_size=list(p.half), material=visual)
+    art = b.build(name=name, fix_root_link=True)
+    for joint in art._objs[0].active_joints:  # dry friction, as MuJoCo's frictionloss
+        joint.friction = j.friction
+    return art
+
+
+def _quat_from_x(axis: np.ndarray) -> list[float]:
+    """wxyz quaternion turning +x onto the unit vector ``axis`` (the shortest rotation)."""
+    x = np.array([1.0, 0.0, 0.0])
+    c = float(x @ axis)
+    if c < -1 + 1e-9:  # opposite: half a turn about z
+        return [0.0, 0.0, 0.0, 1.0]
+    v = np.cross(x, axis)
+    q = np.array([1.0 + c, *v])
+    return list(q / np.linalg.norm(q))
 
 
 class ManiSkillTaskEnv(gym.Env):

@@ -2,7 +2,7 @@
 :class:`~envs.core.task.Task`, for every parallel environment at once and on the simulation device.
 
 Each built-in predicate (``On``, ``InZone``/``Pushed``, ``AtPose``, ``Near``, ``Bridge``,
-``Reached``, ``Aligned``, ``Inserted``) has a tensor twin here computing the same ``check``/``target``/``distance`` as its
+``Reached``, ``Aligned``, ``Inserted``, ``Covered``, ``Opened``, ``Closed``) has a tensor twin here computing the same ``check``/``target``/``distance`` as its
 numpy definition in :mod:`envs.core.predicates`; ``tests/test_maniskill_env.py`` holds the two
 equal on random states. A predicate without a twin (a subclass, or one a generated task defines)
 still works: it is evaluated on the host through its own ``check``/``distance`` on a
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from envs.core.fixture_goals import Closed, Covered, Opened
+from envs.core.fixtures import joint_spec
 from envs.core.orientation import yaw_period
 from envs.core.predicates import (PUSH_CLEARANCE, PUSH_HEIGHT, YAW_WEIGHT, Aligned, AtPose, Bridge, Goal, Inserted,
                                   InZone, Near, On, Pushed, Reached)
@@ -44,13 +46,14 @@ def _turn_params(g: Goal) -> tuple[bool, float, float, float]:
         return False, 0.0, 1.0, g.yaw_tol
     return True, 0.0, min(yaw_period(g.obj), yaw_period(ref)), g.yaw_tol
 
-SKILLS = ("pick_place", "push", "reach")
+SKILLS = ("pick_place", "push", "reach", "articulate")
 _PARAMS = {  # numeric parameters each tensor twin reads, besides the goal's object indices
     On: ("xy_tol", "z_tol"), InZone: ("margin", "offset", "bowl"), Pushed: ("margin", "offset", "bowl"),
     AtPose: ("xy", "tol", "yaw"), Near: ("dir", "gap", "tol"), Bridge: ("xy_tol", "z_tol"), Reached: ("tol",),
     Aligned: ("xy_tol", "yaw"), Inserted: ("xy_tol", "depth", "yaw"),
+    Covered: ("xy_tol", "z_tol"), Opened: ("fraction", "range", "target"), Closed: ("fraction", "range", "target"),
 }
-_REFS = {On: ("base",), InZone: ("zone",), Pushed: ("zone",), Near: ("other",), Bridge: ("left", "right"),
+_REFS = {On: ("base",), Covered: ("base",), InZone: ("zone",), Pushed: ("zone",), Near: ("other",), Bridge: ("left", "right"),
          Aligned: ("ref",), Inserted: ("socket",)}
 
 
@@ -68,6 +71,8 @@ class Snapshot:
     qvel: torch.Tensor       # (N, 9)
     touching: torch.Tensor   # (N, M) bool: a finger touches the object
     grasped: torch.Tensor    # (N, M) bool: both fingers touch it
+    joints: torch.Tensor | None = None   # (N, M) joint position of articulated fixtures (0 elsewhere)
+    jointed: tuple[str, ...] = ()        # names of the articulated fixtures
 
     def scene_state(self, i: int, names: list[str]) -> SceneState:
         """Environment ``i`` as the backend-agnostic :class:`SceneState` (numpy, host)."""
@@ -79,7 +84,8 @@ class Snapshot:
             objects={n: ObjectState(pos[k], quat[k], lv[k], av[k]) for k, n in enumerate(names)},
             tcp_pos=c(self.tcp_pos), tcp_quat=c(self.tcp_quat), gripper_width=float(q[7] + q[8]),
             touching=frozenset(n for k, n in enumerate(names) if touch[k]),
-            grasped=frozenset(n for k, n in enumerate(names) if grasp[k]))
+            grasped=frozenset(n for k, n in enumerate(names) if grasp[k]),
+            joints={n: float(self.joints[i, names.index(n)]) for n in self.jointed})
 
 
 class BatchedGoals:
@@ -123,7 +129,7 @@ class BatchedGoals:
     def _new_slot(self) -> dict:
         z = lambda *s, dt=torch.float32: torch.zeros(self.num_envs, *s, device=self.device, dtype=dt)  # noqa: E731
         return {"obj": z(dt=torch.long), "ref0": z(dt=torch.long), "ref1": z(dt=torch.long),
-                "skill": z(dt=torch.long), "a": z(), "b": z(), "v": z(2), "bowl": z(dt=torch.bool),
+                "skill": z(dt=torch.long), "a": z(), "b": z(), "v": z(2), "t": z(3), "bowl": z(dt=torch.bool),
                 # orientation (see _turn_params): goal yaw (AtPose), period, tolerance, whether one applies
                 "yaw": z(), "period": z(), "yaw_tol": z(), "turn": z(dt=torch.bool)}
 
@@ -134,7 +140,11 @@ class BatchedGoals:
         for r, attr in enumerate(_REFS.get(type(g), ())):
             slot[f"ref{r}"][i] = idx[getattr(g, attr).name]
         t = type(g)
-        if t is On:
+        if t in (Opened, Closed):  # the handle's target does not depend on the state
+            j = joint_spec(g.obj)
+            slot["a"][i], slot["b"][i] = g.fraction, j.high - j.low
+            slot["t"][i] = torch.as_tensor(g.target(None), dtype=torch.float32)
+        elif t in (On, Covered):
             slot["a"][i] = g.xy_tol if g.xy_tol is not None else min(g.base.half_size[:2])
             slot["b"][i] = g.z_tol
         elif t in (InZone, Pushed):
@@ -173,7 +183,12 @@ class BatchedGoals:
         if kind is Reached:
             d = torch.linalg.norm(s.tcp_pos - p, dim=-1)
             return d <= a, d, p, p
-        if kind is On:
+        if kind in (Opened, Closed):  # joint position (fraction of the range) from the joint state
+            t = slot["t"]
+            frac = s.joints[ar, o] / b
+            ok = frac >= a if kind is Opened else frac <= a
+            return ok, torch.linalg.norm(p - t, dim=-1), p, t
+        if kind in (On, Covered):
             base = slot["ref0"]
             bp = P[ar, base]
             t = torch.cat([bp[:, :2], (bp[:, 2] + H[ar, base, 2] + hz)[:, None]], 1)
@@ -292,7 +307,9 @@ class BatchedGoals:
             place = 1.0 - torch.tanh(5.0 * dist)
             grasped = s.grasped[ar, slot["obj"]]
             pick = torch.where(grasped, 2.0 + 2.0 * place, reach)
-            partial.append(torch.where(skill == 0, pick, torch.where(skill == 1, reach + 3.0 * place, 4.0 * reach)))
+            # articulate (3) is staged as a pick: reach the handle, grasp it, move it to the target
+            partial.append(torch.where((skill == 0) | (skill == 3), pick,
+                                       torch.where(skill == 1, reach + 3.0 * place, 4.0 * reach)))
         partial = torch.stack(partial, 1)                                             # (N, G)
         first = torch.where(sat.all(1), G, (~sat).to(torch.int8).argmax(1))            # first unmet goal
         staged = 4.0 * first + partial.gather(1, first.clamp_max(G - 1)[:, None])[:, 0]

@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from envs.core import fixtures as fx
+from envs.core.fixtures import FIXTURE_KINDS
 from envs.core.observation import FRONT_CAMERA
 from envs.core.robot import CONTROL_HZ, PANDA_XML
 from envs.core.rotations import yaw_quat
@@ -75,8 +77,49 @@ def _add_object(world: ET.Element, obj) -> None:
         for i, (c, h, a) in enumerate(socket_boxes(obj)):
             ET.SubElement(body, "geom", name=f"{obj.name}_wall{i}", type="box", size=_fmt(h), pos=_fmt(c),
                           quat=_fmt(yaw_quat(a)), rgba=rgba, friction="1 0.005 0.0001")
+    elif obj.kind in FIXTURE_KINDS:
+        _add_fixture(body, obj)
     else:
         raise ValueError(f"the MuJoCo backend has no object kind {obj.kind!r}")
+
+
+# Collision bits of an articulated fixture: its base and its moving part do not collide with each
+# other (the joint's limits keep them apart) but each collides with everything else (bit 1).
+_BASE_BITS, _MOVING_BITS = dict(contype="2", conaffinity="1"), dict(contype="4", conaffinity="1")
+
+
+def _add_fixture(body: ET.Element, obj) -> None:
+    """A box, lid or drawer from :func:`envs.core.fixtures.parts`: box geoms on the object's body,
+    a drawer's moving part on a child body with a slide joint (``<name>_slide``)."""
+    rgba = _fmt(obj.rgba)
+    contact = dict(friction="1 0.005 0.0001", condim="4", solref="0.005 1")
+    parts = fx.parts(obj)
+    if obj.kind == "lid":
+        ET.SubElement(body, "freejoint", name=f"{obj.name}_joint")
+        volume = sum(8 * np.prod(p.half) for p in parts)
+        for p in parts:
+            ET.SubElement(body, "geom", name=f"{obj.name}_{p.name}", type="box", size=_fmt(p.half), pos=_fmt(p.center),
+                          rgba=rgba, mass=f"{obj.mass * 8 * np.prod(p.half) / volume:.6g}", **contact)
+        return
+    base_bits = _BASE_BITS if obj.kind in fx.JOINT_KINDS else {}
+    for p in parts:
+        if p.body == "base":
+            ET.SubElement(body, "geom", name=f"{obj.name}_{p.name}", type="box", size=_fmt(p.half), pos=_fmt(p.center),
+                          rgba=rgba, **contact, **base_bits)
+    if obj.kind not in fx.JOINT_KINDS:
+        return
+    j = fx.joint_spec(obj)
+    moving = ET.SubElement(body, "body", name=f"{obj.name}_moving")
+    ET.SubElement(moving, "joint", name=f"{obj.name}_slide", type="slide", axis=_fmt(j.axis),
+                  range=_fmt((j.low, j.high)), damping=f"{j.damping:.6g}", frictionloss=f"{j.friction:.6g}",
+                  armature="0.01", limited="true")
+    mparts = [p for p in parts if p.body == "moving"]
+    volume = sum(8 * np.prod(p.half) for p in mparts)
+    for p in mparts:
+        ET.SubElement(moving, "geom", name=f"{obj.name}_{p.name}", type="box", size=_fmt(p.half), pos=_fmt(p.center),
+                      rgba=rgba,
+                      mass=f"{j.mass * 8 * np.prod(p.half) / volume:.6g}", **contact, **_MOVING_BITS)
+
 
 
 def compile_scene(scene: Scene, model_name: str = "roboforge") -> str:

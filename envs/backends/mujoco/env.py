@@ -23,7 +23,9 @@ from gymnasium import spaces
 
 from envs.backends.mujoco.compiler import N_SUBSTEPS, compile_scene
 from envs.backends.mujoco.controller import ArmController
+from envs.core import fixtures as fx
 from envs.core import observation as ob
+from envs.core.fixtures import JOINT_KINDS
 from envs.core.predicates import goal_delta
 from envs.core.robot import CONTROL_HZ, INIT_JOINT_NOISE, check_action_finite, home_qpos
 from envs.core.state import ObjectState, SceneState
@@ -144,6 +146,10 @@ class MujocoTaskEnv(gym.Env):
                 for g in self._obj_geoms[obj.name]:
                     self.model.geom_rgba[g] = obj.rgba if obj.kind not in ("zone", "marker") else (*obj.rgba[:3], 0.7)
         mujoco.mj_resetData(self.model, self.data)
+        self._specs = {o.name: o for o in scene.objects}   # this episode's poses (the index keeps names)
+        for obj in scene.objects:
+            if obj.kind in JOINT_KINDS:
+                self.data.qpos[self._joint_qpos[obj.name]] = obj.joint_pos
         for obj in scene.objects:
             quat = obj.quat
             if obj.movable:
@@ -166,9 +172,19 @@ class MujocoTaskEnv(gym.Env):
         self._obj_dof = {o.name: m.jnt_dofadr[m.joint(f"{o.name}_joint").id] for o in self._movable}
         self._obj_geoms = {o.name: [g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(o.name).id]
                            for o in self.scene.objects}
+        # articulated fixtures: the jointed part is a child body "<name>_moving" on "<name>_slide"
+        self._articulated = [o for o in self._fixtures if o.kind in JOINT_KINDS]
+        self._joint_qpos = {o.name: m.jnt_qposadr[m.joint(f"{o.name}_slide").id] for o in self._articulated}
+        self._joint_dof = {o.name: m.jnt_dofadr[m.joint(f"{o.name}_slide").id] for o in self._articulated}
+        self._moving_body = {o.name: m.body(f"{o.name}_moving").id for o in self._articulated}
+        for o in self._articulated:
+            self._obj_geoms[o.name] += [g for g in range(m.ngeom) if m.geom_bodyid[g] == self._moving_body[o.name]]
+        self._touchable = self._movable + self._articulated   # what a finger can touch and grasp
         self._geom_owner = np.full(m.ngeom, -1)
         for i, o in enumerate(self._movable):
             self._geom_owner[self._obj_geoms[o.name]] = i
+        for i, o in enumerate(self._articulated, start=len(self._movable)):  # the moving part only
+            self._geom_owner[[g for g in self._obj_geoms[o.name] if m.geom_bodyid[g] == self._moving_body[o.name]]] = i
         self._pads = (m.geom("left_pad").id, m.geom("right_pad").id)
 
     # -- state -----------------------------------------------------------------------------
@@ -184,10 +200,18 @@ class MujocoTaskEnv(gym.Env):
         for o in self._fixtures:
             b = self.model.body(o.name).id
             objects[o.name] = ObjectState(d.xpos[b].copy(), d.xquat[b].copy(), zero, zero)
+        joints = {}
+        for o in self._articulated:  # reported at its handle (envs.core.fixtures)
+            o = self._specs[o.name]
+            q, v = float(d.qpos[self._joint_qpos[o.name]]), float(d.qvel[self._joint_dof[o.name]])
+            axis = fx.to_world(o, fx.joint_spec(o).axis) - o.pos
+            objects[o.name] = ObjectState(fx.handle_point(o, q), d.xquat[self._moving_body[o.name]].copy(),
+                                          axis * v, zero)
+            joints[o.name] = q
         touch_l, touch_r = self._finger_contacts()
         return SceneState(objects=objects, tcp_pos=d.site_xpos[self.controller.tcp].copy(),
                           tcp_quat=self.controller.tcp_quat(), gripper_width=float(d.qpos[7] + d.qpos[8]),
-                          touching=frozenset(touch_l | touch_r), grasped=frozenset(touch_l & touch_r))
+                          touching=frozenset(touch_l | touch_r), grasped=frozenset(touch_l & touch_r), joints=joints)
 
     def _finger_contacts(self) -> tuple[set[str], set[str]]:
         c = self.data.contact
@@ -199,7 +223,7 @@ class MujocoTaskEnv(gym.Env):
         for pad in self._pads:
             other = np.concatenate([g2[g1 == pad], g1[g2 == pad]])
             owners = self._geom_owner[other]
-            out.append({self._movable[i].name for i in owners[owners >= 0]})
+            out.append({self._touchable[i].name for i in owners[owners >= 0]})
         return out[0], out[1]
 
     def state_layout(self) -> dict[str, slice]:
