@@ -122,7 +122,9 @@ class VLAPolicy(Policy):
     def action_stats(self) -> dict:
         if not self.config.norm_stats:
             raise ValueError("the policy has no action statistics; call fit_statistics(actions, ...) first")
-        return self.config.norm_stats[self.config.unnorm_key]["action"]
+        from policies.vla.action_tokenizer import check_unnorm_key
+
+        return self.config.norm_stats[check_unnorm_key(self.config.norm_stats, self.config.unnorm_key)]["action"]
 
     def _proprio_tokens(self, proprio) -> torch.Tensor | None:
         """Raw proprio (B, P) -> the proprio token (B, 1, H), BOUNDS_Q99-normalized as OFT does; None
@@ -206,6 +208,10 @@ class VLAPolicy(Policy):
             raise ValueError(f"the VLA reads the {c.camera_key!r} image: pass the env's Dict observation "
                              f"(obs_mode=rgb)")
         images = np.asarray(obs[c.camera_key])
+        if images.ndim not in (3, 4) or images.shape[-1] != 3:
+            size = self.arch.image_size
+            raise ValueError(f"{c.camera_key} has shape {images.shape}; expected (H, W, 3) RGB or a batch (B, H, W, 3) "
+                             f"(any H, W is resized to {size}x{size})")
         single = images.ndim == 3
         images = images[None] if single else images
         if self._instructions is None:
@@ -216,6 +222,9 @@ class VLAPolicy(Policy):
             raise ValueError(f"{len(instructions)} instructions for a batch of {len(images)} observations")
         proprio = None
         if c.use_proprio:
+            if "proprio" not in obs and "state" not in obs:
+                raise ValueError(f"this VLA reads the robot's proprio (use_proprio=true): the observation needs "
+                                 f"'proprio' or 'state' (its first {AGENT_DIM} numbers); got keys {sorted(obs)}")
             proprio = np.asarray(obs["proprio"] if "proprio" in obs else np.asarray(obs["state"])[..., :AGENT_DIM])
             proprio = proprio[None] if single else proprio
         normalized = self.decode(images, instructions, proprio)                          # (B, K, D)
@@ -261,6 +270,45 @@ class VLAPolicy(Policy):
             out = self.network.language_model(input_ids=token, attention_mask=mask, position_ids=pos,
                                               cache=out.cache, use_cache=True)
         return torch.cat(generated, 1)
+
+    # -- export ------------------------------------------------------------------------------
+    def export_spec(self):
+        """The VLA as one graph (:mod:`policies.vla.export`): the camera image, the proprio vector
+        and the prompt's byte ids in, the raw action chunk out; the runtime turns the instruction
+        string into those ids itself (``language.text_encoder.kind = "byte_prompt"``)."""
+        from policies.common.export_spec import ExportSpec, ImageInput
+        from policies.vla.export import VLAExportGraph, example_prompts, language_spec, prompt_length_limit
+
+        c = self.config
+        if c.weights or c.lora_rank:
+            raise NotImplementedError("policies.export exports the VLA trained here (size=tiny, byte prompt, no "
+                                      "LoRA); a checkpoint with OpenVLA's Llama-2 tokenizer or LoRA adapters is "
+                                      "not exportable yet")
+        max_prompt = prompt_length_limit(self)
+        size = self.arch.image_size
+        text = language_spec(self, max_prompt)
+        pad = lambda texts: np.asarray([[text["pad_id"]] * (max_prompt - len(i)) + i for i in  # noqa: E731
+                                        (self._prompt(t)[1:] for t in texts)], dtype=np.float32)
+        instruction = {"encoder": text["model"], "dim": max_prompt, "text_encoder": text, "reference": pad,
+                       "example": lambda batch, seed: example_prompts(self, max_prompt, batch, seed),
+                       "meaning": "the prompt's byte token ids after BOS, left-padded (float32)"}
+        stats = self.action_stats
+        return ExportSpec(
+            module=VLAExportGraph(self, max_prompt), obs_key="proprio", obs_dim=AGENT_DIM, action_dim=c.action_dim,
+            n_obs_steps=1, n_action_steps=c.chunk_size, images=(ImageInput(c.camera_key, c.camera, (size, size, 3),
+                                                                             "uint8"),),
+            image_processing={"image_size": size, "inside_graph": True,
+                              "steps": "rgb uint8 / 255, normalized with DINOv2's ImageNet mean/std and with "
+                                       "SigLIP's 0.5/0.5, stacked: 6 channels (OpenVLA's pixel_values)"},
+            instruction=instruction,
+            normalization={"baked_into_graph": True, "method": "BOUNDS_Q99 (OpenVLA): actions un-normalized "
+                                                               "from [-1, 1] by q01/q99 on masked dims",
+                           "action": {k: stats[k] for k in ("q01", "q99", "mask")},
+                           "proprio": "BOUNDS_Q99 by its q01/q99" if c.use_proprio else "not read"},
+            extra={"decoding": {"type": c.decoding, "chunk_size": c.chunk_size, "action_head": c.action_head,
+                                "proprio_token": c.use_proprio, "greedy": True,
+                                "autoregressive_in_graph": "unrolled, no key/value cache"
+                                if c.decoding == "autoregressive" else None}})
 
     # -- persistence -------------------------------------------------------------------------
     def save_pretrained(self, path) -> Path:
