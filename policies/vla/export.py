@@ -86,6 +86,7 @@ class VLAExportGraph(nn.Module):
         seq = torch.cat([prefix, table(ids)], 1)
         keep = torch.cat([torch.ones(b, prefix.shape[1], dtype=torch.bool, device=ids.device), ids != self.pad], 1)
         if self.parallel:
+            keep = torch.cat([keep, keep.new_ones(b, self.n)], 1)
             hidden = self._run(torch.cat([seq, seq.new_zeros(b, self.n, seq.shape[-1])], 1), keep, self.n)
             slots = hidden[:, -self.n:]
             if self.l1:
