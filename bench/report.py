@@ -445,6 +445,26 @@ def rendering_rows(rd: dict) -> list[dict]:
 # (rl_learning: long; maniskill_overhead / maniskill_gpu: need the ManiSkill extra or a GPU;
 # encoders, video, dataset, keyposes, rendering, hilp, scale: their own scripts, bench/encoders.py, bench/video.py,
 # bench/dataset.py, bench/keyposes.py, bench/rendering.py, bench/hilp.py, bench/scale.py) are read the same way.
+def vla_decoding_rows(vd: dict) -> list[dict]:
+    """Parallel (OFT) vs autoregressive (OpenVLA) decoding of the tiny VLA (bench/vla_decoding.py)."""
+    rows, q = vd["rows"], vd["ratios"]
+    par = next(r for r in rows.values() if r["decoding"] == "parallel" and r["action_head"] == "tokens")
+    ar = next(r for r in rows.values() if r["decoding"] == "autoregressive" and r["chunk_size"] == par["chunk_size"])
+    ar1 = next(r for r in rows.values() if r["decoding"] == "autoregressive" and r["chunk_size"] == 1)
+    k = par["chunk_size"]
+    return [row(f"VLA ({vd['size']}, {par['parameters']:,} parameters) actions/s: parallel decoding (OFT, one pass) vs "
+                f"autoregressive ({k * 7} tokens one by one), chunk {k}, batch 1",
+                ours=f"{par['actions_per_cpu_s']:,.0f} actions/CPU-s ({par['actions_per_s']:,.0f}/s wall)",
+                peer=f"{ar['actions_per_cpu_s']:,.0f} actions/CPU-s ({ar['actions_per_s']:,.1f}/s wall)",
+                ratio=f"**{q['parallel_vs_autoregressive_same_chunk_cpu']:.1f}x** (CPU time), "
+                      f"{q['parallel_vs_autoregressive_same_chunk']:.1f}x (wall); target >= 5x",
+                source=vd, versions=_v(vd, "torch", "transformers"),
+                note=f"same model; vs OpenVLA's chunk 1 ({ar1['actions_per_cpu_s']:,.0f} actions/CPU-s): "
+                     f"{q['parallel_vs_openvla_chunk_1_cpu']:.1f}x CPU; 1 torch thread, median of "
+                     f"{par['calls']} calls per mode; shared CPU, load {vd['machine']['load_avg_1m_at_start']:.1f}-"
+                     f"{vd['load_avg_1m_end']:.1f}")]
+
+
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
     "scaling": scaling_rows,
@@ -463,6 +483,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "rendering": rendering_rows,
     "hilp": hilp_rows,
     "scale": scale_rows,
+    "vla_decoding": vla_decoding_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {

@@ -144,3 +144,69 @@ def test_train_py_runs_the_tiny_vla(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["policy"] == "vla" and set(metrics["per_task"]) == {"reach_target", "push_to_zone"}
     assert (tmp_path / "run" / "checkpoints" / "last" / "dataset_statistics.json").exists()
+
+
+def test_proprio_token_is_read_trained_and_saved(tmp_path):
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    policy = VLAPolicy(VLAConfig(action_dim=7, decoding="parallel", chunk_size=2, action_head="l1", use_proprio=True,
+                                 proprio_dim=22))
+    with pytest.raises(ValueError, match=r"pass proprio= \(N, 22\)"):
+        policy.fit_statistics(rng.uniform(-1, 1, (300, 7)), num_trajectories=10)
+    policy.fit_statistics(rng.uniform(-1, 1, (300, 7)), num_trajectories=10, proprio=rng.normal(size=(300, 22)))
+    batch = make_batch(rng, k=2)
+    batch["obs"]["proprio"] = torch.randn(4, 1, 22)
+    loss = policy.compute_loss(batch)
+    loss.backward()
+    assert policy.proprio_projector.fc1.weight.grad.abs().sum() > 0
+    policy.eval()
+    policy.reset(instruction=INSTRUCTIONS[0])
+    image = rng.integers(0, 255, (56, 56, 3), dtype=np.uint8)
+    state = rng.normal(size=45)
+    a = policy.predict_action_chunk({"front_rgb": image, "state": state})          # proprio = state[:22]
+    assert not np.allclose(a, policy.predict_action_chunk({"front_rgb": image, "state": state + 1}))
+    np.testing.assert_array_equal(a, policy.predict_action_chunk({"front_rgb": image, "proprio": state[:22]}))
+    with pytest.raises(ValueError, match="needs 'proprio' or 'state'"):
+        policy.predict_action_chunk({"front_rgb": image})
+    policy.save_pretrained(tmp_path)
+    again = Policy.from_pretrained(tmp_path)
+    again.reset(instruction=INSTRUCTIONS[0])
+    np.testing.assert_array_equal(again.predict_action_chunk({"front_rgb": image, "state": state}), a)
+    with pytest.raises(ValueError, match="use_proprio=true needs proprio_dim >= 1"):
+        VLAPolicy(VLAConfig(action_dim=7, use_proprio=True))
+
+
+def test_images_of_another_size_are_resized_and_other_channels_refused():
+    policy = make_policy().eval()
+    policy.reset(instruction=INSTRUCTIONS[0])
+    rng = np.random.default_rng(0)
+    assert policy.predict_action_chunk({"front_rgb": rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)}).shape == (1, 7)
+    for shape in [(56, 56, 4), (56, 56), (56, 56, 1)]:
+        with pytest.raises(ValueError, match=r"front_rgb has shape .*expected \(H, W, 3\) RGB.*resized to 56x56"):
+            policy.predict_action_chunk({"front_rgb": np.zeros(shape, np.uint8)})
+
+
+def test_an_unnorm_key_the_policy_lacks_lists_the_ones_it_has():
+    policy = make_policy().eval()
+    policy.config.unnorm_key = "bridge_orig"
+    policy.reset(instruction=INSTRUCTIONS[0])
+    with pytest.raises(ValueError, match="unnorm_key='bridge_orig' is invalid; allowed: roboforge"):
+        policy.predict_action_chunk({"front_rgb": np.zeros((56, 56, 3), np.uint8)})
+
+
+@pytest.mark.parametrize("arg, new", [("vla=tiny", "policy.size=tiny"), ("vla.decoding=parallel", "policy.decoding=parallel"),
+                                      ("vla.lora.rank=32", "policy.lora_rank=32"),
+                                      ("vla.weights=/w", "policy.weights=/w")])
+def test_the_issues_vla_spelling_points_to_the_policy_keys(arg, new):
+    from train.run_checks import preflight
+
+    problem = preflight(["policy=vla", arg, "env=builtin", "obs_mode=rgb"], lambda config: None)
+    assert problem.startswith(f"{arg} is invalid") and f"use {new} " in problem
+
+
+def test_4bit_on_cpu_is_refused_before_any_work():
+    from train.run_checks import preflight
+
+    problem = preflight(["policy=vla", "env=reach_target", "obs_mode=rgb", "policy.lora_rank=4",
+                         "policy.load_in_4bit=true"], lambda config: None)
+    assert "policy.load_in_4bit" in problem and "need CUDA" in problem

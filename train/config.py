@@ -244,6 +244,8 @@ class RunConfig:
                  "ee_delta_pose for policy=gravmad (its sub-goals guide the end effector's position)")
         elif name == "vla":
             need(self.obs_mode == "rgb", "obs_mode", self.obs_mode, "rgb for policy=vla (it reads one camera image)")
+            need(not self.policy.load_in_4bit or self.device == "cuda", "policy.load_in_4bit", True,
+                 "false on device=cpu (4-bit NF4 weights need CUDA and bitsandbytes; pass device=cuda)")
         elif name == "hilp":   # offline on every task's data; phi reads the task-independent observation
             need(self.obs_mode == "slots", "obs_mode", self.obs_mode, "slots for policy=hilp")
         else:

@@ -62,6 +62,11 @@ def preflight(argv: list[str], check_runnable: Callable[[Any], Any]) -> str | No
     an override it cannot parse)."""
     if any(a.startswith("-") for a in argv):
         return None
+    from train.vla import renamed_override
+
+    renamed = renamed_override(argv)
+    if renamed:
+        return renamed
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

@@ -17,6 +17,26 @@ from train.config import RunConfig
 
 log = logging.getLogger(__name__)
 
+# The issue that asked for the VLA spelled its settings as a top-level ``vla`` group. Every policy's
+# settings live in the ``policy`` group (``policy.image_size``, ``policy.total_timesteps``, ...), and
+# ``vla=tiny`` beside ``policy=vla`` would be a second place for the same choice, so that spelling
+# is refused with the one to use.
+_RENAMED = {"vla": "policy.size", "vla.lora.rank": "policy.lora_rank", "vla.lora_rank": "policy.lora_rank",
+            "vla.lora.load_in_4bit": "policy.load_in_4bit", "vla.size": "policy.size"}
+
+
+def renamed_override(argv: list[str]) -> str | None:
+    """The error for a ``vla=...`` / ``vla.KEY=...`` override (the issue's spelling), naming the
+    ``policy.*`` key that replaces it; None when there is none."""
+    for arg in argv:
+        key, eq, value = arg.lstrip("+~").partition("=")
+        if key != "vla" and not key.startswith("vla."):
+            continue
+        new = _RENAMED.get(key, "policy." + key[len("vla."):].replace(".", "_"))
+        return (f"{arg} is invalid: the VLA's settings live in the policy group; use {new}{eq}{value} "
+                f"(with policy=vla; e.g. policy=vla policy.size=tiny policy.decoding=parallel)")
+    return None
+
 
 def run_vla(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     import torch
@@ -41,10 +61,14 @@ def run_vla(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
 
     t = time.time()
     camera = f"{config.policy.camera}_rgb"
-    dataset = MultiTaskDataset(stores, n_obs_steps=1, horizon=config.policy.chunk_size, obs_keys=(camera,))
+    inputs = (camera, "proprio") if config.policy.use_proprio else (camera,)
+    dataset = MultiTaskDataset(stores, n_obs_steps=1, horizon=config.policy.chunk_size, obs_keys=inputs)
+    proprio = dataset.stacked_obs("proprio") if config.policy.use_proprio else None
     torch.manual_seed(config.seed)
-    policy = VLAPolicy(VLAConfig.from_params(config.policy, action_dim=dataset.action_dim)).to(config.device)
-    policy.fit_statistics(dataset.stacked_actions(), num_trajectories=sum(len(s) for s in stores.values()))
+    policy = VLAPolicy(VLAConfig.from_params(config.policy, action_dim=dataset.action_dim,
+                                             proprio_dim=0 if proprio is None else proprio.shape[1])).to(config.device)
+    policy.fit_statistics(dataset.stacked_actions(), num_trajectories=sum(len(s) for s in stores.values()),
+                          proprio=proprio)
     log.info("VLA %s (%s decoding, chunk %d) on %d windows over %s", policy.arch.name, config.policy.decoding,
              config.policy.chunk_size, len(dataset), dataset.windows_per_task())
     stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
@@ -56,6 +80,6 @@ def run_vla(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     policy = Policy.from_pretrained(checkpoint_dir(run_dir), device=config.device)  # the EMA weights
     evaluated = evaluate_tasks(policy, config, run_dir, tasks, image_size=image_size)
     timings["eval_s"] = time.time() - t
-    return {**evaluated, "policy_inputs": [camera, "instruction"],
+    return {**evaluated, "policy_inputs": [*inputs, "instruction"],
             "num_demos": {task: len(store) for task, store in stores.items()}, "demo_sim": demo_sim,
             "train": stats, "timings": timings}

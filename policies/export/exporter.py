@@ -94,7 +94,9 @@ def trace_inputs(spec: ExportSpec, batch: int, seed: int = 0) -> tuple[torch.Ten
         shape = (batch, spec.n_obs_steps, *img.shape)
         xs.append(torch.randint(0, 256, shape, generator=g, dtype=torch.uint8) if img.dtype == "uint8"
                   else 2 * torch.rand(shape, generator=g))
-    if spec.instruction:
+    if spec.instruction and "example" in spec.instruction:   # a policy's own instruction input (VLA prompt ids)
+        xs.append(torch.as_tensor(spec.instruction["example"](batch, seed)))
+    elif spec.instruction:
         xs.append(nn.functional.normalize(torch.randn(batch, spec.instruction["dim"], generator=g), dim=-1))
     if spec.noise_shape is not None:
         xs.append(torch.randn(batch, *spec.noise_shape, generator=g))
@@ -187,7 +189,9 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
         source = {"checkpoint": str(ckpt), "sha256": sha, "files": files,
                   "run_config": str(run["config_file"]) if run["config_file"] else None}
         text = None
-        if spec.instruction and text_encoder:
+        if spec.instruction and "text_encoder" in spec.instruction:   # the runtime tokenizes by a rule, no files
+            text = spec.instruction["text_encoder"]
+        elif spec.instruction and text_encoder:
             from policies.export.text_encoder import export_text_encoder
 
             text = export_text_encoder(spec.instruction["encoder"], tmp)
@@ -206,7 +210,10 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
 
             t = manifest["task"]
             texts = [t["instruction_example"], *t["instruction_templates"].values()]
-            manifest["export_check"]["text_encoder_max_abs_diff"] = text_fidelity(exported.encode_instructions, texts)
+            reference = spec.instruction.get("reference")
+            manifest["export_check"]["text_encoder_max_abs_diff"] = (
+                float(np.abs(exported.encode_instructions(texts) - reference(texts)).max()) if reference
+                else text_fidelity(exported.encode_instructions, texts))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     log.info("exported %s (%s) -> %s, max |torch - exported| = %.2e", ckpt, fmt, out, diff)
     return out

@@ -85,6 +85,8 @@ def run_settings(ckpt: Path, policy, **overrides) -> dict:
     run["tasks"] = run_tasks(run)
     if getattr(pc, "cameras", ()):  # images are rendered at the size the policy was trained on
         run["image_size"] = pc.image_size
+    elif getattr(policy, "arch", None) is not None:   # the VLA: its architecture's image size
+        run["image_size"] = policy.arch.image_size
     return run
 
 
@@ -258,7 +260,8 @@ def _inputs(spec: ExportSpec) -> list[dict]:
                        "meaning": f"{img.camera} camera, as the env gives it, oldest first"})
     if spec.instruction:
         inputs.append({"name": INSTRUCTION_INPUT, "shape": ["batch", spec.instruction["dim"]], "dtype": "float32",
-                       "meaning": f"the episode's instruction embedded by {spec.instruction['encoder']}"})
+                       "meaning": spec.instruction.get("meaning",
+                                                       f"the episode's instruction embedded by {spec.instruction['encoder']}")})
     if spec.noise_shape is not None:
         inputs.append({"name": NOISE_INPUT, "shape": ["batch", *spec.noise_shape], "dtype": "float32",
                        "distribution": "standard normal"})
@@ -270,7 +273,8 @@ def _language(spec: ExportSpec, text_encoder: dict | None) -> dict | None:
     if not spec.instruction:
         return None
     accepts = (["instruction (a string; embedded by text_encoder below)"] if text_encoder else []) + \
-        [f"instruction_embedding ({spec.instruction['dim']} float32, unit norm, by {spec.instruction['encoder']})"]
+        [f"instruction_embedding ({spec.instruction['dim']} float32, "
+         f"{spec.instruction.get('meaning', 'unit norm, by ' + spec.instruction['encoder'])})"]
     return {"encoder": spec.instruction["encoder"], "dim": spec.instruction["dim"], "input": INSTRUCTION_INPUT,
             "runtime_accepts": accepts, "text_encoder": text_encoder,
             "per": "episode: reset(instruction=...) or reset(instruction_embedding=...); "

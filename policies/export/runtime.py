@@ -115,6 +115,27 @@ class TextEncoder:
         return np.stack([self._cache[t] for t in texts])
 
 
+class BytePrompt:
+    """The tiny VLA's text side (``text_encoder.kind = "byte_prompt"``): instruction strings ->
+    (N, max_tokens) float32 token ids of OpenVLA's prompt, UTF-8 bytes + ``byte_offset``, BOS left
+    out, left-padded with ``pad_id``. No files, no model: the rule is the tokenizer."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.max_tokens = int(spec["max_tokens"])
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        s, rows = self.spec, []
+        for text in texts:
+            prompt = s["template"].format(instruction=text.lower().strip().rstrip(".")) + s["suffix"]
+            ids = [int(s["byte_offset"]) + b for b in prompt.encode("utf-8")]
+            if len(ids) > self.max_tokens:
+                raise ValueError(f"instruction {text[:60]!r} makes a prompt of {len(ids)} tokens; this policy reads "
+                                 f"at most {self.max_tokens} (shorten it)")
+            rows.append([int(s["pad_id"])] * (self.max_tokens - len(ids)) + ids)
+        return np.asarray(rows, dtype=np.float32)
+
+
 class _TorchScriptGraph:
     def __init__(self, file: Path, threads: int | None, input_names: list[str]):
         import torch  # only for TorchScript artifacts; ONNX needs no torch
@@ -204,7 +225,8 @@ class ExportedPolicy:
                                  f"reset(instruction_embedding=...), the instruction embedded by "
                                  f"{(self.language or {}).get('encoder', 'the policy text model')} "
                                  f"({(self.language or {}).get('dim', '?')} floats, unit norm)")
-            self._embed = TextEncoder(self.path, spec, self._threads, self._providers)
+            self._embed = (BytePrompt(spec) if spec.get("kind") == "byte_prompt"
+                           else TextEncoder(self.path, spec, self._threads, self._providers))
         return np.asarray(self._embed(list(texts)), np.float32)
 
     def _instruction_rows(self, instruction, instruction_embedding) -> np.ndarray:

@@ -161,6 +161,7 @@ class VLAParams:
     chunk_size: int = 1              # actions predicted per call (OFT uses 8 with parallel decoding)
     action_head: str = "tokens"      # tokens | l1 (parallel decoding only)
     camera: str = "front"            # the camera the VLA sees (OpenVLA: one third-person image)
+    use_proprio: bool = False        # OFT's proprio token: the robot's own state, projected, after the patches
     weights: Optional[str] = None    # an OpenVLA checkpoint directory to start from (its tokenizer too)
     lora_rank: int = 0               # > 0: LoRA fine-tuning (finetune.py: 32), base weights frozen
     load_in_4bit: bool = False       # with lora_rank: NF4-quantized base (CUDA only)
@@ -178,6 +179,7 @@ class VLAParams:
                 "tokens with decoding=autoregressive (the L1 head reads parallel-decoded positions)")
         require(is_int(self.chunk_size, 1) and self.chunk_size <= 64, self, "chunk_size", "an integer in 1..64")
         require(self.camera in ("front", "wrist"), self, "camera", "front, wrist")
+        require(isinstance(self.use_proprio, bool), self, "use_proprio", "true, false")
         require(is_int(self.lora_rank, 0), self, "lora_rank", "an integer >= 0 (0: full fine-tuning)")
         require(not self.load_in_4bit or self.lora_rank > 0, self, "load_in_4bit", "false unless lora_rank > 0")
         require(self.size != "openvla-7b" or bool(self.weights), self, "weights",
@@ -190,6 +192,7 @@ class VLAConfig(VLAParams, JSONConfig):
     (``dataset_statistics.json``'s entries, OpenVLA's layout), saved in ``config.json``."""
 
     action_dim: int = 7
+    proprio_dim: int = 0             # with use_proprio: the length of the env's ``proprio`` vector
     norm_stats: dict = field(default_factory=dict)
     unnorm_key: str = "roboforge"
 

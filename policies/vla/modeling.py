@@ -26,11 +26,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from envs.core.observation import AGENT_DIM
 from policies.common.policy import Policy, register_policy
 from policies.vla.action_tokenizer import (ActionTokenizer, compute_statistics, normalize_actions,
                                            save_statistics, unnormalize_actions)
 from policies.vla.configuration import VLAConfig
 from policies.vla.processing import ByteTokenizer, pixel_values
+
+
+class ProprioProjector(nn.Module):
+    """OpenVLA-OFT's proprio token: the normalized proprio vector -> fc1 -> GELU -> fc2 -> one LLM
+    embedding, placed right after the image patches."""
+
+    def __init__(self, llm_dim: int, proprio_dim: int):
+        super().__init__()
+        self.fc1, self.act_fn1, self.fc2 = nn.Linear(proprio_dim, llm_dim), nn.GELU(), nn.Linear(llm_dim, llm_dim)
+
+    def forward(self, proprio: torch.Tensor) -> torch.Tensor:
+        """(B, P) -> (B, 1, H)."""
+        return self.fc2(self.act_fn1(self.fc1(proprio)))[:, None]
 
 
 class L1ActionHead(nn.Module):
@@ -68,6 +82,11 @@ class VLAPolicy(Policy):
             self.text_tokenizer = ByteTokenizer(model.arch.llm.vocab_size)
         self.arch = model.arch
         self.action_tokenizer = ActionTokenizer(self.arch.llm.vocab_size, self.arch.n_action_bins)
+        if config.use_proprio and config.proprio_dim < 1:
+            raise ValueError(f"use_proprio=true needs proprio_dim >= 1 (the length of the env's proprio vector); "
+                             f"got {config.proprio_dim}")
+        self.proprio_projector = (ProprioProjector(self.arch.llm.hidden, config.proprio_dim)
+                                  if config.use_proprio else None)
         self.action_head = (L1ActionHead(self.arch.llm.hidden, config.action_dim)
                             if config.action_head == "l1" else None)
         if config.lora_rank:
@@ -89,17 +108,36 @@ class VLAPolicy(Policy):
 
     # -- data --------------------------------------------------------------------------------
     def fit_statistics(self, actions: np.ndarray, num_trajectories: int, proprio: np.ndarray | None = None) -> None:
-        """The training actions (N, D) -> BOUNDS_Q99 statistics under ``config.unnorm_key``."""
+        """The training actions (N, D) (and with ``use_proprio`` the proprio vectors (N, P)) ->
+        BOUNDS_Q99 statistics under ``config.unnorm_key``."""
         actions = np.asarray(actions)
         if actions.ndim != 2 or actions.shape[1] != self.config.action_dim:
             raise ValueError(f"actions have shape {actions.shape}; expected (N, {self.config.action_dim})")
+        if self.config.use_proprio and (proprio is None or np.shape(proprio)[1:] != (self.config.proprio_dim,)):
+            raise ValueError(f"use_proprio=true: pass proprio= (N, {self.config.proprio_dim}) to fit its statistics; "
+                             f"got {None if proprio is None else np.shape(proprio)}")
         self.config.norm_stats = {self.config.unnorm_key: compute_statistics(actions, proprio, num_trajectories)}
 
     @property
     def action_stats(self) -> dict:
         if not self.config.norm_stats:
             raise ValueError("the policy has no action statistics; call fit_statistics(actions, ...) first")
-        return self.config.norm_stats[self.config.unnorm_key]["action"]
+        from policies.vla.action_tokenizer import check_unnorm_key
+
+        return self.config.norm_stats[check_unnorm_key(self.config.norm_stats, self.config.unnorm_key)]["action"]
+
+    def _proprio_tokens(self, proprio) -> torch.Tensor | None:
+        """Raw proprio (B, P) -> the proprio token (B, 1, H), BOUNDS_Q99-normalized as OFT does; None
+        without ``use_proprio``."""
+        if self.proprio_projector is None:
+            return None
+        proprio = proprio.cpu().numpy() if isinstance(proprio, torch.Tensor) else np.asarray(proprio)
+        if proprio.ndim != 2 or proprio.shape[1] != self.config.proprio_dim:
+            raise ValueError(f"proprio has shape {proprio.shape}; expected (batch, {self.config.proprio_dim})")
+        stats = self.config.norm_stats[self.config.unnorm_key]["proprio"]
+        norm = normalize_actions(proprio, {**stats, "mask": [True] * proprio.shape[1]})
+        x = torch.as_tensor(norm, dtype=torch.float32, device=self.device)
+        return self.proprio_projector(x)
 
     def _prompt(self, instruction: str) -> list[int]:
         if instruction not in self._prompts:
@@ -113,10 +151,12 @@ class VLAPolicy(Policy):
     # -- training ----------------------------------------------------------------------------
     def compute_loss(self, batch: dict) -> torch.Tensor:
         """``batch``: ``obs[<camera>_rgb]`` (B, T, H, W, 3) uint8 (the last step is used),
-        ``action`` (B, >= chunk_size, D) raw, ``instruction`` (B strings)."""
+        ``action`` (B, >= chunk_size, D) raw, ``instruction`` (B strings); with ``use_proprio``
+        ``obs[proprio]`` (B, T, P)."""
         c = self.config
         images = batch["obs"][c.camera_key][:, -1]
         px = self._pixels(images)
+        proprio = self._proprio_tokens(batch["obs"]["proprio"][:, -1]) if c.use_proprio else None
         raw = batch["action"][:, :c.chunk_size].cpu().numpy()
         norm = normalize_actions(raw, self.action_stats)                           # (B, K, D)
         prompts = [self._prompt(s) for s in batch["instruction"]]
@@ -124,12 +164,12 @@ class VLAPolicy(Policy):
             tokens = torch.from_numpy(self.action_tokenizer.encode(norm).reshape(len(prompts), -1))
             eos = torch.full((len(prompts), 1), self.text_tokenizer.eos_token_id)
             slots = torch.cat([tokens, eos], 1).to(self.device)
-            embeds, mask, pos = self.network.multimodal_batch(prompts, px, slot_ids=slots)
+            embeds, mask, pos = self.network.multimodal_batch(prompts, px, slot_ids=slots, proprio_embeds=proprio)
             logits = self._lm(embeds, mask.long(), pos).logits
             s = slots.shape[1]
             return F.cross_entropy(logits[:, -s - 1:-1].reshape(-1, logits.shape[-1]).float(), slots.reshape(-1))
         embeds, mask, pos = self.network.multimodal_batch(prompts, px, n_slots=self.n_action_tokens,
-                                                          bidirectional_slots=True)
+                                                          bidirectional_slots=True, proprio_embeds=proprio)
         if c.action_head == "l1":
             hidden = self._lm(embeds, mask, pos, hidden=True)[:, -self.n_action_tokens:]
             target = torch.as_tensor(norm, dtype=torch.float32, device=self.device)
@@ -168,6 +208,10 @@ class VLAPolicy(Policy):
             raise ValueError(f"the VLA reads the {c.camera_key!r} image: pass the env's Dict observation "
                              f"(obs_mode=rgb)")
         images = np.asarray(obs[c.camera_key])
+        if images.ndim not in (3, 4) or images.shape[-1] != 3:
+            size = self.arch.image_size
+            raise ValueError(f"{c.camera_key} has shape {images.shape}; expected (H, W, 3) RGB or a batch (B, H, W, 3) "
+                             f"(any H, W is resized to {size}x{size})")
         single = images.ndim == 3
         images = images[None] if single else images
         if self._instructions is None:
@@ -176,29 +220,43 @@ class VLAPolicy(Policy):
         instructions = self._instructions * len(images) if len(self._instructions) == 1 else self._instructions
         if len(instructions) != len(images):
             raise ValueError(f"{len(instructions)} instructions for a batch of {len(images)} observations")
-        normalized = self.decode(images, instructions)                                   # (B, K, D)
+        proprio = None
+        if c.use_proprio:
+            if "proprio" not in obs and "state" not in obs:
+                raise ValueError(f"this VLA reads the robot's proprio (use_proprio=true): the observation needs "
+                                 f"'proprio' or 'state' (its first {AGENT_DIM} numbers); got keys {sorted(obs)}")
+            proprio = np.asarray(obs["proprio"] if "proprio" in obs else np.asarray(obs["state"])[..., :AGENT_DIM])
+            proprio = proprio[None] if single else proprio
+        normalized = self.decode(images, instructions, proprio)                          # (B, K, D)
         actions = unnormalize_actions(normalized, self.action_stats).astype(np.float32)
         return actions[0] if single else actions
 
-    def decode(self, images: np.ndarray, instructions: list[str]) -> np.ndarray:
-        """Images (B, H, W, 3) + instructions -> normalized actions (B, chunk_size, D)."""
+    def decode(self, images: np.ndarray, instructions: list[str], proprio: np.ndarray | None = None) -> np.ndarray:
+        """Images (B, H, W, 3) + instructions (+ raw proprio (B, P) with ``use_proprio``) -> normalized
+        actions (B, chunk_size, D)."""
         c = self.config
         px = self._pixels(images).to(next(self.network.parameters()).dtype)
         prompts = [self._prompt(s) for s in instructions]
         b, n = len(prompts), self.n_action_tokens
+        if c.use_proprio and proprio is None:
+            raise ValueError("this VLA reads the robot's proprio (use_proprio=true): pass proprio= (batch, "
+                             f"{c.proprio_dim})")
+        tokens = self._proprio_tokens(proprio) if c.use_proprio else None
         if c.decoding == "parallel":
-            embeds, mask, pos = self.network.multimodal_batch(prompts, px, n_slots=n, bidirectional_slots=True)
+            embeds, mask, pos = self.network.multimodal_batch(prompts, px, n_slots=n, bidirectional_slots=True,
+                                                              proprio_embeds=tokens)
             if c.action_head == "l1":
                 hidden = self._lm(embeds, mask, pos, hidden=True)[:, -n:]
                 return self.action_head(hidden.float()).clamp(-1, 1).cpu().numpy()
             tokens = self._lm(embeds, mask, pos).logits[:, -n:].argmax(-1)
         else:
-            tokens = self._greedy(prompts, px, n)
+            tokens = self._greedy(prompts, px, n, tokens)
         return self.action_tokenizer.decode(tokens.cpu().numpy()).reshape(b, c.chunk_size, c.action_dim)
 
-    def _greedy(self, prompts: list[list[int]], px: torch.Tensor, n: int) -> torch.Tensor:
+    def _greedy(self, prompts: list[list[int]], px: torch.Tensor, n: int,
+                proprio: torch.Tensor | None = None) -> torch.Tensor:
         """Greedy decoding of ``n`` tokens for a left-padded batch, with the key/value cache."""
-        embeds, mask, pos = self.network.multimodal_batch(prompts, px)
+        embeds, mask, pos = self.network.multimodal_batch(prompts, px, proprio_embeds=proprio)
         mask = mask.long()
         out = self._lm(embeds, mask, pos, use_cache=True)
         generated = []
@@ -212,6 +270,45 @@ class VLAPolicy(Policy):
             out = self.network.language_model(input_ids=token, attention_mask=mask, position_ids=pos,
                                               cache=out.cache, use_cache=True)
         return torch.cat(generated, 1)
+
+    # -- export ------------------------------------------------------------------------------
+    def export_spec(self):
+        """The VLA as one graph (:mod:`policies.vla.export`): the camera image, the proprio vector
+        and the prompt's byte ids in, the raw action chunk out; the runtime turns the instruction
+        string into those ids itself (``language.text_encoder.kind = "byte_prompt"``)."""
+        from policies.common.export_spec import ExportSpec, ImageInput
+        from policies.vla.export import VLAExportGraph, example_prompts, language_spec, prompt_length_limit
+
+        c = self.config
+        if c.weights or c.lora_rank:
+            raise NotImplementedError("policies.export exports the VLA trained here (size=tiny, byte prompt, no "
+                                      "LoRA); a checkpoint with OpenVLA's Llama-2 tokenizer or LoRA adapters is "
+                                      "not exportable yet")
+        max_prompt = prompt_length_limit(self)
+        size = self.arch.image_size
+        text = language_spec(self, max_prompt)
+        pad = lambda texts: np.asarray([[text["pad_id"]] * (max_prompt - len(i)) + i for i in  # noqa: E731
+                                        (self._prompt(t)[1:] for t in texts)], dtype=np.float32)
+        instruction = {"encoder": text["model"], "dim": max_prompt, "text_encoder": text, "reference": pad,
+                       "example": lambda batch, seed: example_prompts(self, max_prompt, batch, seed),
+                       "meaning": "the prompt's byte token ids after BOS, left-padded (float32)"}
+        stats = self.action_stats
+        return ExportSpec(
+            module=VLAExportGraph(self, max_prompt), obs_key="proprio", obs_dim=AGENT_DIM, action_dim=c.action_dim,
+            n_obs_steps=1, n_action_steps=c.chunk_size, images=(ImageInput(c.camera_key, c.camera, (size, size, 3),
+                                                                             "uint8"),),
+            image_processing={"image_size": size, "inside_graph": True,
+                              "steps": "rgb uint8 / 255, normalized with DINOv2's ImageNet mean/std and with "
+                                       "SigLIP's 0.5/0.5, stacked: 6 channels (OpenVLA's pixel_values)"},
+            instruction=instruction,
+            normalization={"baked_into_graph": True, "method": "BOUNDS_Q99 (OpenVLA): actions un-normalized "
+                                                               "from [-1, 1] by q01/q99 on masked dims",
+                           "action": {k: stats[k] for k in ("q01", "q99", "mask")},
+                           "proprio": "BOUNDS_Q99 by its q01/q99" if c.use_proprio else "not read"},
+            extra={"decoding": {"type": c.decoding, "chunk_size": c.chunk_size, "action_head": c.action_head,
+                                "proprio_token": c.use_proprio, "greedy": True,
+                                "autoregressive_in_graph": "unrolled, no key/value cache"
+                                if c.decoding == "autoregressive" else None}})
 
     # -- persistence -------------------------------------------------------------------------
     def save_pretrained(self, path) -> Path:

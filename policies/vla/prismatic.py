@@ -99,10 +99,12 @@ class PrismaticVLA(nn.Module):
         return out.logits, out.loss
 
     def multimodal_batch(self, prompts: list[list[int]], pixel_values: torch.Tensor,
-                         slot_ids: torch.Tensor | None = None, n_slots: int = 0, bidirectional_slots: bool = False):
+                         slot_ids: torch.Tensor | None = None, n_slots: int = 0, bidirectional_slots: bool = False,
+                         proprio_embeds: torch.Tensor | None = None):
         """Prompts of different lengths as one left-padded batch, each [BOS, patches, prompt...] followed
         by the same number of slots: ``slot_ids`` (B, S) embedded (teacher forcing), or ``n_slots``
-        empty (zero) positions as OpenVLA-OFT feeds its action positions. Returns ``inputs_embeds``
+        empty (zero) positions as OpenVLA-OFT feeds its action positions. ``proprio_embeds`` (B, N, D):
+        tokens placed right after the patches (OpenVLA-OFT's projected proprio). Returns ``inputs_embeds``
         (B, L, D), the attention mask -- (B, L) bool, or with ``bidirectional_slots`` (B, 1, L, L)
         bool: causal, except that the slots (the last S positions) see each other -- and
         ``position_ids`` (B, L) counting from each row's BOS."""
@@ -112,7 +114,10 @@ class PrismaticVLA(nn.Module):
         rows = []
         for i, prompt in enumerate(prompts):
             tok = table(torch.as_tensor(prompt, device=device))
-            parts = [tok[:1], patches[i], tok[1:]]
+            parts = [tok[:1], patches[i]]
+            if proprio_embeds is not None:
+                parts.append(proprio_embeds[i].to(tok.dtype))
+            parts.append(tok[1:])
             if slot_ids is not None:
                 parts.append(table(slot_ids[i].to(device)))
             elif n_slots:
