@@ -152,3 +152,23 @@ def test_copy_of_stack_blocks_through_the_real_gates(tmp_path):
     assert verdict.gate == "novelty", verdict.reason
     assert verdict.reason.startswith("structural duplicate of 'stack_blocks'")
     assert np.isfinite(verdict.summary()["novelty"]["cosine"])
+
+
+def _draft_sig(draft, monkeypatch):
+    from generation.codegen_procedural import render
+
+    return _sig(render(draft), monkeypatch, seeds=(0, 1, 2))
+
+
+def test_composed_drafts_are_distinct_structures_and_mirrors_are_not(monkeypatch):
+    from generation.compose import SUBTASKS, compose, composed_space
+
+    space = composed_space()
+    assert len(space) >= 300 and len({d.name for d in space}) == len(space)
+    sample = [space[i] for i in np.random.default_rng(0).choice(len(space), 24, replace=False)]
+    sigs = [_draft_sig(d, monkeypatch) for d in sample]
+    assert len({s.hashes for s in sigs}) == len(sample)
+    a, b = ("stack", SUBTASKS["stack"][1][1]), ("beside", SUBTASKS["beside"][1][0])
+    # the left/right mirror and the goal order are not structure; a distractor is
+    assert _draft_sig(compose(a, b, None), monkeypatch).hashes == _draft_sig(compose(b, a, None), monkeypatch).hashes
+    assert _draft_sig(compose(a, b, "block"), monkeypatch).hashes != _draft_sig(compose(a, b, None), monkeypatch).hashes
