@@ -28,7 +28,10 @@ from generation.codegen_procedural import DIR_WORDS, Draft, GoalSpec, Obj, Place
 LANES = {"left": {"spot": (0.57, 0.12), "start": (0.42, 0.12), "inward": "right"},
          "right": {"spot": (0.57, -0.12), "start": (0.42, -0.12), "inward": "left"}}
 SPARE_XY = (0.5, 0.0)
-KIND_TAG = {"block": "blk", "cylinder": "cyl"}
+KIND_TAG = {"block": "blk", "cylinder": "cyl", "inward": "in", "front": "fr"}
+TYPE_TAG = {"stack": "stk", "zone": "zone", "push": "push", "bowl": "bowl", "mark": "mark", "beside": "near",
+            "unstack": "unstk", "match": "match", "tower": "tower", "pair_zone": "pair", "flank": "flank",
+            "restack": "restk", "mark_stack": "mstk", "zone_stack": "zstk", "reach": "reach"}
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Part:
     clause: str
     stacked: list[Placement] = field(default_factory=list)   # starts on another object (after placing)
     first: bool = False   # its goal goes first (pushes and unstacking want a clear table)
+    last: bool = False    # its goal goes last (a reach: the gripper must end there)
 
 
 class Colors:
@@ -145,6 +149,94 @@ def _match(lane: str, v: tuple, c: Colors, p: str) -> Part:
                 f"the {mover} that matches a zone's colour picked out of two")
 
 
+def _tower(lane: str, v: tuple, c: Colors, p: str) -> Part:
+    (top,) = v
+    objs = [Obj(role=f"{p}foot", kind="block", size="large", color=c.next()),
+            Obj(role=f"{p}middle", kind="block", size="medium", color=c.next()),
+            Obj(role=f"{p}crown", kind=top, size="small", color=c.next())]
+    return Part(objs, [Placement.fixed(role=f"{p}foot", xy=LANES[lane]["spot"])], (f"{p}middle", f"{p}crown"),
+                [GoalSpec(pred="On", obj=f"{p}middle", refs={"base": f"{p}foot"}),
+                 GoalSpec(pred="On", obj=f"{p}crown", refs={"base": f"{p}middle"})],
+                f"build a three-storey tower on <{p}foot>: <{p}middle> in the middle, <{p}crown> at the top",
+                f"a three-high tower crowned by a {top}")
+
+
+def _pair_zone(lane: str, v: tuple, c: Colors, p: str) -> Part:
+    kinds = v
+    objs = [Obj(role=f"{p}tray", kind="zone", size=(0.15, 0.08), color=c.next()),
+            Obj(role=f"{p}one", kind=kinds[0], size="small", color=c.next()),
+            Obj(role=f"{p}two", kind=kinds[1], size="small", color=c.next())]
+    return Part(objs, [Placement.fixed(role=f"{p}tray", xy=LANES[lane]["spot"])], (f"{p}one", f"{p}two"),
+                [GoalSpec(pred="InZone", obj=f"{p}one", refs={"zone": f"{p}tray"},
+                          params={"margin": 0.01, "offset": (0.035, 0.0)}),
+                 GoalSpec(pred="InZone", obj=f"{p}two", refs={"zone": f"{p}tray"},
+                          params={"margin": 0.01, "offset": (-0.035, 0.0)})],
+                f"gather <{p}one> and <{p}two> together on <{p}tray>",
+                f"a {kinds[0]} and a {kinds[1]} gathered on one long tray")
+
+
+def _flank(lane: str, v: tuple, c: Colors, p: str) -> Part:
+    (mover,) = v
+    inward = LANES[lane]["inward"]
+    objs = [Obj(role=f"{p}post", kind="cylinder", size="large", color=c.next()),
+            Obj(role=f"{p}guard", kind=mover, size="medium", color=c.next()),
+            Obj(role=f"{p}side", kind=mover, size="medium", color=c.next())]
+    return Part(objs, [Placement.fixed(role=f"{p}post", xy=LANES[lane]["spot"])], (f"{p}guard", f"{p}side"),
+                [GoalSpec(pred="Near", obj=f"{p}guard", refs={"other": f"{p}post"},
+                          params={"direction": "front", "gap": 0.07}),
+                 GoalSpec(pred="Near", obj=f"{p}side", refs={"other": f"{p}post"},
+                          params={"direction": inward, "gap": 0.07})],
+                f"surround <{p}post>: <{p}guard> before it and <{p}side> on its inner side",
+                f"two {mover}s arranged around a post, one in front and one inside")
+
+
+def _restack(lane: str, v: tuple, c: Colors, p: str) -> Part:
+    (mover,) = v
+    objs = [Obj(role=f"{p}old", kind="block", size="large", color=c.next()),
+            Obj(role=f"{p}new", kind="block", size="large", color=c.next()),
+            Obj(role=f"{p}cap", kind=mover, size="small", color=c.next())]
+    return Part(objs, [Placement.fixed(role=f"{p}old", xy=LANES[lane]["spot"]),
+                       Placement.fixed(role=f"{p}new", xy=LANES[lane]["start"])], (),
+                [GoalSpec(pred="On", obj=f"{p}cap", refs={"base": f"{p}new"})],
+                f"transfer <{p}cap> from its perch on <{p}old> to the top of <{p}new>",
+                f"a small {mover} moved from one block's top to another's",
+                stacked=[Placement.on(top=f"{p}cap", base=f"{p}old")], first=True)
+
+
+def _mark_stack(lane: str, v: tuple, c: Colors, p: str) -> Part:
+    (top,) = v
+    spot = LANES[lane]["spot"]
+    objs = [Obj(role=f"{p}cross", kind="zone", size=(0.05, 0.05), color="gray"),
+            Obj(role=f"{p}footing", kind="block", size="large", color=c.next()),
+            Obj(role=f"{p}topper", kind=top, size="small", color=c.next())]
+    return Part(objs, [Placement.fixed(role=f"{p}cross", xy=spot)], (f"{p}footing", f"{p}topper"),
+                [GoalSpec(pred="AtPose", obj=f"{p}footing", params={"xy": spot, "tol": 0.02}),
+                 GoalSpec(pred="On", obj=f"{p}topper", refs={"base": f"{p}footing"})],
+                f"centre <{p}footing> over the grey cross, then crown it with <{p}topper>",
+                f"a large block set on a grey cross with a small {top} on it")
+
+
+def _zone_stack(lane: str, v: tuple, c: Colors, p: str) -> Part:
+    (top,) = v
+    objs = [Obj(role=f"{p}square", kind="zone", size=(0.1, 0.1), color=c.next()),
+            Obj(role=f"{p}plinth", kind="block", size="large", color=c.next()),
+            Obj(role=f"{p}statue", kind=top, size="small", color=c.next())]
+    return Part(objs, [Placement.fixed(role=f"{p}square", xy=LANES[lane]["spot"])], (f"{p}plinth", f"{p}statue"),
+                [GoalSpec(pred="InZone", obj=f"{p}plinth", refs={"zone": f"{p}square"}, params={"margin": 0.02}),
+                 GoalSpec(pred="On", obj=f"{p}statue", refs={"base": f"{p}plinth"})],
+                f"erect a plinth: <{p}plinth> into <{p}square> and <{p}statue> standing on it",
+                f"a small {top} on a large block that first goes into a zone")
+
+
+def _reach(lane: str, v: tuple, c: Colors, p: str) -> Part:
+    (height,) = v
+    objs = [Obj(role=f"{p}beacon", kind="marker", size=0.015, color=c.next())]
+    return Part(objs, [Placement.air(role=f"{p}beacon", region=lane)], (),
+                [GoalSpec(pred="Reached", obj=f"{p}beacon", params={"tol": 0.02})],
+                f"finish by holding the gripper at <{p}beacon> floating over the {lane} side",
+                f"the gripper ending at a marker in the air on the {lane}", last=True)
+
+
 # type -> (builder, variants). A variant is the tuple the builder unpacks.
 SUBTASKS = {
     "stack": (_stack, [(m, b) for m in ("block", "cylinder") for b in ("block", "cylinder")]),
@@ -155,19 +247,29 @@ SUBTASKS = {
     "beside": (_beside, [(m, s) for m in ("block", "cylinder") for s in ("front", "inward")]),
     "unstack": (_unstack, [("block",), ("cylinder",)]),
     "match": (_match, [("block",), ("cylinder",)]),
+    "tower": (_tower, [("block",), ("cylinder",)]),
+    "pair_zone": (_pair_zone, [("block", "cylinder"), ("cylinder", "cylinder")]),
+    "flank": (_flank, [("block",), ("cylinder",)]),
+    "restack": (_restack, [("block",), ("cylinder",)]),
+    "mark_stack": (_mark_stack, [("block",), ("cylinder",)]),
+    "zone_stack": (_zone_stack, [("block",), ("cylinder",)]),
+    "reach": (_reach, [("high",)]),
 }
-DISTRACTORS = (None, "block", "cylinder")
+# a distractor between the lanes; a second kind of distractor would be new structure but, one
+# word apart, the same text (the text measure rejects it), so only one is offered
+DISTRACTORS = (None, "block")
 
 
 def _tag(kind: str, v: tuple) -> str:
-    return "_".join([kind] + [KIND_TAG.get(x, x) for x in v])
+    return "_".join([TYPE_TAG[kind]] + [KIND_TAG.get(x, x) for x in v if x not in ("high",)])
 
 
 def compose(a: tuple[str, tuple], b: tuple[str, tuple], distractor: str | None) -> Draft:
     """One draft: sub-task ``a`` in the left lane, ``b`` in the right, and maybe a distractor."""
     colors = Colors()
-    parts = [SUBTASKS[a[0]][0]("left", a[1], colors, "l_"), SUBTASKS[b[0]][0]("right", b[1], colors, "r_")]
-    parts.sort(key=lambda part: not part.first)   # stable: left before right otherwise
+    # role names differ between sub-task types, so two different types need no prefixes
+    parts = [SUBTASKS[a[0]][0]("left", a[1], colors, ""), SUBTASKS[b[0]][0]("right", b[1], colors, "")]
+    parts.sort(key=lambda part: (not part.first) + part.last)   # stable: left before right otherwise
     objects = [o for part in parts for o in part.objects]
     placements = [pl for part in parts for pl in part.fixed]
     if distractor:   # between the lanes, clear of every lane's targets and push paths
@@ -179,11 +281,11 @@ def compose(a: tuple[str, tuple], b: tuple[str, tuple], distractor: str | None) 
     placements += [pl for part in parts for pl in part.stacked]
     text = f"{parts[0].phrase}; then {parts[1].phrase}"
     summary = f"Two sub-tasks side by side: {parts[0].clause}, and {parts[1].clause}"
-    name = f"duo_{_tag(*a)}_with_{_tag(*b)}"
+    name = f"duo_{_tag(*a)}_{_tag(*b)}"   # task names are at most 48 characters
     if distractor:
         text += f"; leave <spare> where it is"
         summary += f", beside a {distractor} that stays put"
-        name += f"_spare_{KIND_TAG[distractor]}"
+        name += f"_plus_{KIND_TAG[distractor]}"
     return Draft(name=name, family=f"duo_{a[0]}_{b[0]}", summary=summary + ".", objects=objects,
                  placements=placements, goals=[g for part in parts for g in part.goals], instruction=text,
                  meta={"subtasks": [a[0], b[0]], "variants": [list(a[1]), list(b[1])], "distractor": distractor})
