@@ -2,6 +2,7 @@
 
     nice -n 10 python -m bench.generation_space --offline          # minutes: no simulator
     nice -n 10 python -m bench.generation_space --oracle-sample 12 # the oracle on 12 composed drafts
+    nice -n 10 python -m bench.generation_space --calibrate        # structural false rejects
     nice -n 10 python -m bench.generation_space --count 250 --second 40   # the gates, for real
 
 ``--offline`` reads the space without running a task: every draft is rendered, embedded (the
@@ -85,6 +86,29 @@ def offline(threshold: float) -> dict:
             "wall_s": round(time.monotonic() - t0, 1), "admitted": admitted}
 
 
+def calibrate() -> dict:
+    """Structural false rejects: which built-ins duplicate each other, and how the hand-made
+    catalogue drafts fall together (with each other and with the built-ins)."""
+    import itertools
+    from collections import defaultdict
+
+    from generation.catalogue import FAMILIES
+    from generation.embedding import builtin_structures
+
+    b = builtin_structures()
+    builtin_dups = [[x, y] for x, y in itertools.permutations(b, 2) if b[x].duplicates(b[y])]
+    drafts = [d for family in FAMILIES for d in family()]
+    s = {d.name: _draft_structure(d) for d in drafts}
+    groups = defaultdict(list)
+    for name, sig in s.items():
+        groups[sig.hashes].append(name)
+    dup_of_builtin = {n: [x for x, t in b.items() if sig.duplicates(t)] for n, sig in s.items()}
+    return {"builtins": len(b), "builtin_pairs": len(b) * (len(b) - 1), "builtin_duplicates": builtin_dups,
+            "catalogue_drafts": len(drafts), "catalogue_structures": len(groups),
+            "shared_groups": [g for g in groups.values() if len(g) > 1],
+            "dup_of_builtin": {k: v for k, v in dup_of_builtin.items() if v}}
+
+
 def oracle_sample(n: int, seeds: int) -> dict:
     """The oracle on ``seeds`` seeds of ``n`` composed drafts drawn at random (in this process,
     as the oracle gate runs it in the sandbox): how many of the new drafts are solvable."""
@@ -142,6 +166,8 @@ def main(argv=None) -> int:
     ap.add_argument("--offline", action="store_true", help="read the space without the simulator")
     ap.add_argument("--oracle-sample", type=int, default=0, metavar="N",
                     help="run the oracle on N composed drafts drawn at random (10 seeds each)")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="structural duplicates among the built-ins and the hand-made catalogue drafts")
     ap.add_argument("--count", type=int, default=250, help="attempts of the first live run")
     ap.add_argument("--second", type=int, default=40, help="attempts of the second live run")
     ap.add_argument("--workers", type=int, default=1, help="Ray workers for the sandboxed gates")
@@ -150,7 +176,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threshold", type=float, default=0.94, help="novelty threshold (the gate's default)")
     args = ap.parse_args(argv)
     m = machine()
-    if args.oracle_sample:
+    if args.calibrate:
+        res = {"mode": "calibrate", **calibrate()}
+        path = RESULTS / "generation_space_calibration.json"
+        rows = [("built-in ordered pairs that are structural duplicates",
+                 f"{len(res['builtin_duplicates'])} of {res['builtin_pairs']}"),
+                ("hand-made drafts / distinct structures", f"{res['catalogue_drafts']} / {res['catalogue_structures']}"),
+                ("groups of drafts sharing one structure", len(res["shared_groups"])),
+                ("drafts that duplicate a built-in", len(res["dup_of_builtin"]))]
+    elif args.oracle_sample:
         res = {"mode": "oracle_sample", **oracle_sample(args.oracle_sample, 10)}
         path = RESULTS / "generation_space_oracle.json"
         rows = [(r["task"], f"{r['success']:.0%}  {' '.join(r['failed'])}") for r in res["rows"]]
