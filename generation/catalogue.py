@@ -478,9 +478,12 @@ FAMILIES = (family_stack, family_stack_in_zone, family_zone, family_push, family
 
 
 def procedural_space() -> list[Draft]:
-    """Every draft the procedural generator can write, unique by name, in a fixed order."""
+    """Every draft the procedural generator can write, unique by name, in a fixed order: the
+    families above, then two sub-tasks side by side (:mod:`generation.compose`)."""
+    from generation.compose import composed_space
+
     seen, out = set(), []
-    for family in FAMILIES:
+    for family in FAMILIES + (composed_space,):
         for draft in family():
             if draft.name not in seen:
                 seen.add(draft.name)

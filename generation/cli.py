@@ -190,7 +190,7 @@ def _admit(args) -> int:
     elif verdict.admitted:
         o = verdict.outcome("oracle").details
         print(f"admitted {verdict.task_name}: oracle {o['success_rate']:.0%} on {len(o['seeds'])} seeds, "
-              f"nearest {verdict.outcome('novelty').details['nearest'][0]} -> {out['path']} "
+              f"{verdict.reason} -> {out['path']} "
               f"(sandbox: {verdict.isolation})")
     else:
         print(f"rejected at gate {verdict.gate}: {verdict.reason}"

@@ -17,7 +17,8 @@ BLOCK_SIZES = {"small": 0.035, "medium": 0.04, "large": 0.05}
 CYLINDER_SIZES = {"small": (0.018, 0.045), "medium": (0.02, 0.05), "large": (0.024, 0.05)}
 # Control steps the oracle typically needs per goal, by skill (a budget, not a promise).
 STEP_BUDGET = {"On": 110, "InZone": 110, "AtPose": 110, "Near": 110, "Bridge": 130, "Pushed": 220}
-NOUN = {"block": "block", "cylinder": "cylinder", "zone": "zone", "bowl": "bowl"}
+STEP_BUDGET["Reached"] = 80
+NOUN = {"block": "block", "cylinder": "cylinder", "zone": "zone", "bowl": "bowl", "marker": "marker"}
 DIR_WORDS = {"left": "to the left of", "right": "to the right of", "front": "in front of", "behind": "behind"}
 
 
@@ -25,7 +26,8 @@ DIR_WORDS = {"left": "to the left of", "right": "to the right of", "front": "in 
 class Obj:
     """One object of a draft. ``color`` is a palette name (a fixed colour that the instruction can
     name: colour as a role) or an int: index into the episode's randomly drawn distinct colours.
-    ``size`` is a size word for blocks/cylinders, (x, y) metres for zones, radius (m) for bowls."""
+    ``size`` is a size word for blocks/cylinders, (x, y) metres for zones, radius (m) for bowls
+    and markers."""
 
     role: str
     kind: str
@@ -77,6 +79,8 @@ class GoalSpec:
             return f"put <{self.obj}> {DIR_WORDS[par.get('direction', 'left')]} <{ref['other']}>"
         if self.pred == "Bridge":
             return f"lay <{self.obj}> across <{ref['left']}> and <{ref['right']}>"
+        if self.pred == "Reached":
+            return f"touch <{self.obj}> with the gripper"
         if self.pred == "AtPose":
             xy = par.get("xy", (0.5, 0.0))
             if isinstance(xy, str) and xy.startswith("self.start_"):
@@ -89,8 +93,9 @@ class GoalSpec:
 @dataclass(frozen=True, kw_only=True)
 class Placement:
     """How objects start. ``how``: "fixed" (roles[0] at ``xy``, m), "random" (non-overlapping in
-    ``region``, at least ``min_gap`` m apart), "on" (roles[0] resting on roles[1]). The
-    constructors :meth:`fixed`, :meth:`random` and :meth:`on` say which."""
+    ``region``, at least ``min_gap`` m apart), "on" (roles[0] resting on roles[1]), "air" (a
+    marker at a random reachable point above ``region``). The constructors :meth:`fixed`,
+    :meth:`random`, :meth:`on` and :meth:`air` say which."""
 
     how: str
     roles: tuple[str, ...]
@@ -111,6 +116,10 @@ class Placement:
     @classmethod
     def on(cls, *, top: str, base: str) -> "Placement":
         return cls(how="on", roles=(top, base))
+
+    @classmethod
+    def air(cls, *, role: str, region: str = "table") -> "Placement":
+        return cls(how="air", roles=(role,), region=region)
 
 
 @dataclass(kw_only=True)
@@ -235,6 +244,8 @@ def _add_expr(o: Obj, color: str) -> str:
         return f'scene.add_zone({color}, size={_fmt(tuple(float(s) for s in o.size))}, name="{o.role}")'
     if o.kind == "bowl":
         return f'scene.add_bowl({color}, radius={float(o.size):g}, height=0.03, name="{o.role}")'
+    if o.kind == "marker":
+        return f'scene.add_marker({color}, radius={float(o.size):g}, name="{o.role}")'
     raise ValueError(f"unknown kind {o.kind!r}")
 
 
@@ -244,6 +255,8 @@ def _placement_lines(p: Placement, draft: Draft) -> list[str]:
         return [f"        self.{r}.pos[:] = ({p.xy[0]:g}, {p.xy[1]:g}, self.{r}.half_size[2])"]
     if p.how == "on":
         return [f"        scene.place_on(self.{p.roles[0]}, self.{p.roles[1]})"]
+    if p.how == "air":   # above the objects: nothing collides with a marker
+        return [f'        scene.place_in_air(self.{p.roles[0]}, region="{p.region}", z_range=(0.12, 0.22))']
     # Fixtures (large footprints) are placed first: placing them after the movers often finds no
     # room. Roles already put at a fixed spot keep it.
     fixed = {r for q in draft.placements if q.how == "fixed" for r in q.roles}

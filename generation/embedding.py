@@ -85,28 +85,53 @@ def builtin_sources() -> dict[str, str]:
             if get_task(name).__module__.startswith(prefix)}
 
 
+@functools.lru_cache(maxsize=1)
+def builtin_structures() -> dict:
+    """Structural signatures (:mod:`generation.structure`) of the built-in tasks, by name."""
+    from envs.registry import get_task
+    from generation.structure import task_structure
+
+    return {name: task_structure(get_task(name)) for name in sorted(builtin_sources())}
+
+
 class NoveltyIndex:
     """Every task a new one is compared with (built-ins + the library so far): names,
-    embeddings and sources (the sources serve retrieval for LLM prompts and the critic)."""
+    embeddings, structural signatures (where known) and sources (the sources serve retrieval for
+    LLM prompts and the critic)."""
 
     def __init__(self):
         self.names: list[str] = []
         self.vectors = np.zeros((0, DIM), np.float32)
         self.sources: dict[str, str] = {}
+        self.structures: dict = {}   # name -> generation.structure.Structure
 
     @classmethod
     def with_builtins(cls) -> "NoveltyIndex":
         index = cls()
         names, vecs = builtin_embeddings()
         sources = builtin_sources()
+        structures = builtin_structures()
         for name, vec in zip(names, vecs):
-            index.add(name, vec, sources[name])
+            index.add(name, vec, sources[name], structures.get(name))
         return index
 
-    def add(self, name: str, vector: np.ndarray, source: str = "") -> None:
+    def add(self, name: str, vector: np.ndarray, source: str = "", structure=None) -> None:
         self.names.append(name)
         self.vectors = np.vstack([self.vectors, np.asarray(vector, np.float32)[None]])
         self.sources[name] = source
+        if structure is not None:
+            self.structures[name] = structure
+
+    def nearest_structure(self, structure) -> tuple[str, float, bool]:
+        """(name, structural similarity, duplicate?) of the structurally nearest task; a task
+        the candidate duplicates comes first. ("", 0.0, False) when nothing has a signature."""
+        best = ("", 0.0, False)
+        for name, other in self.structures.items():
+            dup = structure.duplicates(other)
+            sim = structure.similarity(other)
+            if (dup, sim) > (best[2], best[1]):
+                best = (name, sim, dup)
+        return best
 
     def nearest(self, vector: np.ndarray, k: int = 1) -> list[tuple[str, float]]:
         """The ``k`` most similar tasks as (name, cosine similarity), best first."""

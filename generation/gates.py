@@ -24,6 +24,7 @@ import numpy as np
 from envs import static_check
 from generation import isolation as walls
 from generation import sandbox
+from generation.structure import structure as structure_of
 from generation.embedding import NoveltyIndex, canonical_text, embed
 
 GATES = ("static", "runtime", "oracle", "novelty", "critic")
@@ -82,9 +83,21 @@ class Verdict:
         oracle = self.outcome("oracle")
         return {"admitted": self.admitted, "gate": self.gate, "reason": self.reason, "task": self.task_name,
                 "oracle_success": oracle.details.get("success_rate") if oracle else None,
-                "isolation": self.isolation,
+                "isolation": self.isolation, "novelty": self.novelty(),
                 "gates": {o.gate: {"passed": o.passed, "reason": o.reason, "wall_s": round(o.wall_s, 2)}
                           for o in self.outcomes}}
+
+    def novelty(self) -> dict | None:
+        """Nearest task by text and by structure, with both scores (None before the gate ran)."""
+        o = self.outcome("novelty")
+        if o is None:
+            return None
+        d = o.details
+        text = d.get("nearest") or [["", 0.0]]
+        return {"nearest": text[0][0], "cosine": text[0][1], "threshold": d.get("threshold"),
+                "structural_nearest": d.get("structural_nearest"),
+                "structural_similarity": d.get("structural_similarity"),
+                "structural_duplicate": d.get("structural_duplicate")}
 
     def outcome(self, gate: str) -> GateOutcome | None:
         return next((o for o in self.outcomes if o.gate == gate), None)
@@ -141,18 +154,15 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
             return stop(o, name, instruction)
         outcomes.append(o)
 
-    # 4. novelty
+    # 4. novelty: text (embedding) and structure (goal graph + scene signature)
     note("novelty")
     t0 = time.monotonic()
     vec = embed([canonical_text(source, instruction)])[0]
-    nearest = novelty.nearest(vec, 3)
-    top_name, top_sim = nearest[0] if nearest else ("", 0.0)
-    ok = top_sim < config.novelty_threshold
-    reason = "" if ok else (f"too similar to {top_name!r}: cosine similarity {top_sim:.3f} >= "
-                            f"{config.novelty_threshold}")
-    o = GateOutcome("novelty", ok, reason, {"nearest": [[n, round(s, 4)] for n, s in nearest],
-                                            "threshold": config.novelty_threshold}, time.monotonic() - t0)
-    if not ok:
+    runtime = next((o for o in outcomes if o.gate == "runtime"), None)
+    descriptions = runtime.details.get("structure") if runtime is not None else None
+    o = novelty_gate(vec, descriptions, novelty, config.novelty_threshold)
+    o.wall_s = time.monotonic() - t0
+    if not o.passed:
         return stop(o, name, instruction)
     outcomes.append(o)
 
@@ -164,7 +174,40 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
             return stop(o, name, instruction)
         outcomes.append(o)
 
-    return Verdict(True, "admitted", "", name, instruction, outcomes, vec)
+    # the novelty gate's reason names the nearest task and both scores, admitted or not
+    novel = next(o for o in outcomes if o.gate == "novelty")
+    return Verdict(True, "admitted", novel.reason, name, instruction, outcomes, vec)
+
+
+def novelty_gate(vec: np.ndarray, descriptions: list[dict] | None, novelty: NoveltyIndex,
+                 threshold: float) -> GateOutcome:
+    """Text and structure. Rejected when the instruction + code embed at cosine >= ``threshold``
+    to a known task, or when the program's structure (its per-seed descriptions from the runtime
+    gate; :mod:`generation.structure`) duplicates a known task's, whatever the words. The reason
+    always names the nearest task by each measure and both scores, admitted or not."""
+    nearest = novelty.nearest(vec, 3)
+    top_name, top_sim = nearest[0] if nearest else ("", 0.0)
+    details = {"nearest": [[n, round(s, 4)] for n, s in nearest], "threshold": threshold}
+    text = f"nearest by text {top_name!r} (cosine {top_sim:.3f}, limit {threshold})"
+    dup = False
+    if descriptions:
+        candidate = structure_of(descriptions)
+        s_name, s_sim, dup = novelty.nearest_structure(candidate)
+        details.update(structure=candidate.as_json(), structural_nearest=s_name,
+                       structural_similarity=round(s_sim, 4), structural_duplicate=dup)
+        shape = (f"structural duplicate of {s_name!r} (the same goal graph and scene signature; "
+                 f"structural similarity {s_sim:.3f})" if dup else
+                 f"nearest by structure {s_name!r} (similarity {s_sim:.3f}, no exact match)")
+    else:  # a runtime outcome without descriptions (an old cache or a test double): text only
+        shape = "structure not checked (no runtime descriptions)"
+    too_close = top_sim >= threshold
+    if too_close:
+        reason = f"too similar to {top_name!r}: cosine similarity {top_sim:.3f} >= {threshold}; {shape}"
+    elif dup:
+        reason = f"{shape}; {text}"
+    else:
+        reason = f"novel: {text}; {shape}"
+    return GateOutcome("novelty", not (dup or too_close), reason, details)
 
 
 def sandbox_gates(source: str, name: str, config: GateConfig, note=None) -> list[GateOutcome]:

@@ -23,6 +23,7 @@ from generation.curriculum import curriculum
 from generation.exploration import Explorer
 from generation.from_task import draft_from_task
 from generation.proposal import Proposal, spec_hash
+from generation.structure import Structure, task_structure
 
 
 @dataclass
@@ -72,8 +73,19 @@ def build_index(library: Library) -> NoveltyIndex:
         vec = meta.get("embedding")
         if vec is None or meta.get("embedding_model") != MODEL_ID:
             vec = embed([canonical_text(source, meta.get("instruction", ""))])[0]
-        index.add(name, np.asarray(vec, np.float32), source)
+        index.add(name, np.asarray(vec, np.float32), source, library_structure(name, meta))
     return index
+
+
+def library_structure(name: str, meta: dict):
+    """A library task's structural signature: built here on 16 seeds when the task is registered
+    (the library was loaded), else the one stored at admission (its runtime seeds), else None."""
+    from envs.registry import list_tasks, get_task
+
+    if name in list_tasks():
+        return task_structure(get_task(name))
+    stored = meta.get("gates", {}).get("novelty", {}).get("structure")
+    return Structure.from_json(stored) if stored else None
 
 
 def taken_names(index: NoveltyIndex) -> set[str]:
@@ -355,7 +367,8 @@ def _attempt(cand: Candidate, library: Library, index: NoveltyIndex, config: Gat
                               time.monotonic() - t0, description=cand.proposal.description,
                               extra=cand.proposal.meta)
         library.admit(verdict.task_name, cand.source, meta)
-        index.add(verdict.task_name, verdict.embedding, cand.source)
+        stored = verdict.outcome("novelty").details.get("structure")
+        index.add(verdict.task_name, verdict.embedding, cand.source, Structure.from_json(stored) if stored else None)
     return verdict
 
 

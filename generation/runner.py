@@ -8,7 +8,8 @@ learns the nonce.
 
 Stages (the sandbox runs each one in its own fresh process):
 - ``runtime``: import, build and reset over distinct seeds, Gymnasium ``check_env``, seeded
-  determinism, a few random steps with finite observations and rewards in [0, 1].
+  determinism, a few random steps with finite observations and rewards in [0, 1]; each seed's
+  structural description (:func:`generation.structure.describe`) for the novelty gate.
 - ``oracle``: the goal-derived oracle on each requested seed; per-seed success and steps.
 
 Before the candidate is imported an audit hook is installed (it cannot be removed afterwards)
@@ -32,6 +33,7 @@ from gymnasium.utils.env_checker import check_env
 import envs
 import envs.backends.mujoco.env  # noqa: F401  (MuJoCo loads its GL bindings with ctypes.dlopen, which the hook refuses)
 from envs.core.predicates import Goal
+from generation.structure import describe as describe_structure
 from planners import make_oracle
 
 _NET_EVENTS = ("socket.", "urllib.Request", "http.client.", "ftplib.", "smtplib.", "telnetlib.")
@@ -105,7 +107,7 @@ def _finite(x) -> bool:
 def stage_runtime(name: str, seeds: list[int]) -> dict:
     env = gym.make(envs.env_id(name))
     u = env.unwrapped
-    instructions, starts = [], []
+    instructions, starts, structures = [], [], []
     for seed in seeds:
         obs, info = env.reset(seed=seed)
         where = f"seed {seed}"
@@ -135,13 +137,15 @@ def stage_runtime(name: str, seeds: list[int]) -> dict:
             if not _finite(obs) or not np.isfinite(reward) or not 0.0 <= reward <= 1.0:
                 return _fail(f"{where}: step gave a non-finite observation or a reward outside [0, 1] ({reward})")
         instructions.append(text)
+        structures.append(describe_structure(u.task, u.scene))  # for the structural novelty check
         starts.append(np.round(np.concatenate([o.pos for o in u.scene.objects]), 4).tolist())
     check_env(u, skip_render_check=True)
     env.close()
     return {"ok": True, "task": name, "instructions": instructions,
             "varied_start": len({json.dumps(s) for s in starts}) > 1,
             "objects": [(o.name, o.kind) for o in u.scene.objects], "goals": [g.name for g in u.goals],
-            "max_episode_steps": int(env.spec.max_episode_steps)}
+            "max_episode_steps": int(env.spec.max_episode_steps),
+            "structure": structures}
 
 
 def stage_oracle(name: str, seeds: list[int]) -> dict:
