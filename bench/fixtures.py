@@ -36,27 +36,17 @@ def _make(task: str, sim: str):
 
 
 def oracle_row(task: str, sim: str, seeds: int) -> dict:
-    from planners import make_oracle
+    from planners import oracle_episodes
 
     env = _make(task, sim)
-    oracle = make_oracle(env)
-    wins, lengths, failed = 0, [], []
     t0 = time.perf_counter()
-    for seed in range(SEED_START, SEED_START + seeds):
-        obs, info = env.reset(seed=seed)
-        oracle.reset()
-        for k in range(env.spec.max_episode_steps):
-            obs, _, term, trunc, info = env.step(oracle.act(obs))
-            if term or trunc:
-                break
-        wins += bool(info["success"])
-        lengths.append(k + 1)
-        if not info["success"]:
-            failed.append({"seed": seed, "conditions": info["conditions"]})
+    episodes = oracle_episodes(env, range(SEED_START, SEED_START + seeds))
     env.close()
+    wins = sum(e["success"] for e in episodes)
     return {"task": task, "sim": sim, "seeds": seeds, "success": wins / seeds, "wins": wins,
-            "mean_steps": round(float(np.mean(lengths)), 1), "wall_s": round(time.perf_counter() - t0, 1),
-            "failed": failed}
+            "mean_steps": round(float(np.mean([e["steps"] for e in episodes])), 1),
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "failed": [{"seed": e["seed"], "conditions": e["conditions"]} for e in episodes if not e["success"]]}
 
 
 def _oracle_actions(task: str, sim: str, n: int) -> np.ndarray:

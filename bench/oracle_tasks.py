@@ -18,7 +18,7 @@ import gymnasium as gym
 
 import envs
 from bench.common import RESULTS, load, log, machine, machine_short, versions
-from planners import make_oracle
+from planners import oracle_episodes
 
 ORIENT_TASKS = ("rotate_block", "align_block", "peg_insertion", "block_into_slot")
 
@@ -26,19 +26,10 @@ ORIENT_TASKS = ("rotate_block", "align_block", "peg_insertion", "block_into_slot
 def run_pair(task: str, sim: str, seeds: range) -> dict:
     """Oracle episodes of ``task`` on ``sim``: successes, failed seeds, steps and wall time."""
     env = gym.make(envs.env_id(task), sim=sim)
-    oracle = make_oracle(env)
-    wins, failed, steps, t0 = 0, [], [], time.perf_counter()
-    for seed in seeds:
-        obs, info = env.reset(seed=seed)
-        oracle.reset()
-        for k in range(env.spec.max_episode_steps):
-            obs, _, term, trunc, info = env.step(oracle.act(obs))
-            if term or trunc:
-                break
-        wins += info["success"]
-        steps.append(k + 1)
-        if not info["success"]:
-            failed.append({"seed": seed, "conditions": info["conditions"]})
+    t0 = time.perf_counter()
+    episodes = oracle_episodes(env, seeds)
+    wins, steps = sum(e["success"] for e in episodes), [e["steps"] for e in episodes]
+    failed = [{"seed": e["seed"], "conditions": e["conditions"]} for e in episodes if not e["success"]]
     env.close()
     return {"task": task, "sim": sim, "episodes": len(seeds), "successes": wins,
             "success_rate": wins / len(seeds), "seeds": [seeds.start, seeds.stop - 1], "failed": failed,

@@ -1,4 +1,4 @@
 """Planners: oracle experts derived from task goals."""
-from planners.oracle import PickPlaceOracle, make_oracle
+from planners.oracle import PickPlaceOracle, make_oracle, oracle_episodes
 
-__all__ = ["PickPlaceOracle", "make_oracle"]
+__all__ = ["PickPlaceOracle", "make_oracle", "oracle_episodes"]

@@ -337,3 +337,18 @@ def make_oracle(env, action_noise: float = 0.0, noise_seed: int | None = None) -
     """The expert for any registered task on any backend (``action_noise``: a noisy expert, see
     :class:`PickPlaceOracle`)."""
     return PickPlaceOracle(env, action_noise, noise_seed)
+
+
+def oracle_episodes(env, seeds) -> list[dict]:
+    """Run the oracle once per seed on ``env`` (to its time limit or termination): per seed its
+    ``success``, ``steps`` and the final ``conditions``. What oracle-success checks and benches share."""
+    oracle, out = make_oracle(env), []
+    for seed in seeds:
+        obs, info = env.reset(seed=seed)
+        oracle.reset()
+        for k in range(env.spec.max_episode_steps):
+            obs, _, term, trunc, info = env.step(oracle.act(obs))
+            if term or trunc:
+                break
+        out.append({"seed": seed, "success": bool(info["success"]), "steps": k + 1, "conditions": info["conditions"]})
+    return out

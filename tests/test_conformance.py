@@ -6,23 +6,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from planners import make_oracle
+from planners import oracle_episodes
 
 ORACLE_SEEDS = range(70_000, 70_020)  # unseen: demo seeds start at 0, eval seeds at 100_000
 
 
 def oracle_success_rate(task: str, seeds=ORACLE_SEEDS) -> float:
     env = gym.make(envs.env_id(task))
-    oracle = make_oracle(env)
-    wins = 0
-    for seed in seeds:
-        obs, info = env.reset(seed=seed)
-        oracle.reset()
-        for _ in range(env.spec.max_episode_steps):
-            obs, _, term, trunc, info = env.step(oracle.act(obs))
-            if term or trunc:
-                break
-        wins += info["success"]
+    wins = sum(e["success"] for e in oracle_episodes(env, seeds))
     env.close()
     return wins / len(seeds)
 

@@ -11,7 +11,7 @@ from envs.backends import maniskill
 from envs.core import Closed, Covered, InContainer, Opened, Scene, SceneError
 from envs.core import fixtures as fx
 from envs.core.state import ObjectState, SceneState
-from planners import make_oracle
+from planners import oracle_episodes
 
 _PROBLEM = maniskill.problem()
 needs_maniskill = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
@@ -127,13 +127,6 @@ def test_maniskill_drawer_matches_mujoco_at_reset():
 @pytest.mark.parametrize("task", ["put_in_box", "close_lid", "open_drawer", "put_in_drawer_and_close"])
 def test_maniskill_oracle_solves_fixture_tasks(task):
     env = gym.make(envs.env_id(task), sim="maniskill")
-    oracle = make_oracle(env)
-    for seed in (70_000, 70_001):
-        obs, info = env.reset(seed=seed)
-        oracle.reset()
-        for _ in range(env.spec.max_episode_steps):
-            obs, _, term, trunc, info = env.step(oracle.act(obs))
-            if term or trunc:
-                break
-        assert info["success"], f"{task} seed {seed}: {info['conditions']}"
+    for e in oracle_episodes(env, (70_000, 70_001)):
+        assert e["success"], f"{task} seed {e['seed']}: {e['conditions']}"
     env.close()

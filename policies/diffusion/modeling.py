@@ -132,6 +132,11 @@ class DiffusionPolicy(Policy):
         clouds (..., N, pointcloud_dim) as the demo store hands them out; an optional
         ``pointcloud_mask`` (..., N) bool marks real points of padded clouds). A policy that reads instructions also needs
         ``batch["instruction"]`` (B strings) or ``batch["instruction_embedding"]`` (B, 384)."""
+        return self.denoising_loss(batch)[0]
+
+    def denoising_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The denoising loss and the global condition it used (B, cond_dim), for subclasses that
+        add terms on the condition (GravMAD's InfoNCE)."""
         c = self.config
         actions = batch["action"].to(self.device)
         self._check_shape("batch['action']", actions, (c.horizon, c.action_dim))
@@ -142,7 +147,7 @@ class DiffusionPolicy(Policy):
         noisy = self.noise_scheduler.add_noise(clean, noise, t)
         pred = self.model(noisy, t, cond)
         target = noise if c.prediction_type == "epsilon" else clean
-        return F.mse_loss(pred, target)
+        return F.mse_loss(pred, target), cond
 
     def _batch_instruction(self, batch: dict) -> torch.Tensor | None:
         if not self.reads_instruction:

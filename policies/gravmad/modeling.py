@@ -106,15 +106,8 @@ class GravMADPolicy(DiffusionPolicy):
         """Denoising loss + ``infonce_weight`` x InfoNCE(observation features, GravMap token);
         ``batch["obs"]`` holds ``obs_keys`` + ``"subgoal"`` (B, n_obs_steps, 4)."""
         c = self.config
-        actions = batch["action"].to(self.device)
-        self._check_shape("batch['action']", actions, (c.horizon, c.action_dim))
-        cond = self._condition(batch["obs"], self._batch_instruction(batch))
-        clean = self.action_normalizer.normalize(actions)
-        noise = torch.randn_like(clean)
-        t = torch.randint(0, c.num_train_timesteps, (clean.shape[0],), device=clean.device)
-        pred = self.model(self.noise_scheduler.add_noise(clean, noise, t), t, cond)
-        loss = F.mse_loss(pred, noise if c.prediction_type == "epsilon" else clean)
-        if c.infonce_weight > 0 and clean.shape[0] > 1:
+        loss, cond = self.denoising_loss(batch)
+        if c.infonce_weight > 0 and cond.shape[0] > 1:
             obs_cond, token = cond[:, :self.model.obs_cond_dim], cond[:, self.model.obs_cond_dim:]
             loss = loss + c.infonce_weight * infonce(self.infonce_obs(obs_cond), self.infonce_token(token),
                                                      c.infonce_temperature)
