@@ -88,19 +88,14 @@ def run_gravmad(config: RunConfig, run_dir: Path, tasks: list[str], accelerator=
 
     from policies import Policy
     from policies.gravmad import GravMADConfig, GravMADPolicy
-    from train.demos import collect_demos_for_tasks
     from train.imitation import checkpoint_dir, train_imitation
-    from train.multitask import check_action_spaces, evaluate_tasks, policy_inputs, task_action_spaces
+    from train.multitask import collect_run_demos, evaluate_tasks, policy_inputs
 
-    data, tr, ev = config.data, config.train, config.eval
+    tr, ev = config.train, config.eval
     limit_kw = {"max_episode_steps": ev.max_episode_steps} if ev.max_episode_steps else {}
     timings = {}
     t = time.time()
-    check_action_spaces(task_action_spaces(tasks, config.sim.name, config.control_mode))
-    demo_sim = data.sim or config.sim.name
-    stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
-                                     obs_mode=config.obs_mode, control_mode=config.control_mode,
-                                     progress=config.progress)
+    stores, demo_sim = collect_run_demos(config, tasks)
     timings["demos_s"] = time.time() - t
     t = time.time()
     labels = label_subgoals(stores, demo_sim, config.control_mode)

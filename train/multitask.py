@@ -78,6 +78,20 @@ def policy_inputs(config: RunConfig, num_tasks: int) -> dict:
             "instruction_encoder": INSTRUCTION_ENCODER if use_instruction else ""}
 
 
+def collect_run_demos(config: RunConfig, tasks: list[str], pool=None, **image_kw) -> tuple[dict, str]:
+    """Check that ``tasks`` share one action space, then collect (or reuse) each task's demos for
+    this run's data settings. Returns ({task: store}, the simulator the demos came from)."""
+    from train.demos import collect_demos_for_tasks
+
+    data = config.data
+    check_action_spaces(task_action_spaces(tasks, config.sim.name, config.control_mode))
+    demo_sim = data.sim or config.sim.name
+    stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
+                                     obs_mode=config.obs_mode, control_mode=config.control_mode,
+                                     progress=config.progress, pool=pool, **image_kw)
+    return stores, demo_sim
+
+
 def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], accelerator=None) -> dict:
     """Demos of every task -> one diffusion policy -> evaluation per task (lockstep batches,
     videos under ``videos/<task>/`` when there are several tasks); demos and evaluation on Ray
@@ -107,14 +121,10 @@ def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, acc
     limit_kw = {"max_episode_steps": ev.max_episode_steps} if ev.max_episode_steps else {}
     timings = {}
     t = time.time()
-    check_action_spaces(task_action_spaces(tasks, config.sim.name, config.control_mode))
-    demo_sim = data.sim or config.sim.name
     from train.ddp import is_main, main_first
 
     with main_first(accelerator):   # under DDP the others then reuse the main process's demo cache
-        stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
-                                         obs_mode=config.obs_mode, control_mode=config.control_mode,
-                                         progress=config.progress, pool=pool, **image_kw)
+        stores, demo_sim = collect_run_demos(config, tasks, pool=pool, **image_kw)
     timings["demos_s"] = time.time() - t
 
     t = time.time()

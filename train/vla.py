@@ -44,19 +44,14 @@ def run_vla(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     from policies import Policy
     from policies.vla import VLAConfig, VLAPolicy
     from train.datasets.multitask import MultiTaskDataset
-    from train.demos import collect_demos_for_tasks
     from train.imitation import checkpoint_dir, train_imitation
-    from train.multitask import check_action_spaces, evaluate_tasks, task_action_spaces
+    from train.multitask import collect_run_demos, evaluate_tasks
 
-    data, tr = config.data, config.train
+    tr = config.train
     image_size = VLAConfig.from_params(config.policy).architecture.image_size
     timings = {}
     t = time.time()
-    check_action_spaces(task_action_spaces(tasks, config.sim.name, config.control_mode))
-    demo_sim = data.sim or config.sim.name
-    stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
-                                     obs_mode=config.obs_mode, control_mode=config.control_mode,
-                                     progress=config.progress, image_size=image_size)
+    stores, demo_sim = collect_run_demos(config, tasks, image_size=image_size)
     timings["demos_s"] = time.time() - t
 
     t = time.time()
