@@ -169,7 +169,8 @@ def validate(source: str, *, taken_names: set[str], novelty: NoveltyIndex, confi
     # 5. critic (optional)
     if config.critic:
         note("critic")
-        o = critic_gate(critic_client, source, {n: novelty.sources.get(n, "") for n, _ in nearest})
+        neighbours = novelty.nearest(vec, 3)   # the critic reads the text-nearest tasks' sources
+        o = critic_gate(critic_client, source, {n: novelty.sources.get(n, "") for n, _ in neighbours})
         if not o.passed:
             return stop(o, name, instruction)
         outcomes.append(o)
