@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from envs.core.observation import AGENT_DIM, SLOTS_DIM
+from envs.core.observation import AGENT_DIM, SLOTS_DIM, slots_goal_mask
 from policies import Policy
+from policies.common.config import ConfigError
 from policies.diffusion import DiffusionConfig, DiffusionPolicy
 from train.config import compose
 from train.datasets.multitask import IncompatibleTasksError
@@ -191,6 +192,33 @@ def test_swapping_the_instruction_changes_the_action_and_checkpoints_round_trip(
     assert np.allclose(chunk(loaded, obs, instruction="stack the red block on the blue block"), red_on_blue, atol=1e-5)
     spec = loaded.export_spec()   # exports with its instruction as a graph input (tests/test_export_multitask.py)
     assert spec.instruction == {"encoder": "all-MiniLM-L6-v2", "dim": 384} and "instruction_embedding" in spec.input_names
+
+
+def test_dropping_goal_features_leaves_the_instruction_to_say_the_goal():
+    """policy.drop_goal_features: the slots' has_goal / goal_delta are masked, so the actions do not
+    depend on them, and only the instruction says which block goes where."""
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(DiffusionConfig(**TINY, obs_dim=SLOTS_DIM, obs_key="slots", drop_goal_features=True,
+                                             instruction_encoder="all-MiniLM-L6-v2"))
+    rng = np.random.default_rng(0)
+    policy.fit_normalizer(rng.normal(size=(50, SLOTS_DIM)), rng.uniform(-1, 1, (50, 7)))
+    policy.eval()
+    obs = rng.normal(size=SLOTS_DIM).astype(np.float32)
+    goal_cols = slots_goal_mask() == 0
+    other_goals = obs.copy()
+    other_goals[goal_cols] = rng.normal(size=int(goal_cols.sum()))
+    said = "stack the red block on the blue block"
+    assert np.allclose(chunk(policy, obs, instruction=said), chunk(policy, other_goals, instruction=said), atol=1e-6)
+    assert not np.allclose(chunk(policy, obs, instruction=said),
+                           chunk(policy, obs, instruction="stack the blue block on the red block"), atol=1e-4)
+    moved = obs.copy()
+    moved[~goal_cols] += 1.0     # the scene itself still counts
+    assert not np.allclose(chunk(policy, obs, instruction=said), chunk(policy, moved, instruction=said), atol=1e-4)
+    with pytest.raises(ConfigError, match="drop_goal_features"):
+        DiffusionConfig(**TINY, obs_dim=SLOTS_DIM, obs_key="slots", drop_goal_features=True)   # no instruction
+    with pytest.raises(ConfigError, match="drop_goal_features"):
+        DiffusionConfig(**TINY, obs_dim=40, obs_key="state", drop_goal_features=True,
+                        instruction_encoder="all-MiniLM-L6-v2")
 
 
 @pytest.mark.slow

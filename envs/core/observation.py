@@ -95,6 +95,17 @@ def slots_layout() -> dict[str, slice]:
     return _field_slices(fields)
 
 
+def slots_goal_mask() -> np.ndarray:
+    """(SLOTS_DIM,) float 1/0: 0 on every slot's ``has_goal`` and ``goal_delta``. A reader that
+    multiplies by it sees the scene but not the task, which must then come from elsewhere (the
+    instruction for a policy; nothing for a goal-agnostic representation such as HILP's phi)."""
+    mask = np.ones(SLOTS_DIM, dtype=np.float32)
+    for key, sl in slots_layout().items():
+        if key.endswith((".has_goal", ".goal_delta")):
+            mask[sl] = 0.0
+    return mask
+
+
 def split_slots(obs):
     """(agent (..., AGENT_DIM), objects (..., MAX_OBJECTS, SLOT_DIM)) views of ``slots``
     observations (numpy or torch, any leading dimensions); the empty-slot mask is

@@ -48,6 +48,9 @@ class DiffusionParams:
     # on for a run of several tasks or any obs_mode but state (only `state` says which object is which)
     use_instruction: Optional[bool] = None
     instruction_proj_dim: int = 64   # a linear projection of the 384-d embedding; 0 = the raw embedding
+    # obs_mode=slots: zero every slot's has_goal / goal_delta, so that which object goes where comes
+    # from the instruction alone (the slots' goal fields otherwise say it, and language is ignored)
+    drop_goal_features: bool = False
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -91,6 +94,7 @@ class DiffusionParams:
         require(is_number(self.obs_min_span) and self.obs_min_span >= 0, self, "obs_min_span", "a number >= 0")
         require(self.use_instruction is None or isinstance(self.use_instruction, bool), self, "use_instruction",
                 "true, false or null (auto: on for several tasks or any obs_mode but state)")
+        require(isinstance(self.drop_goal_features, bool), self, "drop_goal_features", "true or false")
         require(is_int(self.instruction_proj_dim, 0), self, "instruction_proj_dim",
                 "an integer >= 0 (0 = the raw 384-d embedding)")
         require(is_int(self.image_size, 16), self, "image_size", "an integer >= 16 (pixels)")
@@ -146,6 +150,10 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
                 "proprio when a point cloud is read (the policy sees no privileged state)")
         require(self.instruction_encoder in ("",) + INSTRUCTION_ENCODERS, self, "instruction_encoder",
                 "'' (no language) or " + ", ".join(INSTRUCTION_ENCODERS))
+        require(not self.drop_goal_features or self.obs_key == "slots", self, "drop_goal_features",
+                "false unless obs_mode=slots (only the slots observation has goal fields)")
+        require(not self.drop_goal_features or self.instruction_encoder, self, "drop_goal_features",
+                "false when the policy reads no instruction (nothing would say the goal)")
         super().validate()
 
     @property

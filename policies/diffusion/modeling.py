@@ -54,6 +54,9 @@ class DiffusionPolicy(Policy):
         self.obs_normalizer = Normalizer(c.obs_dim)
         self.action_normalizer = Normalizer(c.action_dim)
         cond_dim = c.n_obs_steps * c.obs_dim
+        # drop_goal_features: a 1/0 mask over the slots vector (not saved: rebuilt from the layout)
+        self.register_buffer("obs_mask", torch.from_numpy(ob.slots_goal_mask()) if c.drop_goal_features else None,
+                             persistent=False)
         # Images: one encoder for every camera of the history, trained end to end with the U-Net
         # (its weights are saved with the policy); random crop in train(), centre crop in eval().
         self.image_encoder = None
@@ -167,7 +170,10 @@ class DiffusionPolicy(Policy):
         vector = vector.to(device=self.device, dtype=torch.float32)
         self._check_shape(f"obs[{c.obs_key!r}]" if isinstance(obs, Mapping) else "obs", vector,
                           (c.n_obs_steps, c.obs_dim))
-        parts = [self.obs_normalizer.normalize(vector).flatten(1)]
+        normalized = self.obs_normalizer.normalize(vector)
+        if self.obs_mask is not None:
+            normalized = normalized * self.obs_mask
+        parts = [normalized.flatten(1)]
         if self.image_encoder is not None:
             if not isinstance(obs, Mapping):
                 raise ValueError(f"this policy reads cameras {list(c.cameras)}: obs must be a dict with "

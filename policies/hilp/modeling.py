@@ -44,14 +44,11 @@ def expectile_loss(adv: torch.Tensor, diff: torch.Tensor, expectile: float) -> t
 
 def goal_feature_mask(obs_dim: int, drop_goal_features: bool) -> torch.Tensor:
     """(obs_dim,) 1/0: 0 on every slot's ``has_goal`` and ``goal_delta`` when dropping them."""
-    mask = torch.ones(obs_dim)
-    if drop_goal_features:
-        from envs.core.observation import slots_layout
+    if not drop_goal_features:
+        return torch.ones(obs_dim)
+    from envs.core.observation import slots_goal_mask
 
-        for key, sl in slots_layout().items():
-            if key.endswith((".has_goal", ".goal_delta")):
-                mask[sl] = 0.0
-    return mask
+    return torch.from_numpy(slots_goal_mask())
 
 
 def unit(z: torch.Tensor) -> torch.Tensor:
