@@ -32,6 +32,13 @@ PHASE_TIMEOUT = 60     # control steps before a phase gives up and moves on
 INSERT_SPEED = 0.003   # m per control step while a peg goes into its hole
 INSERT_GRASP = 0.016   # m: fingertips this far below a peg's top, so the fingers stay above the socket
 MAX_HAND_YAW = 2.0     # rad: the gripper yaws the oracle turns to, within the Panda's wrist range
+SWING_LEAD = 0.12      # rad: how far a door's commanded angle may run ahead of its measured one
+SWING_TOL = 0.03       # rad: a door within this of its goal angle is where the oracle lets go
+
+
+def _z_rotation_matrix(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def yaw_quat(yaw: float) -> np.ndarray:
@@ -276,9 +283,18 @@ class PickPlaceOracle:
 
     def _articulate(self, goal: Goal):
         """Joint goals: take the handle from above (fingers closing across the bar), move it to the
-        goal's handle position along the joint, let go and lift."""
+        goal's handle position along the joint -- a straight line for a drawer, waypoints along
+        the arc about the hinge for a door, the hand turning with the handle -- let go and lift."""
         obj = goal.obj
-        q = yaw_quat(obj.yaw + np.pi / 2)  # the bar sticks out along the fixture's x: close across y
+        j = fx.joint_spec(obj)
+        q_goal = j.low + goal.goal_fraction() * (j.high - j.low)
+        q_now = self._state().joints[obj.name]
+        # the bar sticks out along the fixture's x: close across y; of the two equivalent hand yaws
+        # (half a turn apart) take the one whose whole swing stays nearest the wrist's middle
+        base = obj.yaw + np.pi / 2
+        ends = [base + fx.handle_turn(obj, q) for q in (q_now, q_goal)]
+        base += min((k * np.pi for k in (-2, -1, 0, 1, 2)), key=lambda a: max(abs(e + a) for e in ends))
+        q = yaw_quat(base + fx.handle_turn(obj, q_now))
         handle = lambda: self._state().objects[obj.name].pos  # noqa: E731
         grasp_dz = -0.5 * fx.HANDLE[2]
         above = lambda: handle() + [0, 0, max(self._tallest() - handle()[2] + 0.04, 0.06)]  # noqa: E731
@@ -288,10 +304,35 @@ class PickPlaceOracle:
         yield from self._gripper(GRIPPER_CLOSED, 8, obj.name)
         s = self._state()
         offset = s.tcp_pos - s.objects[obj.name].pos
-        yield from self._move(lambda: goal.target(self._state()) + offset, q, FINE_SPEED, tol=0.008)
+        if j.type == "revolute":
+            yield from self._swing(obj, q_goal, offset, base)
+        else:
+            yield from self._move(lambda: goal.target(self._state()) + offset, q, FINE_SPEED, tol=0.008)
         yield from self._gripper(GRIPPER_OPEN, 6, obj.name)
         up = self._state().tcp_pos + [0, 0, 0.06]
-        yield from self._move(lambda: up, q, FINE_SPEED, tol=0.02)
+        yield from self._move(lambda: up, q if j.type == "prismatic" else None, FINE_SPEED, tol=0.02)
+
+    def _swing(self, obj, q_goal: float, offset: np.ndarray, base_yaw: float):
+        """Carry a held door handle along its arc to joint angle ``q_goal`` (rad): each step the
+        target is the handle's point on the circle a little further on (``FINE_SPEED`` of arc,
+        never more than ``SWING_LEAD`` rad ahead of the door's measured angle, so a door that
+        lags is not torn from the fingers), with the grasp offset and the hand's yaw turned as
+        the handle turns; it ends once the door is within ``SWING_TOL`` of ``q_goal``."""
+        j = fx.joint_spec(obj)
+        q_grasp = q_cmd = self._state().joints[obj.name]
+        radius = np.linalg.norm((fx.handle_point(obj, 0.0) - fx.to_world(obj, j.pivot))[:2])
+        step = FINE_SPEED / max(radius, 0.05)
+        for _ in range(2 * PHASE_TIMEOUT):
+            q_meas = self._state().joints[obj.name]
+            if abs(q_meas - q_goal) < SWING_TOL:
+                return
+            q_cmd += np.clip(q_goal - q_cmd, -step, step)
+            q_cmd = float(np.clip(q_cmd, q_meas - SWING_LEAD, q_meas + SWING_LEAD))
+            turn = fx.handle_turn(obj, q_cmd)
+            self.target_pos = (fx.handle_point(obj, q_cmd)
+                               + _z_rotation_matrix(turn - fx.handle_turn(obj, q_grasp)) @ offset)
+            self.target_quat = yaw_quat(base_yaw + turn)
+            yield
 
     def _push(self, goal: Goal):
         """Push in straight strokes along the object->target line with the fingers closed and

@@ -4,7 +4,8 @@ things in, covering with a lid, opening and closing. Same shape as :mod:`envs.co
 
 Joint goals (``Opened``, ``Closed``) move the fixture's handle: their ``obj`` is the fixture,
 ``state.pos(obj)`` its handle, ``target`` where the handle is when the goal holds, and their
-skill is "articulate" (the oracle grasps the handle and pulls or pushes it along the joint).
+skill is "articulate" (the oracle grasps the handle and pulls or pushes it along the joint: a
+straight line for a drawer, an arc about the hinge for a door).
 """
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ class _JointGoal(Goal):
 
 @dataclass
 class Opened(_JointGoal):
-    """The articulated fixture ``obj`` (a drawer) is open to at least ``fraction`` of its range."""
+    """The articulated fixture ``obj`` (a drawer or a door) is open to at least ``fraction`` of its
+    range (of its travel, m, or its swing, rad)."""
 
     fraction: float = 0.8
 
@@ -106,7 +108,8 @@ class Opened(_JointGoal):
 
 @dataclass
 class Closed(_JointGoal):
-    """The articulated fixture ``obj`` (a drawer) is open by at most ``fraction`` of its range."""
+    """The articulated fixture ``obj`` (a drawer or a door) is open by at most ``fraction`` of its
+    range."""
 
     fraction: float = 0.05
 

@@ -1,6 +1,6 @@
 """Containers and articulated fixtures: one geometry, read by both backends, the goals and the oracle.
 
-Kinds (added by :class:`~envs.core.scene.Scene`'s ``add_box``, ``add_lid``, ``add_drawer``):
+Kinds (added by :class:`~envs.core.scene.Scene`'s ``add_box``, ``add_lid``, ``add_drawer``, ``add_door``):
 
 - ``box``: an open container fixed to the table, a floor and four walls of ``WALL`` thickness;
   ``half_size`` is its outer bounding box.
@@ -11,13 +11,17 @@ Kinds (added by :class:`~envs.core.scene.Scene`'s ``add_box``, ``add_lid``, ``ad
   -x of its own frame) holding a drawer on a prismatic joint; the drawer (front panel, floor,
   walls and a handle sticking out towards the robot) slides out along -x by up to
   :func:`joint_range`. ``half_size`` is the cabinet's outer bounding box.
+- ``door``: the same cabinet closed by a door on a revolute joint: a panel over the open face,
+  hinged about a vertical axis at its +y edge (the robot's left), with a handle near its free
+  (-y) edge sticking out towards the robot; it swings out towards the robot by up to
+  :data:`DOOR_RANGE` rad. ``half_size`` is the cabinet's outer bounding box.
 
 Every shape is a box (:class:`Part`) in the object's own frame (origin at the bounding-box centre,
 yaw about +z); ``body`` says whether it belongs to the fixed base or to the jointed moving part.
 The state an articulated fixture reports (:class:`~envs.core.state.SceneState`) is the world
 position of its handle as ``objects[name].pos`` (what the gripper reaches for, the goal's
-``target`` and the observation's fixture feature) and the joint position (m for prismatic) as
-``joints[name]``. Units: metres, radians, kilograms, N·s/m.
+``target`` and the observation's fixture feature) and the joint position as ``joints[name]`` (m for prismatic, rad for revolute). Units: metres, radians, kilograms, N·s/m
+(N·m·s/rad for a revolute joint).
 """
 from __future__ import annotations
 
@@ -38,10 +42,18 @@ DRAWER_MASS = 0.3           # kg
 DRAWER_DAMPING = 4.0        # N·s/m
 DRAWER_FRICTION = 0.5       # N (dry friction on the joint)
 
+# A door: the same joint feel at its handle as a drawer's (damping and friction scaled by the
+# handle's lever arm, about 0.15 m), a quarter turn of travel
+DOOR_RANGE = 1.5708         # rad: how far the door swings open
+DOOR_MASS = 0.3             # kg
+DOOR_DAMPING = 0.09         # N·m·s/rad
+DOOR_FRICTION = 0.075       # N·m (dry friction on the joint)
+DOOR_HANDLE_INSET = 0.03    # m: from the door's free edge to its handle's centre line
+
 # Kinds that have a joint, and its type; a joint goal on any other kind is refused.
-JOINT_KINDS: dict[str, str] = {"drawer": "prismatic"}
+JOINT_KINDS: dict[str, str] = {"drawer": "prismatic", "door": "revolute"}
 CONTAINER_KINDS = ("box", "drawer", "bowl")  # what InContainer accepts
-FIXTURE_KINDS = frozenset({"box", "lid", "drawer"})
+FIXTURE_KINDS = frozenset({"box", "lid", "drawer", "door"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,7 @@ class Part:
 
 
 def parts(obj) -> list[Part]:
-    """The box shapes of a ``box``, ``lid`` or ``drawer`` (same on every backend)."""
+    """The box shapes of a ``box``, ``lid``, ``drawer`` or ``door`` (same on every backend)."""
     hx, hy, hz = obj.half_size
     t = WALL
     if obj.kind == "box":
@@ -69,20 +81,23 @@ def parts(obj) -> list[Part]:
         kx, ky, kz = LID_KNOB
         return [Part("plate", (0, 0, -hz + LID_PLATE / 2), (hx, hy, LID_PLATE / 2)),
                 Part("knob", (0, 0, hz - kz), (kx, ky, kz))]
-    if obj.kind == "drawer":
+    if obj.kind in ("drawer", "door"):
         c = CLEARANCE
         cabinet = [Part("bottom", (0, 0, -hz + t / 2), (hx, hy, t / 2)),
                    Part("top", (0, 0, hz - t / 2), (hx, hy, t / 2)),
                    Part("side_py", (0, hy - t / 2, 0), (hx, t / 2, hz)),
                    Part("side_ny", (0, -hy + t / 2, 0), (hx, t / 2, hz)),
                    Part("back", (hx - t / 2, 0, 0), (t / 2, hy, hz))]
+        hl, hw, hh = HANDLE
+        if obj.kind == "door":  # a panel over the open face, its handle near the free (-y) edge
+            return cabinet + [Part("panel", (-hx - t / 2, 0, c / 2), (t / 2, hy, hz - c / 2), "moving"),
+                              Part("handle", (-hx - t - hl, -hy + DOOR_HANDLE_INSET, 0), (hl, hw, hh), "moving")]
         # the drawer: its front panel closes the cabinet's open face from outside
         x0, x1 = -hx, hx - t - c                     # drawer box along x (panel excluded)
         iy = hy - t - c                              # drawer's outer half width
         z0 = -hz + t + c                             # underside of its floor
         wh = min(DRAWER_WALL_HEIGHT, 2 * hz - 2 * t - 2 * c - t) / 2  # half height of its walls
         xm, xh = (x0 + x1) / 2, (x1 - x0) / 2
-        hl, hw, hh = HANDLE
         drawer = [Part("panel", (-hx - t / 2, 0, c / 2), (t / 2, hy, hz - c / 2), "moving"),
                   Part("floor", (xm, 0, z0 + t / 2), (xh, iy, t / 2), "moving"),
                   Part("wall_py", (xm, iy - t / 2, z0 + t + wh), (xh, t / 2, wh), "moving"),
@@ -95,8 +110,10 @@ def parts(obj) -> list[Part]:
 
 @dataclass(frozen=True)
 class JointSpec:
-    """An articulated fixture's joint, in the object's frame: ``axis`` (unit), range (m or rad),
-    damping (N·s/m), dry friction (N), mass of the moving part (kg)."""
+    """An articulated fixture's joint, in the object's frame: ``type`` "prismatic" or "revolute",
+    ``axis`` (unit; a revolute joint turns right-handed about it), range (m or rad), damping (N·s/m
+    or N·m·s/rad), dry friction (N or N·m), mass of the moving part (kg) and, for a revolute joint,
+    ``pivot``: a point on its axis (m)."""
 
     type: str
     axis: tuple[float, float, float]
@@ -105,18 +122,30 @@ class JointSpec:
     damping: float
     friction: float
     mass: float
+    pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 def joint_spec(obj) -> JointSpec:
     """The joint of an articulated fixture; a ``ValueError`` naming the jointed kinds otherwise."""
     check_articulated(obj, "a joint")
+    if obj.kind == "door":  # about -z through the panel's outer edge on the hinge side: opens outwards
+        hx, hy, _ = obj.half_size
+        return JointSpec("revolute", (0.0, 0.0, -1.0), 0.0, joint_range(obj), DOOR_DAMPING, DOOR_FRICTION,
+                         DOOR_MASS, (-hx - WALL, hy, 0.0))
     return JointSpec("prismatic", (-1.0, 0.0, 0.0), 0.0, joint_range(obj), DRAWER_DAMPING, DRAWER_FRICTION,
                      DRAWER_MASS)
 
 
 def joint_range(obj) -> float:
-    """Upper joint limit (m): how far the drawer slides out."""
+    """Upper joint limit: how far the drawer slides out (m) or the door swings open (rad)."""
+    if obj.kind == "door":
+        return DOOR_RANGE
     return round(DRAWER_TRAVEL * 2 * obj.half_size[0], 4)
+
+
+def joint_name(obj) -> str:
+    """The name both backends give an articulated fixture's joint."""
+    return f"{obj.name}_{'hinge' if JOINT_KINDS[obj.kind] == 'revolute' else 'slide'}"
 
 
 def check_articulated(obj, what: str) -> None:
@@ -141,18 +170,54 @@ def to_local(obj, world) -> np.ndarray:
 
 def handle_local(obj) -> np.ndarray:
     """Where the gripper holds the handle at joint position 0, in the fixture's frame."""
-    hx = obj.half_size[0]
-    return np.array([-hx - WALL - HANDLE[0], 0.0, 0.0])
+    hx, hy, _ = obj.half_size
+    y = -hy + DOOR_HANDLE_INSET if obj.kind == "door" else 0.0
+    return np.array([-hx - WALL - HANDLE[0], y, 0.0])
+
+
+def axis_rotation(axis, angle: float) -> np.ndarray:
+    """3x3 rotation by ``angle`` rad about the unit vector ``axis`` (right-handed)."""
+    k = np.asarray(axis, float)
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * kx + (1.0 - np.cos(angle)) * kx @ kx
 
 
 def handle_point(obj, q: float) -> np.ndarray:
-    """World position of the handle's grasp point at joint position ``q``."""
-    return to_world(obj, handle_local(obj) + q * np.asarray(joint_spec(obj).axis))
+    """World position of the handle's grasp point at joint position ``q``: slid along the axis
+    (prismatic) or turned about it through the pivot (revolute)."""
+    j = joint_spec(obj)
+    h = handle_local(obj)
+    if j.type == "revolute":
+        pivot = np.asarray(j.pivot)
+        return to_world(obj, pivot + axis_rotation(j.axis, q) @ (h - pivot))
+    return to_world(obj, h + q * np.asarray(j.axis))
+
+
+def handle_velocity(obj, q: float, qdot: float) -> np.ndarray:
+    """World velocity (m/s) of the handle's grasp point at joint position ``q`` and rate ``qdot``."""
+    j = joint_spec(obj)
+    axis = _rot(obj.yaw) @ np.asarray(j.axis)
+    if j.type == "revolute":
+        return qdot * np.cross(axis, handle_point(obj, q) - to_world(obj, j.pivot))
+    return qdot * axis
+
+
+def handle_turn(obj, q: float) -> float:
+    """How far (rad, about world +z) the handle has turned at joint position ``q``: 0 for a
+    drawer, the joint angle with the axis's sign for a door (its axis is vertical)."""
+    j = joint_spec(obj)
+    return float(j.axis[2] * q) if j.type == "revolute" else 0.0
 
 
 def joint_from_handle(obj, handle_world) -> float:
-    """Inverse of :func:`handle_point` (prismatic): the joint position that puts the handle there."""
-    return float((to_local(obj, handle_world) - handle_local(obj)) @ np.asarray(joint_spec(obj).axis))
+    """Inverse of :func:`handle_point`: the joint position that puts the handle there."""
+    j = joint_spec(obj)
+    axis = np.asarray(j.axis)
+    if j.type == "revolute":  # signed angle between the pivot->handle arms, about the axis
+        pivot = np.asarray(j.pivot)
+        u0, u = handle_local(obj) - pivot, to_local(obj, handle_world) - pivot
+        return float(np.arctan2(np.cross(u0, u) @ axis, u0 @ u - (u0 @ axis) * (u @ axis)))
+    return float((to_local(obj, handle_world) - handle_local(obj)) @ axis)
 
 
 def grasp_point(obj, pos: np.ndarray) -> tuple[np.ndarray, float]:

@@ -40,7 +40,8 @@ REGIONS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 
 
 # Every kind of object a scene can hold (the add_* methods below); backends build each of them.
-OBJECT_KINDS = frozenset({"block", "cylinder", "zone", "bowl", "marker", "socket", "box", "lid", "drawer"})
+OBJECT_KINDS = frozenset({"block", "cylinder", "zone", "bowl", "marker", "socket", "box", "lid", "drawer",
+                          "door"})
 BOWL_WALLS = 12  # wall segments approximating a round bowl, the same on every backend
 
 
@@ -176,6 +177,21 @@ class Scene:
         if not (0.12 <= sx <= 0.24 and 0.12 <= sy <= 0.3 and 0.07 <= sz <= 0.16):
             raise SceneError(f"drawer size {size!r} is invalid; allowed: x 0.12-0.24, y 0.12-0.3, z 0.07-0.16 m")
         obj = self._add("drawer", color, (sx / 2, sy / 2, sz / 2), name, movable=False, mass=0.0)
+        obj.joint_pos = open_fraction * joint_range(obj)
+        return obj
+
+    def add_door(self, color: str, size: tuple = (0.17, 0.18, 0.1), open_fraction: float = 0.0,
+                 name: str | None = None) -> ObjectSpec:
+        """A cabinet fixed to the table closed by a door hinged at its left edge (a revolute joint
+        about a vertical axis; it swings out towards the robot by up to a quarter turn) with a
+        handle near its right edge; ``Opened`` / ``Closed`` goals. ``size``: the cabinet's outer
+        (x, y, z) size (m); ``open_fraction``: how far the door starts open (0..1 of the turn)."""
+        if not 0.0 <= open_fraction <= 1.0:
+            raise SceneError(f"open_fraction={open_fraction!r} is invalid; allowed: 0..1")
+        sx, sy, sz = size
+        if not (0.12 <= sx <= 0.24 and 0.12 <= sy <= 0.24 and 0.07 <= sz <= 0.16):
+            raise SceneError(f"door size {size!r} is invalid; allowed: x 0.12-0.24, y 0.12-0.24, z 0.07-0.16 m")
+        obj = self._add("door", color, (sx / 2, sy / 2, sz / 2), name, movable=False, mass=0.0)
         obj.joint_pos = open_fraction * joint_range(obj)
         return obj
 

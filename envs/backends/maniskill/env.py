@@ -152,6 +152,7 @@ class ManiSkillBatchEnv(BaseEnv):
         # articulated fixtures: index k -> the moving link's view (a finger can touch and grasp it)
         self._articulated = [k for k, o in enumerate(specs[0]) if o.kind in JOINT_KINDS]
         self._moving_links = {k: self._views[k].links[1] for k in self._articulated}
+        self._revolute = {k for k in self._articulated if JOINT_KINDS[specs[0][k].kind] == "revolute"}
         self._touchable = self._movable + self._articulated
         self._touchable_t = torch.as_tensor(self._touchable, device=self.device, dtype=torch.long)
         self._movable_view = (Actor.merge([self._views[k] for k in self._movable], name="roboforge_movables")
@@ -191,9 +192,11 @@ class ManiSkillBatchEnv(BaseEnv):
         self._fixture_pos = torch.zeros(self.num_envs, m, 3, device=self.device)
         self._fixture_quat = torch.zeros(self.num_envs, m, 4, device=self.device)
         self._slot_attrs = torch.zeros(self.num_envs, m, ob.ATTRIBUTE_DIM, device=self.device)
-        # per articulated fixture: its handle's world position at joint 0 and the joint's world axis
+        # per articulated fixture: its handle's world position at joint 0, the joint's world axis
+        # and (revolute) a world point on that axis
         self._handle0 = torch.zeros(self.num_envs, m, 3, device=self.device)
         self._joint_axis = torch.zeros(self.num_envs, m, 3, device=self.device)
+        self._joint_pivot = torch.zeros(self.num_envs, m, 3, device=self.device)
         if self.scene.gpu_sim_enabled or self.num_envs > 1:
             return
         # CPU: contacts are read once per step and matched to (finger, object) by entity id
@@ -286,6 +289,8 @@ class ManiSkillBatchEnv(BaseEnv):
                                                 dtype=torch.float32)
         self._joint_axis[idx, k] = torch.as_tensor(
             np.stack([fx.to_world(o, fx.joint_spec(o).axis) - o.pos for o in objs]), device=dev, dtype=torch.float32)
+        self._joint_pivot[idx, k] = torch.as_tensor(np.stack([fx.to_world(o, fx.joint_spec(o).pivot) for o in objs]),
+                                                    device=dev, dtype=torch.float32)
         q0 = np.array([[o.joint_pos] for o in objs], dtype=np.float32)
         if self.scene.gpu_sim_enabled:
             ids = torch.as_tensor(idx, device=dev)
@@ -360,8 +365,13 @@ class ManiSkillBatchEnv(BaseEnv):
                 jv = torch.as_tensor(art.qvel[:1], dtype=torch.float32)[None]
                 lq = torch.as_tensor(np.asarray(self._moving_links[k]._objs[0].entity_pose.q), dtype=torch.float32)[None]
             joints[:, k] = jq[:, 0]
-            pos[:, k] = self._handle0[:, k] + jq * self._joint_axis[:, k]
-            quat[:, k], linvel[:, k] = lq, jv * self._joint_axis[:, k]
+            axis = self._joint_axis[:, k]
+            if k in self._revolute:  # the handle turned about the hinge (fx.handle_point, batched)
+                arm = _turn(self._handle0[:, k] - self._joint_pivot[:, k], axis, jq)
+                pos[:, k], linvel[:, k] = self._joint_pivot[:, k] + arm, jv * torch.cross(axis, arm, dim=-1)
+            else:
+                pos[:, k], linvel[:, k] = self._handle0[:, k] + jq * axis, jv * axis
+            quat[:, k] = lq
         touching, grasped = self._finger_contacts()
         return Snapshot(pos, quat, linvel, angvel, tcp_pos, tcp_quat, qpos, qvel, touching, grasped, joints,
                         [self.object_names[k] for k in self._articulated])
@@ -576,9 +586,15 @@ def _set_color(view: Actor, i: int, obj) -> None:
                 part.material.set_base_color(rgba)
 
 
+def _turn(v: torch.Tensor, axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rodrigues: the vectors ``v`` (N, 3) turned by ``angle`` (N, 1) rad about unit ``axis`` (N, 3)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    return v * c + torch.cross(axis, v, dim=-1) * s + axis * (axis * v).sum(-1, keepdim=True) * (1 - c)
+
+
 def _build_articulated(scene, obj, i: int, name: str) -> Articulation:
     """An articulated fixture in parallel environment ``i``: a fixed root link (the cabinet) and a
-    moving link on the fixture's joint, from :func:`envs.core.fixtures.parts` (the MuJoCo
+    moving link (drawer or door) on the fixture's joint, from :func:`envs.core.fixtures.parts` (the MuJoCo
     compiler's geometry). PhysX does not collide a link with its parent, as the MJCF's contact
     bits keep the drawer and its cabinet apart."""
     j = fx.joint_spec(obj)
@@ -591,11 +607,13 @@ def _build_articulated(scene, obj, i: int, name: str) -> Articulation:
     root.set_name(f"{name}_base")
     moving = b.create_link_builder(root)
     moving.set_name(f"{name}_moving")
-    # SAPIEN's prismatic joints slide along the joint frame's x: turn +x onto the fixture's axis
+    # SAPIEN's prismatic (revolute) joints slide along (turn about) the joint frame's x: turn +x
+    # onto the fixture's axis; the same frame in both links, so the moving link's frame is the
+    # fixture's at joint position 0, as in the MJCF
     axis = np.asarray(j.axis, float)
-    frame = sapien.Pose(q=_quat_from_x(axis))
-    moving.set_joint_name(f"{name}_slide")
-    moving.set_joint_properties("prismatic", [[j.low, j.high]], frame, frame, friction=0.0, damping=j.damping)
+    frame = sapien.Pose(p=list(j.pivot), q=_quat_from_x(axis))
+    moving.set_joint_name(fx.joint_name(obj))
+    moving.set_joint_properties(j.type, [[j.low, j.high]], frame, frame, friction=0.0, damping=j.damping)
     mparts = [p for p in fx.parts(obj) if p.body == "moving"]
     volume = sum(8 * np.prod(p.half) for p in mparts)
     for p in fx.parts(obj):

@@ -89,8 +89,9 @@ _BASE_BITS, _MOVING_BITS = dict(contype="2", conaffinity="1"), dict(contype="4",
 
 
 def _add_fixture(body: ET.Element, obj) -> None:
-    """A box, lid or drawer from :func:`envs.core.fixtures.parts`: box geoms on the object's body,
-    a drawer's moving part on a child body with a slide joint (``<name>_slide``)."""
+    """A box, lid, drawer or door from :func:`envs.core.fixtures.parts`: box geoms on the object's
+    body; the moving part of a drawer (door) on a child body with a slide (hinge) joint named
+    :func:`envs.core.fixtures.joint_name`."""
     rgba = _fmt(obj.rgba)
     contact = dict(friction="1 0.005 0.0001", condim="4", solref="0.005 1")
     parts = fx.parts(obj)
@@ -110,9 +111,14 @@ def _add_fixture(body: ET.Element, obj) -> None:
         return
     j = fx.joint_spec(obj)
     moving = ET.SubElement(body, "body", name=f"{obj.name}_moving")
-    ET.SubElement(moving, "joint", name=f"{obj.name}_slide", type="slide", axis=_fmt(j.axis),
-                  range=_fmt((j.low, j.high)), damping=f"{j.damping:.6g}", frictionloss=f"{j.friction:.6g}",
-                  armature="0.01", limited="true")
+    if j.type == "revolute":  # armature: the drawer's 0.01 kg felt at the handle's ~0.15 m lever
+        ET.SubElement(moving, "joint", name=fx.joint_name(obj), type="hinge", pos=_fmt(j.pivot), axis=_fmt(j.axis),
+                      range=_fmt((j.low, j.high)), damping=f"{j.damping:.6g}", frictionloss=f"{j.friction:.6g}",
+                      armature="0.0002", limited="true")
+    else:
+        ET.SubElement(moving, "joint", name=fx.joint_name(obj), type="slide", axis=_fmt(j.axis),
+                      range=_fmt((j.low, j.high)), damping=f"{j.damping:.6g}", frictionloss=f"{j.friction:.6g}",
+                      armature="0.01", limited="true")
     mparts = [p for p in parts if p.body == "moving"]
     volume = sum(8 * np.prod(p.half) for p in mparts)
     for p in mparts:

@@ -172,10 +172,10 @@ class MujocoTaskEnv(gym.Env):
         self._obj_dof = {o.name: m.jnt_dofadr[m.joint(f"{o.name}_joint").id] for o in self._movable}
         self._obj_geoms = {o.name: [g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(o.name).id]
                            for o in self.scene.objects}
-        # articulated fixtures: the jointed part is a child body "<name>_moving" on "<name>_slide"
+        # articulated fixtures: the jointed part is a child body "<name>_moving" on fx.joint_name
         self._articulated = [o for o in self._fixtures if o.kind in JOINT_KINDS]
-        self._joint_qpos = {o.name: m.jnt_qposadr[m.joint(f"{o.name}_slide").id] for o in self._articulated}
-        self._joint_dof = {o.name: m.jnt_dofadr[m.joint(f"{o.name}_slide").id] for o in self._articulated}
+        self._joint_qpos = {o.name: m.jnt_qposadr[m.joint(fx.joint_name(o)).id] for o in self._articulated}
+        self._joint_dof = {o.name: m.jnt_dofadr[m.joint(fx.joint_name(o)).id] for o in self._articulated}
         self._moving_body = {o.name: m.body(f"{o.name}_moving").id for o in self._articulated}
         for o in self._articulated:
             self._obj_geoms[o.name] += [g for g in range(m.ngeom) if m.geom_bodyid[g] == self._moving_body[o.name]]
@@ -204,9 +204,8 @@ class MujocoTaskEnv(gym.Env):
         for o in self._articulated:  # reported at its handle (envs.core.fixtures)
             o = self._specs[o.name]
             q, v = float(d.qpos[self._joint_qpos[o.name]]), float(d.qvel[self._joint_dof[o.name]])
-            axis = fx.to_world(o, fx.joint_spec(o).axis) - o.pos
             objects[o.name] = ObjectState(fx.handle_point(o, q), d.xquat[self._moving_body[o.name]].copy(),
-                                          axis * v, zero)
+                                          fx.handle_velocity(o, q, v), zero)
             joints[o.name] = q
         touch_l, touch_r = self._finger_contacts()
         return SceneState(objects=objects, tcp_pos=d.site_xpos[self.controller.tcp].copy(),
