@@ -4,7 +4,7 @@ step of an articulated task costs next to ``stack_blocks``.
 ``oracle``: the task's oracle on ``--seeds`` unseen seeds from 70_000 (the conformance suite's),
 success rate and mean episode length, per task and backend.
 ``step``: ``obs_mode="state"``, ``ee_delta_pose``, the oracle's own actions replayed (so the
-articulated task's step includes the drawer's joint and its contacts, as in use); per step: the
+articulated task's step includes the drawer's or door's joint and its contacts, as in use); per step: the
 median wall time and CPU time (``time.process_time``) over ``--rounds`` rounds of ``--steps``
 steps, and the ratio to ``stack_blocks`` on the same backend. CPU seconds are the figure to read
 on a shared machine.
@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.common import RESULTS, load, versions
 
-TASKS = ("put_in_box", "close_lid", "open_drawer", "put_in_drawer_and_close")
+TASKS = ("put_in_box", "close_lid", "open_drawer", "put_in_drawer_and_close", "open_door", "close_door")
 SEED_START = 70_000
 
 
