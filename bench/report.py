@@ -487,14 +487,19 @@ def oracle_tasks_rows(ot: dict) -> list[dict]:
             for sim, cells in by_sim.items()]
 
 
-def fixtures_oracle_rows(fo: dict) -> list[dict]:
-    """Oracle success of the container and drawer tasks (bench/fixtures.py oracle)."""
+def fixtures_oracle_rows(fo: dict, what: str = "container and drawer tasks") -> list[dict]:
+    """Oracle success of the container, drawer (and door) tasks (bench/fixtures.py oracle)."""
     sims = sorted({r["sim"] for r in fo["rows"]})
-    return [row(f"Oracle success, container and drawer tasks, {', '.join(sims)} (20 unseen seeds)",
+    return [row(f"Oracle success, {what}, {', '.join(sims)} (20 unseen seeds)",
                 ours="; ".join(f"{r['task']} {r['wins']}/{r['seeds']}" for r in fo["rows"]), peer="—", ratio="—",
                 source=fo, versions=_v(fo, "mujoco", "mani_skill", "sapien"),
                 note=f"issue 19 target 2 (oracle half); load {fo['load_avg_1m_start']}-{fo['load_avg_1m_end']}; "
                      "docs/fixtures.md")]
+
+
+def door_oracle_rows(fo: dict) -> list[dict]:
+    """Oracle success of the door tasks (bench/fixtures.py oracle --tasks open_door,close_door)."""
+    return fixtures_oracle_rows(fo, "door tasks (revolute joint)")
 
 
 def fixtures_step_rows(fs: dict) -> list[dict]:
@@ -598,6 +603,9 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "fixtures_oracle_maniskill": fixtures_oracle_rows,
     "fixtures_step": fixtures_step_rows,
     "fixtures_step_maniskill": fixtures_step_rows,
+    "fixtures_oracle_door": door_oracle_rows,
+    "fixtures_oracle_door_maniskill": door_oracle_rows,
+    "fixtures_step_door": fixtures_step_rows,
     "generation_space_offline": generation_space_rows,
     "generation_space_oracle": generation_space_rows,
     "generation_space_calibration": generation_space_rows,
