@@ -290,10 +290,11 @@ class PickPlaceOracle:
         q_goal = j.low + goal.goal_fraction() * (j.high - j.low)
         q_now = self._state().joints[obj.name]
         # the bar sticks out along the fixture's x: close across y; of the two equivalent hand yaws
-        # (half a turn apart) take the one whose whole swing stays nearest the wrist's middle
+        # (half a turn apart) take the one whose whole swing stays nearest the wrist's middle (on a
+        # tie, as for a drawer, which does not turn: obj.yaw + pi/2 itself)
         base = obj.yaw + np.pi / 2
         ends = [base + fx.handle_turn(obj, q) for q in (q_now, q_goal)]
-        base += min((k * np.pi for k in (-2, -1, 0, 1, 2)), key=lambda a: max(abs(e + a) for e in ends))
+        base += min((k * np.pi for k in (0, -1, 1, -2, 2)), key=lambda a: max(abs(e + a) for e in ends))
         q = yaw_quat(base + fx.handle_turn(obj, q_now))
         handle = lambda: self._state().objects[obj.name].pos  # noqa: E731
         grasp_dz = -0.5 * fx.HANDLE[2]
