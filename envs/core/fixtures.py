@@ -20,8 +20,9 @@ Every shape is a box (:class:`Part`) in the object's own frame (origin at the bo
 yaw about +z); ``body`` says whether it belongs to the fixed base or to the jointed moving part.
 The state an articulated fixture reports (:class:`~envs.core.state.SceneState`) is the world
 position of its handle as ``objects[name].pos`` (what the gripper reaches for, the goal's
-``target`` and the observation's fixture feature) and the joint position as ``joints[name]`` (m for prismatic, rad for revolute). Units: metres, radians, kilograms, N·s/m
-(N·m·s/rad for a revolute joint).
+``target`` and the observation's fixture feature) and the joint position as ``joints[name]``
+(m for prismatic, rad for revolute). Units: metres, radians, kilograms, N·s/m (N·m·s/rad for a
+revolute joint).
 """
 from __future__ import annotations
 
