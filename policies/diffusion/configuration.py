@@ -51,6 +51,10 @@ class DiffusionParams:
     # obs_mode=slots: zero every slot's has_goal / goal_delta, so that which object goes where comes
     # from the instruction alone (the slots' goal fields otherwise say it, and language is ignored)
     drop_goal_features: bool = False
+    # obs_mode=slots: train with the object slots in a random order per sample (fixed over its
+    # history), so the slot index says nothing about an object's role (tasks add their objects in
+    # role order: stack_blocks' slot 0 is always the block to move); eval keeps the env's order
+    shuffle_slots: bool = False
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -95,6 +99,7 @@ class DiffusionParams:
         require(self.use_instruction is None or isinstance(self.use_instruction, bool), self, "use_instruction",
                 "true, false or null (auto: on for several tasks or any obs_mode but state)")
         require(isinstance(self.drop_goal_features, bool), self, "drop_goal_features", "true or false")
+        require(isinstance(self.shuffle_slots, bool), self, "shuffle_slots", "true or false")
         require(is_int(self.instruction_proj_dim, 0), self, "instruction_proj_dim",
                 "an integer >= 0 (0 = the raw 384-d embedding)")
         require(is_int(self.image_size, 16), self, "image_size", "an integer >= 16 (pixels)")
@@ -154,6 +159,8 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
                 "false unless obs_mode=slots (only the slots observation has goal fields)")
         require(not self.drop_goal_features or self.instruction_encoder, self, "drop_goal_features",
                 "false when the policy reads no instruction (nothing would say the goal)")
+        require(not self.shuffle_slots or self.obs_key == "slots", self, "shuffle_slots",
+                "false unless obs_mode=slots (only the slots observation has object slots)")
         super().validate()
 
     @property

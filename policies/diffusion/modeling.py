@@ -124,7 +124,14 @@ class DiffusionPolicy(Policy):
 
     # -- training --------------------------------------------------------------------------
     def fit_normalizer(self, obs: np.ndarray, actions: np.ndarray) -> None:
-        """Fit both normalizers on raw training data: obs (N, obs_dim), actions (N, action_dim)."""
+        """Fit both normalizers on raw training data: obs (N, obs_dim), actions (N, action_dim).
+        With ``shuffle_slots`` every slot is fit on the objects of every slot, as training sees them."""
+        if self.config.shuffle_slots:
+            obs = np.asarray(obs)
+            objects = obs[:, ob.AGENT_DIM:].reshape(len(obs), ob.MAX_OBJECTS, ob.SLOT_DIM)
+            perm = np.argsort(np.random.default_rng(0).random((len(obs), ob.MAX_OBJECTS)), axis=1)
+            obs = np.concatenate([obs[:, :ob.AGENT_DIM],
+                                  np.take_along_axis(objects, perm[..., None], axis=1).reshape(len(obs), -1)], axis=1)
         self.obs_normalizer.fit(obs, min_span=self.config.obs_min_span)
         self.action_normalizer.fit(actions)
 
@@ -170,6 +177,8 @@ class DiffusionPolicy(Policy):
         vector = vector.to(device=self.device, dtype=torch.float32)
         self._check_shape(f"obs[{c.obs_key!r}]" if isinstance(obs, Mapping) else "obs", vector,
                           (c.n_obs_steps, c.obs_dim))
+        if self.training and c.shuffle_slots:
+            vector = self._shuffle_slots(vector)
         normalized = self.obs_normalizer.normalize(vector)
         if self.obs_mask is not None:
             normalized = normalized * self.obs_mask
@@ -197,6 +206,15 @@ class DiffusionPolicy(Policy):
                                  f"({vector.shape[0]}, {text_embedding.DIM}), one per observation in the batch")
             parts.append(self.instruction_proj(emb) if self.instruction_proj is not None else emb)
         return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def _shuffle_slots(vector: torch.Tensor) -> torch.Tensor:
+        """(B, T, SLOTS_DIM) with each sample's object slots in a random order, the same at every step."""
+        b, t = vector.shape[:2]
+        objects = vector[..., ob.AGENT_DIM:].reshape(b, t, ob.MAX_OBJECTS, ob.SLOT_DIM)
+        perm = torch.argsort(torch.rand(b, ob.MAX_OBJECTS, device=vector.device), dim=1)
+        objects = torch.gather(objects, 2, perm[:, None, :, None].expand(b, t, ob.MAX_OBJECTS, ob.SLOT_DIM))
+        return torch.cat([vector[..., :ob.AGENT_DIM], objects.reshape(b, t, -1)], dim=-1)
 
     def _encode_pointcloud(self, points: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """(B, To, N, pointcloud_dim) raw clouds -> (B, To, pointcloud_feature_dim). Reads
