@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -132,7 +133,9 @@ def oracle_sample(n: int, seeds: int) -> dict:
     return {"drafts": len(rows), "seeds": seeds, "pass_at_0.8": passed, "rows": rows}
 
 
-def live(count: int, second: int, workers: int, library: Path | None) -> dict:
+def live(count: int, second: int, workers: int, library: Path | None, on_run=None) -> dict:
+    """Two ``generate`` runs into one new library. ``on_run(out)`` after each run (the bench
+    writes its result file then, so a first run's figures survive a second run cut short)."""
     from generation.library import Library
     from generation.pipeline import generate
 
@@ -149,15 +152,18 @@ def live(count: int, second: int, workers: int, library: Path | None) -> dict:
             if n <= 0:
                 continue
             log(f"{run} run: {n} attempts")
-            t = time.monotonic()
+            t, load_start = time.monotonic(), load()
             s = generate(lib, "procedural", count=n, progress=True, seed=0 if run == "first" else 1, pool=pool)
             rates = [lib.meta(name)["oracle_success"] for name in s.admitted]
             out[run] = {"attempted": s.attempted, "admitted": len(s.admitted), "rejected": s.rejected,
-                        "wall_s": round(time.monotonic() - t, 1), "load_end": load(),
+                        "wall_s": round(time.monotonic() - t, 1), "load_start": load_start, "load_end": load(),
                         "oracle_mean": round(float(np.mean(rates)), 3) if rates else None,
                         "oracle_min": round(float(np.min(rates)), 3) if rates else None,
+                        "oracle_at_least_0.8": sum(r >= 0.8 for r in rates),
                         "names": s.admitted}
             log(f"{run}: {len(s.admitted)}/{s.attempted} admitted in {out[run]['wall_s']} s; rejected {s.rejected}")
+            if on_run is not None:
+                on_run(out)
     return out
 
 
@@ -198,9 +204,16 @@ def main(argv=None) -> int:
                 ("left out by text", res["rejected"].get("text", 0)),
                 ("wall", f"{res['wall_s']} s")]
     else:
-        res = {"mode": "live", "count": args.count, "second": args.second, "workers": args.workers,
-               **live(args.count, args.second, args.workers, args.library)}
         path = RESULTS / "generation_space.json"
+        res = {"mode": "live", "count": args.count, "second": args.second, "workers": args.workers,
+               "command": "python -m bench.generation_space " + " ".join(sys.argv[1:] if argv is None else argv),
+               "date": time.strftime("%Y-%m-%d", time.gmtime())}
+
+        def partial(out):
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**res, **out, "machine": m, "load_end": load()}, indent=1) + "\n")
+
+        res.update(live(args.count, args.second, args.workers, args.library, on_run=partial))
         rows = []
         for run in ("first", "second"):
             r = res.get(run)
