@@ -14,7 +14,8 @@ from generation.proposal import Proposal, proposal_from_draft
 class Explorer:
     """Proposals most-novel-first: each time, the untried draft whose highest similarity to
     everything in ``novelty`` (a NoveltyIndex the caller grows as tasks are admitted) is lowest.
-    Ties (and the start) are broken by ``rng``. Every draft is embedded once, up front.
+    Ties (and the start) are broken by ``rng``. Every draft is embedded once, up front (read from
+    the embedding cache after the first run: :func:`generation.embedding.embed`).
     :meth:`upcoming` says which come next if nothing is admitted meanwhile (what a parallel caller
     validates ahead)."""
 

@@ -96,6 +96,7 @@ def test_the_disk_cache_can_be_turned_off(fresh, monkeypatch):
     assert fake.calls == [["z"]]
 
 
+@pytest.mark.slow   # loads MiniLM: 10-80 s on the shared 2-core box
 def test_cached_vectors_match_the_model(tmp_path, monkeypatch):
     """The real encoder: a vector read back from disk is the one the model gives for that text."""
     monkeypatch.setenv("ROBOFORGE_CACHE", str(tmp_path))
