@@ -133,6 +133,29 @@ def oracle_sample(n: int, seeds: int) -> dict:
     return {"drafts": len(rows), "seeds": seeds, "pass_at_0.8": passed, "rows": rows}
 
 
+def novelty_split(attempts: list[dict]) -> dict:
+    """Novelty rejections by measure (text, structure), read from the journal's reasons."""
+    out = Counter()
+    for a in attempts:
+        if a.get("outcome") == "novelty":
+            out["text" if a["reason"].startswith("too similar") else "structure"] += 1
+    return dict(out)
+
+
+def library_facts(lib) -> dict:
+    """What the filled library holds: mutual novelty read back from the stored embeddings and
+    structures, and the admitted tasks' oracle success."""
+    metas = [lib.meta(n) for n in lib.names()]
+    vecs = np.array([m["embedding"] for m in metas], np.float32).reshape(len(metas), -1)
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -1.0)
+    return {"tasks": len(metas), "max_pairwise_cosine": round(float(sims.max()), 4) if len(metas) > 1 else None,
+            "distinct_structures": len({tuple(m["gates"]["novelty"]["structure"]["hashes"]) for m in metas}),
+            "composed": sum(m["name"].startswith("duo_") for m in metas),
+            "with_reach": sum("reach" in m["name"] for m in metas),
+            "oracle_counts": {str(k): v for k, v in sorted(Counter(m["oracle_success"] for m in metas).items())}}
+
+
 def live(count: int, second: int, workers: int, library: Path | None, on_run=None) -> dict:
     """Two ``generate`` runs into one new library. ``on_run(out)`` after each run (the bench
     writes its result file then, so a first run's figures survive a second run cut short)."""
@@ -152,7 +175,7 @@ def live(count: int, second: int, workers: int, library: Path | None, on_run=Non
             if n <= 0:
                 continue
             log(f"{run} run: {n} attempts")
-            t, load_start = time.monotonic(), load()
+            t, load_start, seen = time.monotonic(), load(), len(lib.journal("attempts"))
             s = generate(lib, "procedural", count=n, progress=True, seed=0 if run == "first" else 1, pool=pool)
             rates = [lib.meta(name)["oracle_success"] for name in s.admitted]
             out[run] = {"attempted": s.attempted, "admitted": len(s.admitted), "rejected": s.rejected,
@@ -160,8 +183,10 @@ def live(count: int, second: int, workers: int, library: Path | None, on_run=Non
                         "oracle_mean": round(float(np.mean(rates)), 3) if rates else None,
                         "oracle_min": round(float(np.min(rates)), 3) if rates else None,
                         "oracle_at_least_0.8": sum(r >= 0.8 for r in rates),
+                        "novelty_split": novelty_split(lib.journal("attempts")[seen:]),
                         "names": s.admitted}
             log(f"{run}: {len(s.admitted)}/{s.attempted} admitted in {out[run]['wall_s']} s; rejected {s.rejected}")
+            out["library"] = library_facts(lib)
             if on_run is not None:
                 on_run(out)
     return out
@@ -205,7 +230,7 @@ def main(argv=None) -> int:
                 ("wall", f"{res['wall_s']} s")]
     else:
         path = RESULTS / "generation_space.json"
-        res = {"mode": "live", "count": args.count, "second": args.second, "workers": args.workers,
+        res = {"mode": "live", "count": args.count, "second_count": args.second, "workers": args.workers,
                "command": "python -m bench.generation_space " + " ".join(sys.argv[1:] if argv is None else argv),
                "date": time.strftime("%Y-%m-%d", time.gmtime())}
 
