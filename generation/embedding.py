@@ -22,6 +22,7 @@ import functools
 import hashlib
 import inspect
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class EmbeddingCache:
 
     _memory: OrderedDict = OrderedDict()   # shared by every instance: keys include the encoder
     stats = {"memory_hits": 0, "disk_hits": 0, "computed": 0}
+    _warned = False
 
     def __init__(self, root: Path | None, model_key: str):
         self.model_key = model_key
@@ -159,11 +161,17 @@ class EmbeddingCache:
         vec = self._remember(k, np.array(vec, np.float32))
         path = self._path(k)
         if path is not None:
-            if not path.parent.parent.joinpath("encoder.txt").exists():   # say what the folder holds
-                path.parent.parent.mkdir(parents=True, exist_ok=True)
-                path.parent.parent.joinpath("encoder.txt").write_text(self.model_key + "\n")
-            with atomic_file(path, fsync=False) as tmp, open(tmp, "wb") as f:
-                np.save(f, vec)
+            try:
+                if not self.folder.joinpath("encoder.txt").exists():   # say what the folder holds
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    self.folder.joinpath("encoder.txt").write_text(self.model_key + "\n")
+                with atomic_file(path, fsync=False) as tmp, open(tmp, "wb") as f:
+                    np.save(f, vec)
+            except OSError as err:   # a read-only or full disk costs speed, never the result
+                if not EmbeddingCache._warned:
+                    EmbeddingCache._warned = True
+                    warnings.warn(f"text-embedding cache not written ({err}); set ROBOFORGE_CACHE to a writable "
+                                  f"folder or ROBOFORGE_EMBEDDING_CACHE=off", RuntimeWarning, stacklevel=3)
         return vec
 
     def _remember(self, k: str, vec: np.ndarray) -> np.ndarray:

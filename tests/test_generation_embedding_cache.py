@@ -96,6 +96,17 @@ def test_the_disk_cache_can_be_turned_off(fresh, monkeypatch):
     assert fake.calls == [["z"]]
 
 
+def test_an_unwritable_cache_warns_once_and_still_embeds(fresh, monkeypatch):
+    root, fake = fresh
+    blocker = root / "not_a_folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("ROBOFORGE_CACHE", str(blocker))
+    monkeypatch.setattr(EmbeddingCache, "_warned", False)
+    with pytest.warns(RuntimeWarning, match="cache not written"):
+        vecs = embedding.embed(["p", "q"])
+    assert vecs.shape == (2, DIM) and fake.calls == [["p", "q"]]
+
+
 @pytest.mark.slow   # loads MiniLM: 10-80 s on the shared 2-core box
 def test_cached_vectors_match_the_model(tmp_path, monkeypatch):
     """The real encoder: a vector read back from disk is the one the model gives for that text."""
