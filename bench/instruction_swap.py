@@ -9,7 +9,7 @@ blue block on the red block"). Each run is scored on both stackings: top-on-base
 instruction asks) and base-on-top (what the swapped one asks). A policy that ignores the language
 stacks the same way under both instructions; one that reads it follows each. The run's own
 obs_mode, control mode and image size are used (from its ``config.yaml``). Writes
-``bench/results/instruction_swap.json`` and prints a table.
+``bench/results/<--out>.json`` (default ``instruction_swap``) and prints a table.
 """
 from __future__ import annotations
 
@@ -69,7 +69,10 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="a train.py run directory of a stack_blocks policy that reads instructions")
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--seed-start", type=int, default=100_000)
+    ap.add_argument("--out", default="instruction_swap",
+                    help="result name: bench/results/<out>.json (one file per policy variant)")
     a = ap.parse_args()
+    results_path = RESULTS.with_name(f"{a.out}.json")
     import policies  # noqa: F401  (registers the policy types)
     from policies.common.policy import Policy
 
@@ -88,20 +91,24 @@ def main() -> None:
         rows["swapped" if swap else "as given"] = results
     asked = {k: sum(r["success"] for r in v) for k, v in rows.items()}
     out = {"benchmark": "instruction swap on stack_blocks: which block does the policy stack?",
-           "command": f"python bench/instruction_swap.py {a.run} --episodes {a.episodes} --seed-start {a.seed_start}",
-           "run": str(a.run), "obs_mode": config.obs_mode, "episodes": a.episodes, "seeds": [seeds[0], seeds[-1]],
+           "command": f"python bench/instruction_swap.py {a.run} --episodes {a.episodes} --seed-start {a.seed_start}"
+                      + (f" --out {a.out}" if a.out != "instruction_swap" else ""),
+           "run": str(a.run), "obs_mode": config.obs_mode,
+           # what else could say the goal: the slots' goal fields and their order (see docs/multitask.md)
+           "drop_goal_features": getattr(policy.config, "drop_goal_features", False),
+           "shuffle_slots": getattr(policy.config, "shuffle_slots", False), "episodes": a.episodes, "seeds": [seeds[0], seeds[-1]],
            "as_given_success": asked["as given"], "swapped_success": asked["swapped"],
            # the same seed, both instructions: did the stacking follow the words both times?
            "followed_both": sum(x["success"] and y["success"] for x, y in zip(rows["as given"], rows["swapped"])),
            "wall_s": round(time.time() - t0, 1), "load_avg_1m": [load_start, load()],
            "machine_short": machine_short(machine()), "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(out, indent=2) + "\n")
     n = a.episodes
     print(f"{'instruction':12s} {'asked stacking':>15s}")
     print(f"{'as given':12s} {asked['as given']:>9d}/{n}")
     print(f"{'swapped':12s} {asked['swapped']:>9d}/{n}")
-    print(f"followed the words under both instructions: {out['followed_both']}/{n} seeds; wrote {RESULTS}")
+    print(f"followed the words under both instructions: {out['followed_both']}/{n} seeds; wrote {results_path}")
 
 
 if __name__ == "__main__":

@@ -598,11 +598,19 @@ def curriculum_loop_rows(cl: dict) -> list[dict]:
 def instruction_swap_rows(sw: dict) -> list[dict]:
     """Does a trained stack_blocks policy follow a swapped instruction? (bench/instruction_swap.py)"""
     n = sw["episodes"]
-    return [row(f"Instruction swap, stack_blocks {sw['obs_mode']} policy: stacks as asked, scene's vs swapped "
-                "instruction", ours=f"as given {sw['as_given_success']}/{n}; swapped {sw['swapped_success']}/{n}",
+    # what besides the words could say which block goes where, as this policy saw it
+    if sw["obs_mode"] != "slots":
+        variant, reads = sw["obs_mode"], "images carry no goal"
+    elif not sw.get("drop_goal_features"):
+        variant, reads = "slots", "the slots' goal_delta says the goal"
+    elif not sw.get("shuffle_slots"):
+        variant, reads = "slots, goal fields dropped", "slot order still says the roles (slot 0 = the block to move)"
+    else:
+        variant, reads = "slots, goal fields dropped, slots shuffled", "only the words say the goal"
+    return [row(f"Instruction swap, stack_blocks {variant} policy: stacks as asked, scene's vs swapped instruction",
+                ours=f"as given {sw['as_given_success']}/{n}; swapped {sw['swapped_success']}/{n}",
                 peer="—", ratio="—", source=sw, versions="",
-                note=f"same seeds {sw['seeds'][0]}-{sw['seeds'][1]}; the slots' goal_delta decides, so this policy "
-                     "ignores the words")]
+                note=f"same seeds {sw['seeds'][0]}-{sw['seeds'][1]}; {reads}; followed both {sw['followed_both']}/{n}")]
 
 
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
@@ -624,6 +632,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "hilp": hilp_rows,
     "scale": scale_rows,
     "instruction_swap": instruction_swap_rows,
+    "instruction_swap_nogoal": instruction_swap_rows,
     "oracle_tasks": oracle_tasks_rows,
     "fixtures_oracle": fixtures_oracle_rows,
     "fixtures_oracle_maniskill": fixtures_oracle_rows,
