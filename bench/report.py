@@ -378,19 +378,37 @@ def hilp_rows(h: dict) -> list[dict]:
 
 
 def scale_rows(sc: dict) -> list[dict]:
-    """Ray fan-out on local workers vs one process (bench/scale.py): demos, evaluation, gates."""
+    """Ray fan-out on local workers vs one process (bench/scale.py): demos, evaluation, gates; and
+    the 2-process DDP trainer vs one process at the same global batch."""
     m = sc["machine"]
     src = {**sc, "machine_short": f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, {m['os']}, "
                                   f"{'no GPU' if m['gpu'] == 'none' else m['gpu']}"}
-    what = {"demos": f"{sc['task']} oracle demos", "eval_episodes": f"{sc['task']} evaluation episodes",
+    ev = sc.get("eval", {})
+    what = {"demos": f"{sc['task']} oracle demos",
+            "eval_episodes": f"{sc['task']} evaluation episodes"
+                             + (f" ({ev['steps_per_episode']} steps, {ev['batch']} in lockstep)" if ev else ""),
             "gate_candidates": "generation gate candidates (runtime + oracle, sandboxed)"}
-    overhead = (f"Ray start {sc['ray_start_s']:.1f} s, {sc['ray_s_per_noop_item_in_flight'] * 1e3:.2f} ms per item in "
-                f"flight, {sc['ray_round_trip_s_median'] * 1e3:.1f} ms round trip")
-    return [row(f"{what[name]}: Ray on {sc['workers']} local workers vs one process",
-                ours=f"{r['ray_per_min']:,.0f}/min", peer=f"one process {r['serial_per_min']:,.0f}/min",
-                ratio=f"**{r['ratio']:.2f}x**", source=src, versions=_v(sc, "ray", "mujoco", "torch"),
-                note=f"{r['items']} items; {overhead}; load {sc['load_avg_1m_start']:.2f}-{sc['load_avg_1m_end']:.2f}")
-            for name, r in sc["rows"].items()]
+    load = f"load {sc['load_avg_1m_start']:.2f}-{sc['load_avg_1m_end']:.2f}"
+    rows = []
+    if sc.get("rows"):
+        overhead = (f"Ray start {sc['ray_start_s']:.1f} s, {sc['ray_s_per_noop_item_in_flight'] * 1e3:.2f} ms per item "
+                    f"in flight, {sc['ray_round_trip_s_median'] * 1e3:.1f} ms round trip")
+        rows += [row(f"{what[name]}: Ray on {sc['workers']} local workers vs one process",
+                     ours=f"{r['ray_per_min']:,.0f}/min", peer=f"one process {r['serial_per_min']:,.0f}/min",
+                     ratio=f"**{r['ratio']:.2f}x**", source=src, versions=_v(sc, "ray", "mujoco", "torch"),
+                     note=f"{r['items']} items; {overhead}; {load}")
+                 for name, r in sc["rows"].items()]
+    d = sc.get("ddp")
+    if d:
+        one, two = d["processes_1"], d["processes_2"]
+        rows.append(row("imitation trainer (default diffusion policy): accelerate launch, 2 DDP processes (gloo) vs "
+                        "one process, same global batch",
+                        ours=f"{two['samples_per_s']:,.0f} samples/s", peer=f"one process {one['samples_per_s']:,.0f} samples/s",
+                        ratio=f"**{d['ratio']:.2f}x**", source=src, versions=_v(sc, "accelerate", "torch"),
+                        note=f"global batch {d['global_batch']}, {d['steps']} steps; final weights equal across the 2 "
+                             f"processes: {'yes' if d['weights_equal_across_processes'] else '**no**'}; process start "
+                             f"{two['start_s']:.0f} s (2) vs {one['start_s']:.0f} s (1), not in samples/s; {load}"))
+    return rows
 
 
 def rendering_rows(rd: dict) -> list[dict]:

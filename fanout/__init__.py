@@ -14,6 +14,7 @@ a local session inherit the caller's environment and priority (start the caller 
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -62,6 +63,51 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
                                  f"(waited {timeout_s:.0f} s: {err})") from None
 
 
+START_ATTEMPTS = 3        # a local session whose raylet did not register in time (a starved CPU) is started again
+# What a local session needs and no more: no dashboard, no metrics agents' collection; on a small
+# loaded machine every extra process at start-up is what makes Ray's fixed 30 s node-registration
+# wait run out ("The current node timed out during startup", "Deadline Exceeded").
+LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False}
+
+
+def start_local_session(workers: int, pythonpath: str) -> None:
+    """``ray.init`` a local session of ``workers`` CPUs whose workers see ``pythonpath``.
+
+    The path goes through the environment the raylet and its workers inherit, not a
+    ``runtime_env``: a runtime env makes every worker's start a round trip through Ray's
+    runtime-env agent, which under load is the slowest part. Ray waits a fixed 30 s for its
+    raylet to register and gives up ("timed out during startup"); that attempt's processes are
+    then ended (only the ones it started: this process's new children) and the start is
+    tried again, up to :data:`START_ATTEMPTS` times."""
+    import psutil
+    import ray
+
+    me, previous = psutil.Process(), os.environ.get("PYTHONPATH")
+    for attempt in range(1, START_ATTEMPTS + 1):
+        before = {c.pid for c in me.children(recursive=True)}
+        os.environ["PYTHONPATH"] = pythonpath   # for the raylet started now (and so its workers) only
+        try:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     _system_config=LOCAL_SYSTEM_CONFIG)
+            return
+        except Exception as err:  # noqa: BLE001  (Ray raises a bare Exception for this)
+            if "timed out during startup" not in str(err) or attempt == START_ATTEMPTS:
+                raise
+            log.warning("Ray's local session did not start in time (attempt %d/%d: %s); starting it again",
+                        attempt, START_ATTEMPTS, err)
+            started = [c for c in me.children(recursive=True) if c.pid not in before]
+            for child in started:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.terminate()
+            psutil.wait_procs(started, timeout=10)
+            ray.shutdown()
+        finally:
+            if previous is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = previous
+
+
 _SETUP_DONE: set[str] = set()   # per worker process: the setups already run
 
 
@@ -93,16 +139,15 @@ class Pool:
             check_reachable(address)
         self._owned = not ray.is_initialized()
         if self._owned:
-            # local workers import the project as the caller does
-            env = {"PYTHONPATH": os.pathsep.join(p for p in [os.environ.get("PYTHONPATH", ""), *sys.path] if p)}
+            # workers import the project as the caller does
+            pythonpath = os.pathsep.join(p for p in [os.environ.get("PYTHONPATH", ""), *sys.path] if p)
             if address:
                 try:
-                    ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
+                    ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
                 except ConnectionError as err:
                     raise ClusterUnreachable(f"scale.address={address}: {err}") from None
             else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                         runtime_env={"env_vars": env})
+                start_local_session(workers, pythonpath)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         self.workers = workers or cpus
         cores = cpus if address else (os.cpu_count() or 1)

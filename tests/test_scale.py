@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import gymnasium as gym
@@ -22,6 +24,7 @@ from train.demos import collect_demos
 from train.evaluate import evaluate, rollout, rollout_fanned
 
 ray = pytest.importorskip("ray")
+import fanout  # noqa: E402
 from fanout import ClusterUnreachable, Pool  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -128,6 +131,36 @@ def test_unreachable_address_fails_fast_naming_it():   # checked before any Ray 
     assert time.monotonic() - t0 < 10
     with pytest.raises(ClusterUnreachable, match="invalid"):
         Pool(address="no-port-here")
+
+
+def test_a_local_session_that_starts_too_slowly_is_started_again(monkeypatch):
+    """Ray gives its raylet a fixed 30 s to register (a starved CPU misses it): the attempt's own
+    processes are ended and the session started again, with the workers' path in the environment
+    the raylet inherits (no runtime env) and no dashboard. Ray itself is not started here."""
+    calls, left = [], []
+
+    def init(**kwargs):
+        calls.append((kwargs, os.environ.get("PYTHONPATH")))
+        if len(calls) == 1:   # what a failed start leaves behind: a child of this process
+            left.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
+            raise Exception("The current node timed out during startup. This could happen because ...")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    before = os.environ.get("PYTHONPATH")
+    fanout.start_local_session(2, "/the/workers/path")
+    assert len(calls) == 2 and [c[1] for c in calls] == ["/the/workers/path"] * 2
+    assert calls[1][0]["num_cpus"] == 2 and calls[1][0]["include_dashboard"] is False
+    assert "runtime_env" not in calls[1][0]
+    assert left[0].wait(timeout=15) is not None   # the failed attempt's process was ended
+    assert os.environ.get("PYTHONPATH") == before   # this process's own environment is as it was
+
+    def broken(**kwargs):
+        raise Exception("some other start-up failure")
+
+    monkeypatch.setattr(ray, "init", broken)
+    with pytest.raises(Exception, match="some other start-up failure"):   # not retried: named at once
+        fanout.start_local_session(2, "/the/workers/path")
 
 
 @pytest.mark.slow
