@@ -183,6 +183,7 @@ def test_no_scale_keys_means_no_pool():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)   # 4 sandboxed gate runs: ~1 min idle, over 10 min on a loaded shared CPU
 def test_generation_gates_on_workers_admit_the_serial_set(pool, tmp_path):
     from generation.gates import GateConfig
     from generation.library import Library
@@ -199,11 +200,12 @@ def test_generation_gates_on_workers_admit_the_serial_set(pool, tmp_path):
 
 # -- train.py as a user runs it (fresh processes: their own Ray session) --------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_train_cli_with_workers_matches_the_single_process_run(tmp_path):
     from tests.test_train_cli import run_cli, tiny_args
 
-    single = run_cli(*tiny_args(tmp_path, run="single", steps=10))
-    fanned = run_cli(*tiny_args(tmp_path / "f", run="fanned", steps=10), "scale.workers=2")
+    single = run_cli(*tiny_args(tmp_path, run="single", steps=10), timeout=900)   # minutes each under load
+    fanned = run_cli(*tiny_args(tmp_path / "f", run="fanned", steps=10), "scale.workers=2", timeout=900)
     assert single.returncode == 0 and fanned.returncode == 0, fanned.stderr[-3000:]
     a, b = (json.loads((p / "metrics.json").read_text()) for p in (tmp_path / "single", tmp_path / "f" / "fanned"))
     assert [(e["seed"], e["success"]) for e in b["episodes"]] == [(e["seed"], e["success"]) for e in a["episodes"]]
