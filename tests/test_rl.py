@@ -24,7 +24,7 @@ from train.rl import run_rl
 def tiny_config(algo: str, task: str = "reach_target", *overrides: str, **policy) -> RunConfig:
     """A run config as train.py composes it for ``env=<task> policy=<algo>``, made tiny."""
     cfg = compose(f"env={task}", f"policy={algo}", "progress=false", "eval.episodes=2", "eval.num_videos=1",
-                  *overrides)
+                  "eval.video_size=[64,64]", *overrides)   # small frames: rendering dominates a tiny run's CPU
     small = {"ppo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
              "sac": {"learning_starts": 64, "batch_size": 64, "buffer_size": 2000}}[algo]
     over = {"total_timesteps": 256, "num_envs": 2, "vec_env": "dummy", "checkpoint_every": 128,

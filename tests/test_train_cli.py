@@ -28,9 +28,11 @@ def run_cli(*args, cwd=ROOT, timeout=300):
 
 
 def tiny_args(tmp_path, run="run", steps=20, **extra):
+    # small video frames and 2 denoising steps: at 480x360 the one video costs more CPU than the rest of the run
     args = ["env=stack_blocks", "data.num_demos=2", f"train.steps={steps}", "train.checkpoint_every=10",
-            "train.log_every=5", "eval.episodes=2", "eval.num_videos=1", f"data.store_root={tmp_path}/demos",
-            f"hydra.run.dir={tmp_path}/{run}", "progress=false", "train.num_threads=1", *TINY_POLICY]
+            "train.log_every=5", "eval.episodes=2", "eval.num_videos=1", "eval.video_size=[64,64]",
+            f"data.store_root={tmp_path}/demos", f"hydra.run.dir={tmp_path}/{run}", "progress=false",
+            "train.num_threads=1", "policy.num_inference_steps=2", *TINY_POLICY]
     return args + [f"{k}={v}" for k, v in extra.items()]
 
 
@@ -61,7 +63,8 @@ def test_demos_from_maniskill_train_a_mujoco_policy(tmp_path):
 
     if maniskill.problem():
         pytest.skip(maniskill.problem())
-    res = run_cli(*tiny_args(tmp_path, steps=10, **{"data.sim": "maniskill", "eval.num_videos": 0}))
+    res = run_cli(*tiny_args(tmp_path, steps=10, **{"data.sim": "maniskill", "eval.num_videos": 0,
+                                                    "eval.max_episode_steps": 40}))
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["sim"] == "mujoco" and metrics["demo_sim"] == "maniskill"
@@ -82,7 +85,7 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path):
     assert state.exists(), "no checkpoint was written before the kill"
     killed_at = torch.load(state, weights_only=False)["step"]
     # what it learns stays as saved (a warning lists what is ignored); evaluation may change
-    res = run_cli(f"resume={tmp_path}/run", "train.lr=0.5", "eval.num_videos=0")
+    res = run_cli(f"resume={tmp_path}/run", "train.lr=0.5", "eval.num_videos=0", "eval.max_episode_steps=40")
     assert res.returncode == 0, res.stderr[-3000:]
     said = res.stdout + res.stderr
     assert "resume: ignoring train.lr=0.5" in said and "resume: applying eval.num_videos=0" in said, said[-2000:]
@@ -178,6 +181,7 @@ def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
     episode's sampler noise all derive from the run seed. A different seed changes them."""
     def start(run, seed):
         args = tiny_args(tmp_path, run=run, steps=10, seed=seed, **{"eval.num_videos": 0, "eval.episodes": 2,
+                                                                   "eval.max_episode_steps": 40,
                                                                    "data.store_root": f"{tmp_path}/demos_{run}"})
         return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
