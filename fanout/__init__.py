@@ -99,7 +99,10 @@ def start_local_session(workers: int, pythonpath: str) -> None:
             for child in started:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     child.terminate()
-            psutil.wait_procs(started, timeout=10)
+            _, alive = psutil.wait_procs(started, timeout=10)
+            for child in alive:   # Ray's agents may outwait a SIGTERM whose GCS is gone
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
             ray.shutdown()
         finally:
             if previous is None:
