@@ -63,8 +63,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) train.py env=stack_blocks
 
+# the suite runs in TEST_WORKERS processes (pytest-xdist), one test file per worker at a time:
+# CI's 2 cores are both used; TEST_WORKERS=0 runs it in this process
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 test-slow: setup
 	$(PY) -m pytest -m slow
