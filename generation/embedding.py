@@ -8,8 +8,10 @@ The model is all-MiniLM-L6-v2 (384-d, unit-normalised), loaded from the PyPI pac
 by the text's hash under a folder per encoder version), because the same texts come back: the
 procedural space's 1,188 drafts are embedded by exploration at the start of every run (minutes on
 one core) and each candidate again at the novelty gate. A cached vector is the one the model gave
-for that exact text under that exact encoder; a new model package version or :data:`ENCODING`
-is a new folder, so nothing stale is read. ``ROBOFORGE_EMBEDDING_CACHE=off`` keeps it off disk.
+for that exact text under that exact encoder; a new model package version or encoding recipe
+(:data:`envs.core.text_embedding.ENCODING`) is a new folder, so nothing stale is read.
+``ROBOFORGE_EMBEDDING_CACHE=off`` keeps it off disk. The cache is
+:class:`envs.core.embedding_cache.EmbeddingCache`, the one the instruction encoder uses too.
 
 What is embedded is a task's *canonical text*: its instruction template, then its code with
 imports dropped and comments/formatting normalised (``ast.unparse``), so renaming whitespace or
@@ -19,22 +21,16 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import inspect
 import os
-import warnings
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from envs.core import text_embedding
-from envs.core.fileio import atomic_file
-from envs.core.text_embedding import DIM, MODEL_ID, sentence_model
+from envs.core.embedding_cache import EmbeddingCache
+from envs.core.text_embedding import DIM, MODEL_ID, encode
 
-# What a vector means beyond the model weights: how encode() is called. Change it when that changes
-# (pooling, normalisation, truncation), so the disk cache starts a new folder.
-ENCODING = "encode(normalize_embeddings=True) float32"
 MEMORY_ENTRIES = 20_000   # in-process LRU; ~1.5 KB a vector
 
 
@@ -76,19 +72,10 @@ def _assigns(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
 
 
-def encode(texts: list[str]) -> np.ndarray:
-    """The model itself, no cache: (N, 384) float32, unit rows."""
-    model = sentence_model()
-    return np.asarray(model.encode(list(texts), batch_size=32, normalize_embeddings=True,
-                                   show_progress_bar=False), dtype=np.float32)
-
-
 def embed(texts: list[str]) -> np.ndarray:
     """(N, 384) float32, unit rows; texts seen before (this process or, on disk, any earlier run
     under the same encoder) are not encoded again. Texts not cached are encoded in one batch."""
-    if not texts:
-        return np.zeros((0, DIM), np.float32)
-    return EmbeddingCache.default().embed(list(texts), encode)
+    return default_cache().embed(texts, encode)
 
 
 def cache_root() -> Path | None:
@@ -99,92 +86,16 @@ def cache_root() -> Path | None:
     return Path(base) / "text_embeddings"
 
 
-class EmbeddingCache:
-    """Vectors by text, for one encoder (``model_key``): an in-process LRU in front of a folder of
-    ``.npy`` files (``root/<encoder hash>/<ab>/<text hash>.npy``, written atomically so parallel
-    runs never read half a file). ``root`` None: memory only."""
+def default_cache() -> EmbeddingCache:
+    """The cache of the installed encoder at :func:`cache_root` (both read from the environment on
+    each call, so a changed ``ROBOFORGE_CACHE`` or encoder version takes effect)."""
+    return _cache(cache_root(), f"{text_embedding.model_version()} | {text_embedding.ENCODING}")
 
-    _memory: OrderedDict = OrderedDict()   # shared by every instance: keys include the encoder
-    stats = {"memory_hits": 0, "disk_hits": 0, "computed": 0}
-    _warned = False
 
-    def __init__(self, root: Path | None, model_key: str):
-        self.model_key = model_key
-        self._model_hash = hashlib.sha256(model_key.encode()).hexdigest()[:16]
-        self.folder = None if root is None else Path(root) / self._model_hash
-
-    @classmethod
-    def default(cls) -> "EmbeddingCache":
-        """The cache for the installed encoder at :func:`cache_root` (read from the environment
-        on each call, so a changed ``ROBOFORGE_CACHE`` or encoder version takes effect)."""
-        return cls(cache_root(), f"{text_embedding.model_version()} | {ENCODING}")
-
-    def key(self, text: str) -> str:
-        return hashlib.sha256(f"{self._model_hash}\n{text}".encode()).hexdigest()
-
-    def embed(self, texts: list[str], compute) -> np.ndarray:
-        """Rows for ``texts``; ``compute(list_of_texts) -> (n, DIM)`` for those not cached."""
-        found, todo = {}, []
-        for t in dict.fromkeys(texts):   # distinct, first-seen order
-            vec = self.lookup(t)
-            if vec is None:
-                todo.append(t)
-            else:
-                found[t] = vec
-        if todo:
-            vecs = np.asarray(compute(todo), np.float32)
-            EmbeddingCache.stats["computed"] += len(todo)
-            for t, vec in zip(todo, vecs):
-                found[t] = self.store(t, vec)
-        return np.stack([found[t] for t in texts])
-
-    def lookup(self, text: str) -> np.ndarray | None:
-        k = self.key(text)
-        mem = EmbeddingCache._memory
-        if k in mem:
-            mem.move_to_end(k)
-            EmbeddingCache.stats["memory_hits"] += 1
-            return mem[k]
-        path = self._path(k)
-        if path is not None and path.exists():
-            try:
-                vec = np.load(path).astype(np.float32)
-            except (OSError, ValueError):   # a damaged entry is recomputed and rewritten
-                return None
-            if vec.shape == (DIM,) and np.all(np.isfinite(vec)):
-                EmbeddingCache.stats["disk_hits"] += 1
-                return self._remember(k, vec)
-        return None
-
-    def store(self, text: str, vec: np.ndarray) -> np.ndarray:
-        k = self.key(text)
-        vec = self._remember(k, np.array(vec, np.float32))
-        path = self._path(k)
-        if path is not None:
-            try:
-                if not self.folder.joinpath("encoder.txt").exists():   # say what the folder holds
-                    self.folder.mkdir(parents=True, exist_ok=True)
-                    self.folder.joinpath("encoder.txt").write_text(self.model_key + "\n")
-                with atomic_file(path, fsync=False) as tmp, open(tmp, "wb") as f:
-                    np.save(f, vec)
-            except OSError as err:   # a read-only or full disk costs speed, never the result
-                if not EmbeddingCache._warned:
-                    EmbeddingCache._warned = True
-                    warnings.warn(f"text-embedding cache not written ({err}); set ROBOFORGE_CACHE to a writable "
-                                  f"folder or ROBOFORGE_EMBEDDING_CACHE=off", RuntimeWarning, stacklevel=3)
-        return vec
-
-    def _remember(self, k: str, vec: np.ndarray) -> np.ndarray:
-        vec.setflags(write=False)
-        mem = EmbeddingCache._memory
-        mem[k] = vec
-        mem.move_to_end(k)
-        while len(mem) > MEMORY_ENTRIES:
-            mem.popitem(last=False)
-        return vec
-
-    def _path(self, k: str) -> Path | None:
-        return None if self.folder is None else self.folder / k[:2] / f"{k}.npy"
+@functools.lru_cache(maxsize=8)
+def _cache(root: Path | None, encoder_key: str) -> EmbeddingCache:
+    return EmbeddingCache(root, encoder_key, MEMORY_ENTRIES, unwritable_hint=(
+        "set ROBOFORGE_CACHE to a writable folder or ROBOFORGE_EMBEDDING_CACHE=off"))
 
 
 @functools.lru_cache(maxsize=1)

