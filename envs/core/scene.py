@@ -171,14 +171,7 @@ class Scene:
         """A cabinet fixed to the table with a drawer that slides out towards the robot (a prismatic
         joint; ``Opened`` / ``Closed`` goals, ``InContainer`` for what is inside). ``size``: the
         cabinet's outer (x, y, z) size (m); ``open_fraction``: how far the drawer starts open (0..1)."""
-        if not 0.0 <= open_fraction <= 1.0:
-            raise SceneError(f"open_fraction={open_fraction!r} is invalid; allowed: 0..1")
-        sx, sy, sz = size
-        if not (0.12 <= sx <= 0.24 and 0.12 <= sy <= 0.3 and 0.07 <= sz <= 0.16):
-            raise SceneError(f"drawer size {size!r} is invalid; allowed: x 0.12-0.24, y 0.12-0.3, z 0.07-0.16 m")
-        obj = self._add("drawer", color, (sx / 2, sy / 2, sz / 2), name, movable=False, mass=0.0)
-        obj.joint_pos = open_fraction * joint_range(obj)
-        return obj
+        return self._add_cabinet("drawer", color, size, open_fraction, name, max_y=0.3)
 
     def add_door(self, color: str, size: tuple = (0.17, 0.18, 0.1), open_fraction: float = 0.0,
                  name: str | None = None) -> ObjectSpec:
@@ -186,12 +179,17 @@ class Scene:
         about a vertical axis; it swings out towards the robot by up to a quarter turn) with a
         handle near its right edge; ``Opened`` / ``Closed`` goals. ``size``: the cabinet's outer
         (x, y, z) size (m); ``open_fraction``: how far the door starts open (0..1 of the turn)."""
+        return self._add_cabinet("door", color, size, open_fraction, name, max_y=0.24)
+
+    def _add_cabinet(self, kind: str, color: str, size: tuple, open_fraction: float, name: str | None,
+                     max_y: float) -> ObjectSpec:
+        """A cabinet fixed to the table with a jointed ``kind`` (drawer, door) set ``open_fraction`` open."""
         if not 0.0 <= open_fraction <= 1.0:
             raise SceneError(f"open_fraction={open_fraction!r} is invalid; allowed: 0..1")
         sx, sy, sz = size
-        if not (0.12 <= sx <= 0.24 and 0.12 <= sy <= 0.24 and 0.07 <= sz <= 0.16):
-            raise SceneError(f"door size {size!r} is invalid; allowed: x 0.12-0.24, y 0.12-0.24, z 0.07-0.16 m")
-        obj = self._add("door", color, (sx / 2, sy / 2, sz / 2), name, movable=False, mass=0.0)
+        if not (0.12 <= sx <= 0.24 and 0.12 <= sy <= max_y and 0.07 <= sz <= 0.16):
+            raise SceneError(f"{kind} size {size!r} is invalid; allowed: x 0.12-0.24, y 0.12-{max_y:g}, z 0.07-0.16 m")
+        obj = self._add(kind, color, (sx / 2, sy / 2, sz / 2), name, movable=False, mass=0.0)
         obj.joint_pos = open_fraction * joint_range(obj)
         return obj
 
