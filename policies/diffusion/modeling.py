@@ -127,11 +127,8 @@ class DiffusionPolicy(Policy):
         """Fit both normalizers on raw training data: obs (N, obs_dim), actions (N, action_dim).
         With ``shuffle_slots`` every slot is fit on the objects of every slot, as training sees them."""
         if self.config.shuffle_slots:
-            obs = np.asarray(obs)
-            objects = obs[:, ob.AGENT_DIM:].reshape(len(obs), ob.MAX_OBJECTS, ob.SLOT_DIM)
-            perm = np.argsort(np.random.default_rng(0).random((len(obs), ob.MAX_OBJECTS)), axis=1)
-            obs = np.concatenate([obs[:, :ob.AGENT_DIM],
-                                  np.take_along_axis(objects, perm[..., None], axis=1).reshape(len(obs), -1)], axis=1)
+            rows = torch.as_tensor(np.asarray(obs, dtype=np.float32))[:, None]     # (N, 1, SLOTS_DIM)
+            obs = self._shuffle_slots(rows, torch.Generator().manual_seed(0))[:, 0].numpy()
         self.obs_normalizer.fit(obs, min_span=self.config.obs_min_span)
         self.action_normalizer.fit(actions)
 
@@ -208,11 +205,11 @@ class DiffusionPolicy(Policy):
         return torch.cat(parts, dim=-1)
 
     @staticmethod
-    def _shuffle_slots(vector: torch.Tensor) -> torch.Tensor:
+    def _shuffle_slots(vector: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, T, SLOTS_DIM) with each sample's object slots in a random order, the same at every step."""
         b, t = vector.shape[:2]
         objects = vector[..., ob.AGENT_DIM:].reshape(b, t, ob.MAX_OBJECTS, ob.SLOT_DIM)
-        perm = torch.argsort(torch.rand(b, ob.MAX_OBJECTS, device=vector.device), dim=1)
+        perm = torch.argsort(torch.rand(b, ob.MAX_OBJECTS, generator=generator).to(vector.device), dim=1)
         objects = torch.gather(objects, 2, perm[:, None, :, None].expand(b, t, ob.MAX_OBJECTS, ob.SLOT_DIM))
         return torch.cat([vector[..., :ob.AGENT_DIM], objects.reshape(b, t, -1)], dim=-1)
 
