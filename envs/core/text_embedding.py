@@ -53,3 +53,13 @@ def encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
                                    show_progress_bar=False, convert_to_numpy=True)
     return np.asarray(vecs, dtype=np.float32)
 
+
+
+def encode_tokens(texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
+    """The model's last hidden states per word piece, no pooling: one (L_i, 384) float32 array
+    per text ([CLS] .. [SEP], padding dropped, at most ``max_seq_length`` pieces). Unlike the pooled
+    sentence vector (where "stack red on blue" and "stack blue on red" have cosine 0.997), these
+    keep which word stands where, so a policy can bind each colour word to its role."""
+    rows = sentence_model().encode(list(texts), batch_size=batch_size, output_value="token_embeddings",
+                                   show_progress_bar=False)
+    return [np.asarray(r.cpu().numpy() if hasattr(r, "cpu") else r, dtype=np.float32) for r in rows]

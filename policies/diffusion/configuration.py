@@ -15,6 +15,7 @@ BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 PREDICTION_TYPES = ("epsilon", "sample")
 IMAGE_BACKBONES = ("small_cnn", "resnet18")   # policies.common.encoders.BACKBONES
 VECTOR_OBS_KEYS = ("state", "slots", "proprio")
+OBS_ENCODERS = ("flat", "transformer")
 INSTRUCTION_ENCODERS = ("all-MiniLM-L6-v2",)  # referenced by name in config.json, never saved with the weights
 
 
@@ -55,6 +56,19 @@ class DiffusionParams:
     # history), so the slot index says nothing about an object's role (tasks add their objects in
     # role order: stack_blocks' slot 0 is always the block to move); eval keeps the env's order
     shuffle_slots: bool = False
+    # how observation and instruction become the U-Net's condition. flat: the normalized vector
+    # history beside the pooled instruction embedding and image features (diffusion_policy's).
+    # transformer: tokens for each word piece of the instruction, the robot, each object slot
+    # (slots) or each camera and image patch (rgb), fused by a small transformer whose readout
+    # tokens are the condition (policies/common/encoders/fusion.py): attention binds a colour
+    # word to its object, which the pooled sentence vector cannot carry
+    obs_encoder: str = "flat"
+    fusion_dim: int = 64             # obs_encoder=transformer: token width
+    fusion_layers: int = 2
+    fusion_heads: int = 4
+    fusion_readouts: int = 4         # readout tokens (the condition is fusion_readouts * fusion_dim)
+    instruction_tokens: int = 32     # word pieces it reads (a longer instruction is cut, with a warning)
+    fusion_image_grid: int = 4       # rgb: each camera's feature map pooled to grid x grid patch tokens
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -102,6 +116,11 @@ class DiffusionParams:
         require(isinstance(self.shuffle_slots, bool), self, "shuffle_slots", "true or false")
         require(is_int(self.instruction_proj_dim, 0), self, "instruction_proj_dim",
                 "an integer >= 0 (0 = the raw 384-d embedding)")
+        require(self.obs_encoder in OBS_ENCODERS, self, "obs_encoder", ", ".join(OBS_ENCODERS))
+        for name in ("fusion_dim", "fusion_layers", "fusion_heads", "fusion_readouts", "instruction_tokens",
+                     "fusion_image_grid"):
+            require(is_int(getattr(self, name), 1), self, name, "an integer >= 1")
+        require(self.fusion_dim % self.fusion_heads == 0, self, "fusion_heads", f"a divisor of fusion_dim ({self.fusion_dim})")
         require(is_int(self.image_size, 16), self, "image_size", "an integer >= 16 (pixels)")
         require(self.image_backbone in IMAGE_BACKBONES, self, "image_backbone", ", ".join(IMAGE_BACKBONES))
         require(is_int(self.image_feature_dim, 1), self, "image_feature_dim", "an integer >= 1")
@@ -159,6 +178,9 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
                 "false unless obs_mode=slots (only the slots observation has goal fields)")
         require(not self.drop_goal_features or self.instruction_encoder, self, "drop_goal_features",
                 "false when the policy reads no instruction (nothing would say the goal)")
+        require(self.obs_encoder == "flat" or (self.obs_key == "slots" or self.cameras) and not self.pointcloud_dim,
+                self, "obs_encoder", "flat unless obs_mode is slots, rgb or rgbd (the transformer reads object "
+                "slots or image patches as tokens)")
         require(not self.shuffle_slots or self.obs_key == "slots", self, "shuffle_slots",
                 "false unless obs_mode=slots (only the slots observation has object slots)")
         super().validate()
@@ -166,6 +188,11 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
     @property
     def reads_instruction(self) -> bool:
         return bool(self.instruction_encoder)
+
+    @property
+    def fuses_tokens(self) -> bool:
+        """Whether observation and instruction meet in the token-fusion transformer."""
+        return self.obs_encoder == "transformer"
 
     @property
     def obs_keys(self) -> tuple[str, ...]:

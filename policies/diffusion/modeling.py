@@ -21,8 +21,8 @@ from torch import nn
 
 from envs.core import observation as ob
 from envs.core import text_embedding
-from policies.common.encoders import (ImageEncoder, ImageEncoderConfig, MiniLMInstructionEncoder, PointCloudEncoder,
-                                      PointCloudEncoderConfig, images_from_obs)
+from policies.common.encoders import (FusionConfig, ImageEncoder, ImageEncoderConfig, MiniLMInstructionEncoder,
+                                      PointCloudEncoder, PointCloudEncoderConfig, TokenFusion, images_from_obs)
 from policies.common.normalizer import Normalizer
 from policies.common.policy import Policy, register_policy
 from policies.diffusion.configuration import DiffusionConfig
@@ -37,11 +37,13 @@ class DiffusionPolicy(Policy):
     Reads a vector observation (``state``, ``slots`` or, beside cameras or a point cloud,
     ``proprio``), optionally camera images (``config.cameras``), the point cloud
     (``config.pointcloud_dim``) and the episode's instruction (``config.instruction_encoder``); all
-    of them form the U-Net's global FiLM condition.
+    of them form the U-Net's global FiLM condition: concatenated (``obs_encoder=flat``), or as the
+    readout tokens of a transformer over the instruction's word pieces, the robot and each object
+    slot (``obs_encoder=transformer``, :class:`~policies.common.encoders.TokenFusion`).
 
     Modules: ``obs_normalizer`` (obs_dim), ``action_normalizer`` (action_dim), ``model`` (the U-Net),
     ``image_encoder`` (with cameras), ``pointcloud_encoder`` (with a point cloud),
-    ``instruction_proj`` (with an instruction and a projection).
+    ``instruction_proj`` (with an instruction and a projection), ``fusion`` (obs_encoder=transformer).
     The text model is referenced by name in ``config.json`` and not saved with the weights.
     Observations and actions are raw (unnormalized) everywhere in the public API.
     """
@@ -75,7 +77,25 @@ class DiffusionPolicy(Policy):
         # Language: the instruction's embedding (computed by a named, frozen text model that is
         # not saved) joins the global FiLM condition, through a small learned projection.
         self.instruction_proj = None
-        if c.reads_instruction:
+        self.fusion = None
+        if c.fuses_tokens:
+            # tokens: the robot's history; each object slot's history (a set: no positions) or each
+            # camera's feature and image patch per step (positions: which camera, step and cell);
+            # each word piece (ordered). The condition is the readouts alone (they attend to all).
+            slots = c.obs_key == "slots"
+            groups = {"agent": (c.n_obs_steps * (ob.AGENT_DIM if slots else c.obs_dim), 0)}
+            if slots:
+                groups["objects"] = (c.n_obs_steps * ob.SLOT_DIM, 0)
+            if self.image_encoder is not None:
+                views = c.n_obs_steps * len(c.cameras)
+                groups["cameras"] = (c.image_feature_dim, views)
+                groups["patches"] = (self.image_encoder.patch_dim, views * c.fusion_image_grid ** 2)
+            if c.reads_instruction:
+                groups["words"] = (text_embedding.DIM, c.instruction_tokens)
+            self.fusion = TokenFusion(FusionConfig(dim=c.fusion_dim, layers=c.fusion_layers, heads=c.fusion_heads,
+                                                   readouts=c.fusion_readouts), groups)
+            cond_dim = self.fusion.output_dim
+        elif c.reads_instruction:
             dim = text_embedding.DIM
             if c.instruction_proj_dim:
                 self.instruction_proj = nn.Linear(dim, c.instruction_proj_dim)
@@ -105,8 +125,13 @@ class DiffusionPolicy(Policy):
             self._instruction_encoder = MiniLMInstructionEncoder()
         return self._instruction_encoder
 
-    def embed_instructions(self, instructions: Sequence[str]) -> torch.Tensor:
-        """Instruction strings -> (N, 384) float32 embeddings on the policy's device."""
+    def embed_instructions(self, instructions: Sequence[str]):
+        """Instruction strings -> what the condition reads of them, on the policy's device: (N, 384)
+        float32 sentence embeddings, or with ``obs_encoder=transformer`` the word pieces
+        ``(tokens (N, instruction_tokens, 384), mask (N, instruction_tokens) bool)``."""
+        if self.config.fuses_tokens:
+            tokens, mask = self.instruction_encoder.encode_tokens(list(instructions), self.config.instruction_tokens)
+            return torch.from_numpy(tokens).to(self.device), torch.from_numpy(mask).to(self.device)
         return torch.from_numpy(self.instruction_encoder.encode(list(instructions))).to(self.device)
 
     def _register_ddim_schedule(self) -> None:
@@ -125,10 +150,14 @@ class DiffusionPolicy(Policy):
     # -- training --------------------------------------------------------------------------
     def fit_normalizer(self, obs: np.ndarray, actions: np.ndarray) -> None:
         """Fit both normalizers on raw training data: obs (N, obs_dim), actions (N, action_dim).
-        With ``shuffle_slots`` every slot is fit on the objects of every slot, as training sees them."""
-        if self.config.shuffle_slots:
-            rows = torch.as_tensor(np.asarray(obs, dtype=np.float32))[:, None]     # (N, 1, SLOTS_DIM)
-            obs = self._shuffle_slots(rows, torch.Generator().manual_seed(0))[:, 0].numpy()
+        With ``shuffle_slots`` or the token fusion every object slot gets the range of all slots
+        together: an object is scaled the same in whichever slot it sits (as training moves it)."""
+        if self.config.obs_key == "slots" and (self.config.shuffle_slots or self.config.fuses_tokens):
+            obs = np.asarray(obs, dtype=np.float32).reshape(-1, self.config.obs_dim)
+            bounds = np.stack([obs.min(0), obs.max(0)])                         # (2, SLOTS_DIM)
+            objects = ob.split_slots(bounds)[1]                                 # a view into bounds
+            objects[0], objects[1] = objects[0].min(0), objects[1].max(0)       # every slot: the pooled range
+            obs = bounds                                                        # min/max of these 2 rows = the tied stats
         self.obs_normalizer.fit(obs, min_span=self.config.obs_min_span)
         self.action_normalizer.fit(actions)
 
@@ -159,11 +188,12 @@ class DiffusionPolicy(Policy):
     def _batch_instruction(self, batch: dict) -> torch.Tensor | None:
         if not self.reads_instruction:
             return None
-        if "instruction_embedding" in batch:
+        if "instruction_embedding" in batch and not self.config.fuses_tokens:
             return batch["instruction_embedding"].to(self.device, torch.float32)
         if "instruction" not in batch:
-            raise ValueError("this policy reads instructions: the batch needs 'instruction' (strings) or "
-                             "'instruction_embedding' (B, 384); MultiTaskDataset provides them")
+            raise ValueError("this policy reads instructions: the batch needs 'instruction' (strings)"
+                             + ("" if self.config.fuses_tokens else " or 'instruction_embedding' (B, 384)")
+                             + "; MultiTaskDataset provides them")
         return self.embed_instructions(batch["instruction"])
 
     def _condition(self, obs, instruction_embedding: torch.Tensor | None) -> torch.Tensor:
@@ -179,13 +209,17 @@ class DiffusionPolicy(Policy):
         normalized = self.obs_normalizer.normalize(vector)
         if self.obs_mask is not None:
             normalized = normalized * self.obs_mask
-        parts = [normalized.flatten(1)]
+        images = None
         if self.image_encoder is not None:
             if not isinstance(obs, Mapping):
                 raise ValueError(f"this policy reads cameras {list(c.cameras)}: obs must be a dict with "
                                  f"{list(c.obs_keys)}")
             images = images_from_obs({k: obs[k] for k in c.obs_keys if k != c.obs_key}, c.cameras, c.depth)
             images = {k: v.to(self.device) for k, v in images.items()}
+        if self.fusion is not None:
+            return self._fuse(vector, normalized, images, instruction_embedding)
+        parts = [normalized.flatten(1)]
+        if images is not None:
             parts.append(self.image_encoder(images).flatten(1))            # (B, To * n_cameras * feature_dim)
         if self.pointcloud_encoder is not None:
             if not isinstance(obs, Mapping):
@@ -203,6 +237,35 @@ class DiffusionPolicy(Policy):
                                  f"({vector.shape[0]}, {text_embedding.DIM}), one per observation in the batch")
             parts.append(self.instruction_proj(emb) if self.instruction_proj is not None else emb)
         return torch.cat(parts, dim=-1)
+
+    def _fuse(self, raw: torch.Tensor, normalized: torch.Tensor, images, instruction) -> torch.Tensor:
+        """obs_encoder=transformer: (B, To, obs_dim) raw and normalized vectors, the images
+        ``{camera: (B, To, C, H, W)}`` (or None) and the instruction's word pieces -> the fusion's
+        readouts (B, cond_dim). An object token is its slot over the history; empty slots
+        (``present`` 0 at the current step) are masked out."""
+        c = self.config
+        b, t = normalized.shape[:2]
+        tokens, masks = {"agent": normalized.reshape(b, 1, -1)}, {}
+        if c.obs_key == "slots":
+            agent, objects = ob.split_slots(normalized)                       # (B, To, A), (B, To, M, S)
+            tokens["agent"] = agent.reshape(b, 1, t * ob.AGENT_DIM)
+            tokens["objects"] = objects.permute(0, 2, 1, 3).reshape(b, ob.MAX_OBJECTS, t * ob.SLOT_DIM)
+            masks["objects"] = ob.split_slots(raw)[1][:, -1, :, ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+        if images is not None:
+            feats, patches = self.image_encoder.patches(images, c.fusion_image_grid)   # (B, To, K, F), (B, To, K, P, C)
+            tokens["cameras"] = feats.reshape(b, -1, feats.shape[-1])
+            tokens["patches"] = patches.reshape(b, -1, patches.shape[-1])
+        if c.reads_instruction:
+            if instruction is None:
+                raise ValueError("this policy reads instructions; none was given (policy.reset(instruction=...))")
+            words, word_mask = instruction
+            words, word_mask = words.to(self.device, torch.float32), word_mask.to(self.device)
+            if words.shape[0] != b and words.shape[0] == 1:
+                words, word_mask = words.expand(b, -1, -1), word_mask.expand(b, -1)
+            if words.shape[0] != b:
+                raise ValueError(f"instruction word pieces for {words.shape[0]} rows; the batch has {b}")
+            tokens["words"], masks["words"] = words, word_mask
+        return self.fusion(tokens, masks)
 
     @staticmethod
     def _shuffle_slots(vector: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -298,6 +361,10 @@ class DiffusionPolicy(Policy):
         from policies.common.export_spec import ExportSpec, ImageInput
 
         c = self.config
+        if c.fuses_tokens:
+            raise NotImplementedError("this diffusion policy fuses word-piece tokens (obs_encoder=transformer); "
+                                      "policies.export takes the pooled instruction embedding so far: train with "
+                                      "obs_encoder=flat to export")
         if c.pointcloud_dim:
             raise NotImplementedError("this diffusion policy reads a point cloud; policies.export supports state, "
                                       "slots, camera and language diffusion policies so far")

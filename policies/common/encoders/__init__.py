@@ -1,4 +1,5 @@
-"""Observation encoders every policy shares: instruction (MiniLM), images, point clouds.
+"""Observation encoders every policy shares: instruction (MiniLM), images, point clouds, and the
+token fusion (a transformer over words and object slots) that binds language to objects.
 
 Each encoder has a config dataclass (validated on construction, ``to_dict`` / ``from_dict``), an
 ``output_dim``, and is built with :func:`make_encoder`::
@@ -8,6 +9,7 @@ Each encoder has a config dataclass (validated on construction, ``to_dict`` / ``
 """
 from __future__ import annotations
 
+from policies.common.encoders.fusion import FusionConfig, TokenFusion
 from policies.common.encoders.image import BACKBONES, ImageEncoder, ImageEncoderConfig, images_from_obs
 from policies.common.encoders.instruction import (InstructionEncoder, InstructionEncoderConfig,
                                                   InstructionTruncatedWarning, MiniLMInstructionEncoder)
@@ -30,6 +32,6 @@ def make_encoder(cfg):
     return build(cfg)
 
 
-__all__ = ["BACKBONES", "ImageEncoder", "ImageEncoderConfig", "InstructionEncoder", "InstructionEncoderConfig",
+__all__ = ["BACKBONES", "FusionConfig", "ImageEncoder", "ImageEncoderConfig", "InstructionEncoder", "InstructionEncoderConfig",
            "InstructionTruncatedWarning", "MiniLMInstructionEncoder", "PointCloudEncoder", "PointCloudEncoderConfig",
-           "RandomCrop", "SpatialSoftmax", "images_from_obs", "make_encoder"]
+           "RandomCrop", "SpatialSoftmax", "TokenFusion", "images_from_obs", "make_encoder"]

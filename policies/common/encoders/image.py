@@ -14,6 +14,7 @@ from typing import Mapping
 import numpy as np
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from policies.common.config import JSONConfig, is_int, is_number, require
@@ -92,8 +93,14 @@ class CameraEncoder(nn.Module):
         self.keypoints = SpatialSoftmax(self.trunk.out_channels, cfg.num_keypoints)
         self.project = nn.Linear(2 * cfg.num_keypoints, cfg.feature_dim)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.project(self.keypoints(self.trunk(images)).flatten(1))
+    def forward(self, images: torch.Tensor, grid: int = 0):
+        """(N, feature_dim); with ``grid`` also the trunk's feature map average-pooled to
+        grid x grid cells, (N, grid * grid, channels): patch tokens for a fusion transformer."""
+        maps = self.trunk(images)
+        feats = self.project(self.keypoints(maps).flatten(1))
+        if not grid:
+            return feats
+        return feats, F.adaptive_avg_pool2d(maps, grid).flatten(2).transpose(1, 2)
 
 
 class ImageEncoder(nn.Module):
@@ -134,21 +141,41 @@ class ImageEncoder(nn.Module):
             channels.append(x[:, 3:4].float().clamp(0, c.max_depth) * (2 / c.max_depth) - 1)
         return self.crop(torch.cat(channels, dim=1))
 
+    @property
+    def patch_dim(self) -> int:
+        """Channels of a patch token (:meth:`patches`): the trunk's output channels."""
+        return self.encoders[0].trunk.out_channels
+
     def tokens(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         """One feature per camera: (..., n_cameras, feature_dim)."""
+        return self._encode(images, 0)
+
+    def patches(self, images: dict[str, torch.Tensor], grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-camera features of :meth:`tokens` and, from the same trunk pass, each camera's
+        feature map pooled to ``grid`` x ``grid`` cells: (..., n_cameras, grid * grid, patch_dim).
+        The cells keep *what* is *where* (a red block in the left of the image), which a language
+        transformer can attend to."""
+        return self._encode(images, grid)
+
+    def _encode(self, images: dict[str, torch.Tensor], grid: int):
         missing = [k for k in self.cameras if k not in images]
         extra = [k for k in images if k not in self.cameras]
         if missing or extra:
             raise ValueError(f"images have cameras {sorted(images)}; expected exactly {list(self.cameras)}")
         lead = images[self.cameras[0]].shape[:-3]
         prepared = [self._prepare(k, images[k]) for k in self.cameras]
+        n, k = prepared[0].shape[0], len(self.cameras)
         if self.camera_embedding is not None:   # one trunk call for all cameras
-            n = prepared[0].shape[0]
-            feats = self.encoders[0](torch.cat(prepared)).reshape(len(self.cameras), n, -1).transpose(0, 1)
-            feats = feats + self.camera_embedding
+            out = self.encoders[0](torch.cat(prepared), grid)
+            out = [o.reshape(k, n, *o.shape[1:]).transpose(0, 1) for o in (out if grid else (out,))]
+            out[0] = out[0] + self.camera_embedding
         else:
-            feats = torch.stack([enc(x) for enc, x in zip(self.encoders, prepared)], dim=1)
-        return feats.reshape(*lead, len(self.cameras), -1)
+            outs = [enc(x, grid) for enc, x in zip(self.encoders, prepared)]
+            out = [torch.stack(parts, dim=1) for parts in (zip(*outs) if grid else (outs,))]
+        feats = out[0].reshape(*lead, k, -1)
+        if not grid:
+            return feats
+        return feats, out[1].reshape(*lead, k, grid * grid, -1)
 
     def forward(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.tokens(images).flatten(-2)

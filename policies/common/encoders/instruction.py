@@ -76,6 +76,7 @@ class MiniLMInstructionEncoder:
         self._cache = EmbeddingCache(root, f"{text_embedding.model_version()} | {text_embedding.ENCODING}",
                                      self.config.cache_size, unwritable_hint="set cache_dir to a writable folder or null")
         self._warned: set[str] = set()
+        self._token_cache: dict[str, np.ndarray] = {}   # word-piece rows per string (a few hundred at most)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -84,12 +85,30 @@ class MiniLMInstructionEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), 384) float32; a fresh array (changing it leaves the cache alone)."""
-        if isinstance(texts, str):
-            raise TypeError("encode takes a list of strings, got str (wrap one instruction in a list)")
-        texts = list(texts)
-        if not all(isinstance(t, str) for t in texts):
-            raise TypeError(f"encode takes a list of strings, got {sorted({type(t).__name__ for t in texts})}")
-        return self._cache.embed(texts, self._compute)
+        return self._cache.embed(_string_list(texts, "encode"), self._compute)
+
+    def encode_tokens(self, texts: Sequence[str], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-word-piece embeddings for a policy that attends over the words
+        (:func:`envs.core.text_embedding.encode_tokens`): ``(tokens (N, max_tokens, 384) float32,
+        mask (N, max_tokens) bool)``, True on real pieces, padding after them. An instruction of more
+        than ``max_tokens`` pieces keeps its first ``max_tokens``, with an
+        :class:`InstructionTruncatedWarning` (once per string). Cached in memory per string."""
+        texts = _string_list(texts, "encode_tokens")
+        missing = sorted({t for t in texts if t not in self._token_cache})
+        if missing:
+            for text, rows in zip(missing, text_embedding.encode_tokens(missing, batch_size=self.config.batch_size)):
+                if len(rows) > max_tokens and text not in self._warned:
+                    self._warned.add(text)
+                    warnings.warn(f"instruction of {len(rows)} word pieces cut to the policy's {max_tokens} "
+                                  f"(policy.instruction_tokens): {text[:60]!r}", InstructionTruncatedWarning,
+                                  stacklevel=2)
+                self._token_cache[text] = rows
+        tokens = np.zeros((len(texts), max_tokens, text_embedding.DIM), np.float32)
+        mask = np.zeros((len(texts), max_tokens), bool)
+        for i, text in enumerate(texts):
+            rows = self._token_cache[text][:max_tokens]
+            tokens[i, :len(rows)], mask[i, :len(rows)] = rows, True
+        return tokens, mask
 
     # -- the model --------------------------------------------------------------------------
     def _compute(self, texts: list[str]) -> np.ndarray:
@@ -104,3 +123,12 @@ class MiniLMInstructionEncoder:
                 self._warned.add(text)
                 warnings.warn(f"instruction of {n} word pieces truncated to all-MiniLM-L6-v2's {limit}: "
                               f"{text[:60]!r}...", InstructionTruncatedWarning, stacklevel=5)
+
+
+def _string_list(texts: Sequence[str], method: str) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"{method} takes a list of strings, got str (wrap one instruction in a list)")
+    texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"{method} takes a list of strings, got {sorted({type(t).__name__ for t in texts})}")
+    return texts

@@ -1,0 +1,139 @@
+"""obs_encoder=transformer: the instruction's word pieces, the robot and each object slot as
+tokens of one transformer (policies/common/encoders/fusion.py). What it must guarantee: the
+object slots are a set (their order cannot leak roles), empty slots are ignored, word order
+reaches the condition (a swapped instruction conditions differently), and it trains and acts
+through the usual surface."""
+import numpy as np
+import pytest
+import torch
+
+from envs.core import observation as ob
+from policies.common.config import ConfigError
+from policies.common.encoders import InstructionTruncatedWarning, MiniLMInstructionEncoder
+from policies.diffusion import DiffusionConfig, DiffusionPolicy
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = dict(n_obs_steps=2, horizon=8, n_action_steps=4, down_dims=(16, 32), n_groups=4, diffusion_step_embed_dim=16,
+            num_inference_steps=2, action_dim=7, obs_dim=ob.SLOTS_DIM, obs_key="slots", obs_encoder="transformer",
+            fusion_dim=16, fusion_heads=2, fusion_readouts=2, instruction_tokens=16)
+SAID = "stack the red block on the blue block"
+SWAPPED = "stack the blue block on the red block"
+
+
+def slots_history(rng, n_objects=3, batch=1):
+    x = rng.normal(size=(batch, 2, ob.SLOTS_DIM)).astype(np.float32)
+    _, objects = ob.split_slots(x)
+    objects[..., ob.SLOT_FIELD_SLICES["present"]] = 0.0
+    objects[:, :, :n_objects, ob.SLOT_FIELD_SLICES["present"]] = 1.0
+    objects[:, :, n_objects:] = 0.0
+    return torch.from_numpy(x)
+
+
+@pytest.fixture(scope="module")
+def policy():
+    torch.manual_seed(0)
+    p = DiffusionPolicy(DiffusionConfig(**TINY, instruction_encoder="all-MiniLM-L6-v2"))
+    rng = np.random.default_rng(0)
+    p.fit_normalizer(rng.normal(size=(64, ob.SLOTS_DIM)), rng.normal(size=(64, 7)))
+    return p.eval()
+
+
+def condition(policy, x, text):
+    return policy._condition(x, policy.embed_instructions([text] * x.shape[0]))
+
+
+def test_slot_order_does_not_change_the_condition_and_empty_slots_are_ignored(policy):
+    x = slots_history(np.random.default_rng(1))
+    agent, objects = ob.split_slots(x)
+    permuted = torch.cat([agent, objects[:, :, [2, 0, 1, 3, 4, 5, 6, 7]].flatten(2)], -1)
+    assert torch.allclose(condition(policy, x, SAID), condition(policy, permuted, SAID), atol=1e-5)
+    garbage = x.clone()
+    ob.split_slots(garbage)[1][:, :, 5, 1:] = 9.0          # an empty slot's features: masked out
+    assert torch.allclose(condition(policy, x, SAID), condition(policy, garbage, SAID), atol=1e-5)
+    moved = x.clone()
+    ob.split_slots(moved)[1][:, :, 0, ob.SLOT_FIELD_SLICES["pos"]] += 0.5   # a real object moved: it counts
+    assert not torch.allclose(condition(policy, x, SAID), condition(policy, moved, SAID), atol=1e-4)
+
+
+def test_a_swapped_instruction_conditions_differently(policy):
+    x = slots_history(np.random.default_rng(2))
+    said, swapped = condition(policy, x, SAID), condition(policy, x, SWAPPED)
+    assert not torch.allclose(said, swapped, atol=1e-4)
+
+
+def test_word_pieces_are_padded_masked_and_cut_with_a_warning():
+    enc = MiniLMInstructionEncoder()
+    tokens, mask = enc.encode_tokens([SAID, "lift it"], max_tokens=12)
+    assert tokens.shape == (2, 12, 384) and mask.dtype == bool
+    assert mask[0].sum() == 10 and mask[1].sum() == 4            # [CLS] .. [SEP]
+    assert not tokens[1, 4:].any()
+    # the swapped instruction's colour words sit at each other's places
+    t2, _ = enc.encode_tokens([SWAPPED], max_tokens=12)
+    assert not np.allclose(tokens[0], t2[0], atol=1e-3)
+    with pytest.warns(InstructionTruncatedWarning, match="cut to the policy's 6"):
+        short, m = enc.encode_tokens([SAID + " and then lift the green one"], max_tokens=6)
+    assert m.all() and short.shape == (1, 6, 384)
+
+
+def test_it_trains_and_acts_through_the_usual_surface(policy, tmp_path):
+    rng = np.random.default_rng(3)
+    torch.manual_seed(0)
+    p = DiffusionPolicy(DiffusionConfig(**TINY, instruction_encoder="all-MiniLM-L6-v2"))
+    p.fit_normalizer(rng.normal(size=(64, ob.SLOTS_DIM)), rng.normal(size=(64, 7)))
+    opt = torch.optim.Adam(p.parameters(), 1e-3)
+    batch = {"obs": slots_history(rng, batch=4).expand(4, 2, -1), "action": torch.randn(4, 8, 7),
+             "instruction": [SAID, SWAPPED, SAID, "lift the red block"]}
+    losses = []
+    for _ in range(30):
+        loss = p.compute_loss(batch)
+        opt.zero_grad(), loss.backward(), opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    p.save_pretrained(tmp_path / "ckpt")
+    q = DiffusionPolicy.from_pretrained(tmp_path / "ckpt").eval()
+    q.reset(instruction=SAID)
+    obs = slots_history(rng)[0, -1].numpy()
+    assert q.select_action(obs).shape == (7,)
+    with pytest.raises(ValueError, match="reads instructions"):
+        q.reset()
+        q.select_action(obs)
+    with pytest.raises(NotImplementedError, match="obs_encoder=flat"):
+        q.export_spec()
+
+
+def test_bad_settings_name_the_field():
+    with pytest.raises(ConfigError, match="obs_encoder"):
+        DiffusionConfig(**{**TINY, "obs_encoder": "attention"})
+    with pytest.raises(ConfigError, match="obs_encoder"):
+        DiffusionConfig(**{**TINY, "obs_dim": 40, "obs_key": "state"})
+    with pytest.raises(ConfigError, match="fusion_heads"):
+        DiffusionConfig(**{**TINY, "fusion_heads": 3})
+
+
+def test_an_rgb_policy_fuses_image_patches_with_the_words(tmp_path):
+    """obs_mode=rgb: each camera's feature and its pooled patches are tokens beside the robot
+    and the words; it trains, acts from the env's Dict observation, and reloads."""
+    torch.manual_seed(0)
+    cfg = {**TINY, "obs_dim": ob.AGENT_DIM, "obs_key": "proprio", "cameras": ("front", "wrist"), "image_size": 32,
+           "fusion_image_grid": 2, "image_feature_dim": 8}
+    p = DiffusionPolicy(DiffusionConfig(**cfg, instruction_encoder="all-MiniLM-L6-v2"))
+    assert p.fusion.positions["patches"].shape[0] == 2 * 2 * 4      # steps x cameras x cells
+    rng = np.random.default_rng(4)
+    p.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    images = lambda b: torch.from_numpy(rng.integers(0, 256, (b, 2, 32, 32, 3), dtype=np.uint8))   # noqa: E731
+    obs = {"proprio": torch.randn(4, 2, ob.AGENT_DIM), "front_rgb": images(4), "wrist_rgb": images(4)}
+    opt = torch.optim.Adam(p.parameters(), 1e-3)
+    loss = p.compute_loss({"obs": obs, "action": torch.randn(4, 8, 7), "instruction": [SAID] * 4})
+    opt.zero_grad(), loss.backward(), opt.step()
+    assert p.image_encoder.encoders[0].trunk.layers[0].weight.grad.abs().sum() > 0    # patches train the trunk
+    p.eval()
+    one = {k: v[:1] for k, v in obs.items()}
+    said, swapped = (p._condition(one, p.embed_instructions([t])) for t in (SAID, SWAPPED))
+    assert not torch.allclose(said, swapped, atol=1e-4)
+    p.save_pretrained(tmp_path / "ckpt")
+    q = DiffusionPolicy.from_pretrained(tmp_path / "ckpt")
+    q.reset(instruction=SAID)
+    env_obs = {"state": rng.normal(size=40).astype(np.float32), "front_rgb": images(1)[0, 0].numpy(),
+               "wrist_rgb": images(1)[0, 0].numpy()}
+    assert q.select_action(env_obs).shape == (7,)
