@@ -72,6 +72,5 @@ def export_text_encoder(encoder: str, out: Path) -> dict:
 
 def text_fidelity(embed, texts: list[str]) -> float:
     """Max |training-side embedding - ``embed(texts)``| (the exported text encoder through the runtime)."""
-    ref = text_embedding.sentence_model().encode(texts, normalize_embeddings=True, convert_to_numpy=True,
-                                                 show_progress_bar=False)
+    ref = text_embedding.encode(list(texts))
     return float(np.abs(np.asarray(embed(texts)) - ref).max())

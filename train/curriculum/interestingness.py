@@ -57,11 +57,10 @@ def task_descriptions(tasks: Sequence[str]) -> dict[str, str]:
 
 
 def minilm_embed(texts: list[str]) -> np.ndarray:
-    """(N, 384) unit rows from all-MiniLM-L6-v2 (offline)."""
-    from envs.core.text_embedding import sentence_model
+    """(N, 384) unit rows from all-MiniLM-L6-v2 (offline): the project's one recipe."""
+    from envs.core import text_embedding
 
-    return np.asarray(sentence_model().encode(list(texts), normalize_embeddings=True, show_progress_bar=False),
-                      dtype=np.float32)
+    return text_embedding.encode(list(texts))
 
 
 class EmbeddingJudge:
