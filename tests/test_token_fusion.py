@@ -137,3 +137,27 @@ def test_an_rgb_policy_fuses_image_patches_with_the_words(tmp_path):
     env_obs = {"state": rng.normal(size=40).astype(np.float32), "front_rgb": images(1)[0, 0].numpy(),
                "wrist_rgb": images(1)[0, 0].numpy()}
     assert q.select_action(env_obs).shape == (7,)
+
+
+def test_a_pointer_hands_over_the_pointed_objects_own_features():
+    """fusion_pointer: each readout returns its attention-weighted mix of the object tokens' inputs;
+    with one object in the scene that is exactly that object's normalized slot history."""
+    from policies.common.encoders import FusionConfig, TokenFusion
+    torch.manual_seed(0)
+    fusion = TokenFusion(FusionConfig(dim=16, heads=2, readouts=2, pointer="objects"),
+                         {"agent": (5, 0), "objects": (6, 0)})
+    assert fusion.output_dim == 2 * (16 + 6)
+    objects = torch.randn(3, 4, 6)
+    present = torch.zeros(3, 4, dtype=torch.bool)
+    present[:, 2] = True
+    out = fusion({"agent": torch.randn(3, 1, 5), "objects": objects}, {"objects": present})
+    pointed = out.reshape(3, 2, 22)[..., 16:]
+    assert torch.allclose(pointed, objects[:, None, 2].expand(3, 2, 6), atol=1e-6)
+    empty = fusion({"agent": torch.randn(1, 1, 5), "objects": objects[:1]}, {"objects": present[:1] & False})
+    assert torch.isfinite(empty).all() and not empty.reshape(2, 22)[:, 16:].any()
+    with pytest.raises(ValueError, match="names no token group"):
+        TokenFusion(FusionConfig(pointer="patches"), {"agent": (5, 0)})
+    p = DiffusionPolicy(DiffusionConfig(**TINY, fusion_pointer=True, instruction_encoder="all-MiniLM-L6-v2"))
+    assert p.fusion.output_dim == 2 * (16 + 2 * ob.SLOT_DIM)
+    with pytest.raises(ConfigError, match="fusion_pointer"):
+        DiffusionConfig(**{**TINY, "obs_encoder": "flat"}, fusion_pointer=True)

@@ -69,6 +69,9 @@ class DiffusionParams:
     fusion_readouts: int = 4         # readout tokens (the condition is fusion_readouts * fusion_dim)
     instruction_tokens: int = 32     # word pieces it reads (a longer instruction is cut, with a warning)
     fusion_image_grid: int = 4       # rgb: each camera's feature map pooled to grid x grid patch tokens
+    # slots: each readout also points at one object (attention) and hands the U-Net that object's
+    # normalized slot history as is: the named block's exact position, whichever slot holds it
+    fusion_pointer: bool = False
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -120,6 +123,7 @@ class DiffusionParams:
         for name in ("fusion_dim", "fusion_layers", "fusion_heads", "fusion_readouts", "instruction_tokens",
                      "fusion_image_grid"):
             require(is_int(getattr(self, name), 1), self, name, "an integer >= 1")
+        require(isinstance(self.fusion_pointer, bool), self, "fusion_pointer", "true or false")
         require(self.fusion_dim % self.fusion_heads == 0, self, "fusion_heads", f"a divisor of fusion_dim ({self.fusion_dim})")
         require(is_int(self.image_size, 16), self, "image_size", "an integer >= 16 (pixels)")
         require(self.image_backbone in IMAGE_BACKBONES, self, "image_backbone", ", ".join(IMAGE_BACKBONES))
@@ -181,6 +185,8 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
         require(self.obs_encoder == "flat" or (self.obs_key == "slots" or self.cameras) and not self.pointcloud_dim,
                 self, "obs_encoder", "flat unless obs_mode is slots, rgb or rgbd (the transformer reads object "
                 "slots or image patches as tokens)")
+        require(not self.fusion_pointer or self.fuses_tokens and self.obs_key == "slots", self, "fusion_pointer",
+                "false unless obs_encoder=transformer and obs_mode=slots (it points at object slots)")
         require(not self.shuffle_slots or self.obs_key == "slots", self, "shuffle_slots",
                 "false unless obs_mode=slots (only the slots observation has object slots)")
         super().validate()

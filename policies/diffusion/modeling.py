@@ -93,7 +93,8 @@ class DiffusionPolicy(Policy):
             if c.reads_instruction:
                 groups["words"] = (text_embedding.DIM, c.instruction_tokens)
             self.fusion = TokenFusion(FusionConfig(dim=c.fusion_dim, layers=c.fusion_layers, heads=c.fusion_heads,
-                                                   readouts=c.fusion_readouts), groups)
+                                                   readouts=c.fusion_readouts,
+                                                   pointer="objects" if c.fusion_pointer else ""), groups)
             cond_dim = self.fusion.output_dim
         elif c.reads_instruction:
             dim = text_embedding.DIM

@@ -10,6 +10,11 @@ all-MiniLM-L6-v2, docs/multitask.md).
 
 A token group either has learned positions (the words: their order matters) or none (the object
 slots: a set, so the slot order -- which tasks fill in role order -- cannot leak the roles).
+
+``pointer``: each readout also points at one token of a named group (attention of the readout's
+output over that group's encoded tokens) and returns the pointed-at tokens' *input* features,
+unprojected. A readout that learns "the block the instruction names first" then hands the action
+head that block's exact position, as precise as a flat observation, whichever slot it sits in.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ class FusionConfig(JSONConfig):
     layers: int = 2        # transformer encoder layers (pre-norm)
     heads: int = 4         # attention heads (a divisor of dim)
     readouts: int = 4      # learned readout tokens; their outputs, concatenated, are the result
+    pointer: str = ""      # a token group each readout also points into (its inputs returned); "" = none
 
     def __post_init__(self):
         self.validate()
@@ -39,9 +45,6 @@ class FusionConfig(JSONConfig):
             require(is_int(getattr(self, name), 1), self, name, "an integer >= 1")
         require(self.dim % self.heads == 0, self, "heads", f"a divisor of dim ({self.dim})")
 
-    @property
-    def output_dim(self) -> int:
-        return self.readouts * self.dim
 
 
 class TokenFusion(nn.Module):
@@ -68,17 +71,18 @@ class TokenFusion(nn.Module):
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
-
-    @property
-    def output_dim(self) -> int:
-        return self.config.output_dim
+        if config.pointer and config.pointer not in groups:
+            raise ValueError(f"FusionConfig.pointer={config.pointer!r} names no token group; groups: {list(groups)}")
+        self.pointer_query = nn.Linear(d, d) if config.pointer else None
+        self.pointer_key = nn.Linear(d, d) if config.pointer else None
+        self.output_dim = config.readouts * (d + (groups[config.pointer][0] if config.pointer else 0))
 
     def forward(self, tokens: Mapping[str, torch.Tensor],
                 masks: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         masks = masks or {}
         if set(tokens) != set(self.group_names):
             raise ValueError(f"TokenFusion takes the token groups {self.group_names}; got {sorted(tokens)}")
-        parts, keep = [], []
+        parts, keep, spans = [], [], {}
         for i, name in enumerate(self.group_names):
             x = self.proj[name](tokens[name]) + self.type_embedding[i]
             if name in self.positions:
@@ -87,6 +91,8 @@ class TokenFusion(nn.Module):
                     raise ValueError(f"token group {name!r} has {n} tokens; it was built for at most "
                                      f"{self.positions[name].shape[0]}")
                 x = x + self.positions[name][:n]
+            start = sum(p.shape[1] for p in parts)
+            spans[name] = slice(start, start + x.shape[1])
             parts.append(x)
             mask = masks.get(name)
             keep.append(torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None
@@ -95,5 +101,16 @@ class TokenFusion(nn.Module):
         parts.append(self.readout.expand(b, -1, -1))
         keep.append(torch.ones(b, self.config.readouts, dtype=torch.bool, device=parts[0].device))
         # readouts are always present, so no row is all-masked (which would give NaN attention)
-        out = self.encoder(torch.cat(parts, 1), src_key_padding_mask=~torch.cat(keep, 1))
-        return self.norm(out[:, -self.config.readouts:]).flatten(1)
+        keep = torch.cat(keep, 1)
+        out = self.encoder(torch.cat(parts, 1), src_key_padding_mask=~keep)
+        readouts = self.norm(out[:, -self.config.readouts:])                         # (B, R, d)
+        if self.pointer_query is None:
+            return readouts.flatten(1)
+        span = spans[self.config.pointer]
+        logits = self.pointer_query(readouts) @ self.pointer_key(out[:, span]).transpose(1, 2)   # (B, R, N)
+        logits = logits / self.config.dim ** 0.5
+        logits = logits.masked_fill(~keep[:, None, span], float("-inf"))
+        # a row with no valid token (an empty scene) points at nothing: zeros, not NaN
+        weights = torch.nan_to_num(torch.softmax(logits, dim=-1))
+        pointed = weights @ tokens[self.config.pointer]                              # (B, R, width)
+        return torch.cat([readouts, pointed], -1).flatten(1)
