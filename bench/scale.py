@@ -18,8 +18,10 @@ both paths do the same work:
   ``--eval-steps``) of a default-size diffusion policy (untrained, so no episode ends early),
   ``--eval-batch`` in lockstep: the defaults give the serial path 4 batches of 50 and each Ray
   worker 2 chunks of 50, the same per-chunk work on both sides;
-- gates: ``--candidates`` procedural candidates through the sandboxed gates, from the goal-mode
-  curricula of ``--gates-targets`` in turn (each into a fresh library). Novelty embeds each
+- gates: ``--candidates`` procedural candidates through the sandboxed gates, as ``generate``
+  runs by default (exploratory mode, most novel draft first) into a fresh library: one stream, as
+  a user's ``--count 200`` is, not several short ones whose start and end leave workers idle.
+  The draft space's embeddings are warm (the embedding cache) on both paths. Novelty embeds each
   candidate in this process on both paths; nothing else is embedded inside the timing.
 
 DDP (``--ddp-steps``, ``--ddp-batch``): bench/scale_ddp.py trains the default diffusion policy
@@ -58,7 +60,6 @@ RESULT = RESULTS / "scale.json"
 TASK = "stack_blocks"
 # procedural curricula (goal mode): their candidates are known up front, and the run does not
 # embed the whole draft space first (exploratory mode does, a fixed cost of its own); 7 + 3 stones
-GATES_TARGETS = ("duo_tower_cyl_zstk_cyl", "tower_graded_cyl_top")
 SECTIONS = ("demos", "eval", "gates", "ddp")
 
 
@@ -107,42 +108,32 @@ def evaluation(policy, n: int, steps: int | None, batch: int, pool) -> float:
     return time.perf_counter() - t
 
 
-def gates(n: int, targets: list[str], pool) -> tuple[float, dict]:
-    """``n`` candidates from the targets' curricula in turn, each target into a fresh library (a
-    library with tasks would be registered in this process, and both paths admit the same names)."""
+def gates(n: int, pool) -> tuple[float, dict]:
+    """``n`` exploratory candidates into a fresh library (a library with tasks would be registered
+    in this process, and both paths admit the same names)."""
     from generation.library import Library
     from generation.pipeline import generate
 
-    attempted, admitted, rejected, elapsed = 0, [], {}, 0.0
-    for target in targets:
-        if attempted == n:
-            break
-        with tempfile.TemporaryDirectory() as root:
-            t = time.perf_counter()
-            summary = generate(Library(Path(root) / "lib"), count=n - attempted, mode="goal", target=target,
-                               progress=False, pool=pool)
-            elapsed += time.perf_counter() - t
-        attempted += summary.attempted
-        admitted += summary.admitted
-        for gate, k in summary.rejected.items():
-            rejected[gate] = rejected.get(gate, 0) + k
-    if attempted < n:
-        raise SystemExit(f"--candidates {n}: the curricula of {', '.join(targets)} hold only {attempted}; "
-                         f"name more --gates-targets")
-    return elapsed, {"attempted": attempted, "admitted": admitted, "rejected": rejected}
+    with tempfile.TemporaryDirectory() as root:
+        t = time.perf_counter()
+        summary = generate(Library(Path(root) / "lib"), count=n, mode="exploratory", progress=False, pool=pool)
+        elapsed = time.perf_counter() - t
+    return elapsed, {"attempted": summary.attempted, "admitted": summary.admitted, "rejected": summary.rejected}
 
 
 def warm_driver(policy) -> None:
     """What the serial path would otherwise pay inside its timing: the env built, the policy
-    rolled, the embedding model loaded with the built-in tasks' embeddings and structures (the
-    Ray path would then find them cached)."""
-    from generation.embedding import builtin_embeddings, builtin_structures, embed
+    rolled, the embedding model loaded with the built-in tasks' embeddings and structures and the
+    exploratory draft space's embeddings (the Ray path would then find them cached)."""
+    from generation.catalogue import procedural_space
+    from generation.codegen_procedural import render
+    from generation.embedding import builtin_embeddings, builtin_structures, canonical_text, embed
 
     demos(2, None)
     evaluation(policy, 2, 2, 2, None)
     builtin_embeddings()
     builtin_structures()
-    embed(["warm-up"])
+    embed([canonical_text(render(d), d.text) for d in procedural_space()])
 
 
 def ddp(steps: int, global_batch: int) -> dict:
@@ -191,9 +182,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--eval-steps", type=int, default=0, help="steps per evaluation episode (0: the task's own limit)")
     ap.add_argument("--eval-batch", type=int, default=50, help="episodes in lockstep (evaluate's default)")
-    ap.add_argument("--candidates", type=int, default=10)
-    ap.add_argument("--gates-targets", default=",".join(GATES_TARGETS),
-                    help="procedural tasks whose goal-mode curricula supply the candidates, in turn")
+    ap.add_argument("--candidates", type=int, default=20)
     ap.add_argument("--noop", type=int, default=200)
     ap.add_argument("--ddp-steps", type=int, default=200)
     ap.add_argument("--ddp-batch", type=int, default=128, help="global batch (train.batch_size's default)")
@@ -203,7 +192,6 @@ def main() -> None:
     only = [x for x in args.only.split(",") if x]
     if not only or set(only) - set(SECTIONS):
         raise SystemExit(f"--only={args.only} is invalid; allowed: a comma-separated subset of {','.join(SECTIONS)}")
-    targets = [x for x in args.gates_targets.split(",") if x]
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"
     t_all = time.perf_counter()
@@ -246,7 +234,7 @@ def main() -> None:
         workloads = {"demos": ("demos", args.demos, lambda p: demos(args.demos, p)),
                      "eval": ("eval_episodes", args.episodes,
                               lambda p: evaluation(policy, args.episodes, args.eval_steps, args.eval_batch, p)),
-                     "gates": ("gate_candidates", args.candidates, lambda p: gates(args.candidates, targets, p))}
+                     "gates": ("gate_candidates", args.candidates, lambda p: gates(args.candidates, p))}
         results = {}
         for name in ray_sections:
             row, n, run = workloads[name]
@@ -266,7 +254,7 @@ def main() -> None:
             out["eval"] = {"episodes": args.episodes, "steps_per_episode": args.eval_steps or "task limit",
                            "batch": args.eval_batch}
         if "gates" in ray_sections:
-            out.update(gates_targets=targets, same_admitted_set=results["serial"] == results["Ray"],
+            out.update(gates_mode="exploratory", same_admitted_set=results["serial"] == results["Ray"],
                        gates_result=results["serial"])
         out["incidents"] = pool.report()
         pool.close()

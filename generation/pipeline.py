@@ -99,7 +99,7 @@ def taken_names(index: NoveltyIndex) -> set[str]:
 
 class ProceduralCandidates:
     """The procedural generator's candidates, in the order the serial loop takes them;
-    :meth:`upcoming` names the next ones (if nothing is admitted meanwhile) for gates run ahead."""
+    :meth:`upcoming` names the next ones (assuming each is admitted) for gates run ahead."""
 
     def __init__(self, library: Library, index: NoveltyIndex, mode: str, target: str | None,
                  rng: np.random.Generator, plan: list[str]):

@@ -21,7 +21,7 @@ from generation.catalogue import procedural_space
 from generation.codegen_procedural import render
 from generation.curriculum import curriculum
 from generation.embedding import NoveltyIndex
-from generation.exploration import explore
+from generation.exploration import Explorer, explore
 from generation.from_task import draft_from_task
 from generation.library import Library
 
@@ -71,6 +71,25 @@ def test_exploration_tries_the_least_familiar_idea_first():
     pool = [space["stack_block_on_block"], space["bowl_and_zone_blo"], space["stack_graded_block_on_block"]]
     order = [p.name for p in explore(pool, set(), NoveltyIndex.with_builtins(), np.random.default_rng(0))]
     assert order[0] == "bowl_and_zone_blo" and order[-1] == "stack_block_on_block"
+
+
+def test_exploration_guesses_what_comes_next_when_each_candidate_is_admitted():
+    """What a parallel caller validates ahead (Explorer.upcoming) is what the serial loop takes
+    next while candidates are admitted, so gates run ahead are not wasted."""
+    space = procedural_space()
+    index = NoveltyIndex.with_builtins()
+    explorer = Explorer(space[::40], set(), index, np.random.default_rng(0))
+    stream = iter(explorer)
+    first = next(stream)
+    guessed = [p.name for p in explorer.upcoming(4)]
+    taken, current = [], first
+    for _ in range(4):
+        index.add(current.name, explorer.vecs[explorer.last])   # admitted
+        current = next(stream)
+        taken.append(current.name)
+    assert guessed == taken
+    # the guess is made before the current candidate is admitted, and still accounts for it
+    assert first.name not in guessed
 
 
 def test_admission_is_atomic_and_a_crash_leaves_no_half_task(tmp_path, monkeypatch):
