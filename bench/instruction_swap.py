@@ -96,7 +96,10 @@ def main() -> None:
            "run": str(a.run), "obs_mode": config.obs_mode,
            # what else could say the goal: the slots' goal fields and their order (see docs/multitask.md)
            "drop_goal_features": getattr(policy.config, "drop_goal_features", False),
-           "shuffle_slots": getattr(policy.config, "shuffle_slots", False), "episodes": a.episodes, "seeds": [seeds[0], seeds[-1]],
+           "shuffle_slots": getattr(policy.config, "shuffle_slots", False),
+           "obs_encoder": getattr(policy.config, "obs_encoder", "flat"),
+           "fusion_pointer": getattr(policy.config, "fusion_pointer", False),
+           "fusion_pointer_loss": getattr(policy.config, "fusion_pointer_loss", 0.0), "episodes": a.episodes, "seeds": [seeds[0], seeds[-1]],
            "as_given_success": asked["as given"], "swapped_success": asked["swapped"],
            # the same seed, both instructions: did the stacking follow the words both times?
            "followed_both": sum(x["success"] and y["success"] for x, y in zip(rows["as given"], rows["swapped"])),

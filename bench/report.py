@@ -621,6 +621,10 @@ def instruction_swap_rows(sw: dict) -> list[dict]:
         variant, reads = sw["obs_mode"], "images carry no goal"
     elif not sw.get("drop_goal_features"):
         variant, reads = "slots", "the slots' goal_delta says the goal"
+    elif sw.get("obs_encoder") == "transformer":
+        variant = "slots, goal fields dropped, token fusion" + (" + pointer" if sw.get("fusion_pointer") else "") + \
+            (f" + pointer loss {sw['fusion_pointer_loss']}" if sw.get("fusion_pointer_loss") else "")
+        reads = "only the words say the goal (the fusion reads slots as a set)"
     elif not sw.get("shuffle_slots"):
         variant, reads = "slots, goal fields dropped", "slot order still says the roles (slot 0 = the block to move)"
     else:
@@ -651,6 +655,8 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "scale": scale_rows,
     "instruction_swap": instruction_swap_rows,
     "instruction_swap_nogoal": instruction_swap_rows,
+    "instruction_swap_fusion": instruction_swap_rows,
+    "instruction_swap_pointer": instruction_swap_rows,
     "oracle_tasks": oracle_tasks_rows,
     "fixtures_oracle": fixtures_oracle_rows,
     "fixtures_oracle_maniskill": fixtures_oracle_rows,
