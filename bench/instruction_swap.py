@@ -7,7 +7,8 @@ For each unseen seed the episode runs twice from the same start: once with the s
 instruction ("stack the red block on the blue block") and once with the roles swapped ("stack the
 blue block on the red block"). Each run is scored on both stackings: top-on-base (what the scene's
 instruction asks) and base-on-top (what the swapped one asks). A policy that ignores the language
-stacks the same way under both instructions; one that reads it follows each. The run's own
+stacks the same way under both instructions; one that reads it follows each. A policy with a
+``fusion_pointer`` also reports where its readouts point (the named blocks?) under each. The run's own
 obs_mode, control mode and image size are used (from its ``config.yaml``). Writes
 ``bench/results/<--out>.json`` (default ``instruction_swap``) and prints a table.
 """
@@ -64,6 +65,30 @@ class StackingOutcome(gym.Wrapper):
         return obs, float(info["success"]), bool(info["success"]), trunc, info
 
 
+def pointer_picks(policy, make_env, seeds: list[int]) -> dict[str, float] | None:
+    """A ``fusion_pointer`` policy: on each seed's first observation, how often readout 0 points at
+    the block the instruction says to move and readout 1 at the one to stack on, with the scene's
+    instruction and with the swapped one (the grounding itself, before any acting). None without
+    a pointer."""
+    if not getattr(policy.config, "fusion_pointer", False):
+        return None
+    import torch
+
+    right = {"as given": np.zeros(2), "swapped": np.zeros(2)}
+    env = make_env()
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        task = env.unwrapped.task
+        hist = torch.from_numpy(np.stack([obs] * policy.config.n_obs_steps)[None].astype(np.float32))
+        for key, (top, base), want in (("as given", (task.top, task.base), [0, 1]),
+                                       ("swapped", (task.base, task.top), [1, 0])):
+            with torch.no_grad():
+                policy._condition(hist, policy.embed_instructions([f"stack the {top.color} block on the {base.color} block"]))
+            right[key] += policy.fusion.pointer_logits[0, :2].argmax(-1).numpy() == np.array(want)
+    env.close()
+    return {f"{key}_readout{r}": round(float(v[r]) / len(seeds), 3) for key, v in right.items() for r in (0, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="a train.py run directory of a stack_blocks policy that reads instructions")
@@ -90,6 +115,8 @@ def main() -> None:
         results, _, _ = rollout(policy, make_env, seeds, batch_size=50, progress=True, run_seed=config.seed)
         rows["swapped" if swap else "as given"] = results
     asked = {k: sum(r["success"] for r in v) for k, v in rows.items()}
+    pointed = pointer_picks(policy, lambda: gym.make(envs.env_id(TASK), sim=config.sim.name, obs_mode=config.obs_mode,
+                                                     control_mode=config.control_mode, **env_kw), seeds)
     out = {"benchmark": "instruction swap on stack_blocks: which block does the policy stack?",
            "command": f"python bench/instruction_swap.py {a.run} --episodes {a.episodes} --seed-start {a.seed_start}"
                       + (f" --out {a.out}" if a.out != "instruction_swap" else ""),
@@ -103,6 +130,8 @@ def main() -> None:
            "as_given_success": asked["as given"], "swapped_success": asked["swapped"],
            # the same seed, both instructions: did the stacking follow the words both times?
            "followed_both": sum(x["success"] and y["success"] for x, y in zip(rows["as given"], rows["swapped"])),
+           # with a pointer: the fraction of seeds where each readout points at the object its rank names
+           "pointer_right": pointed,
            "wall_s": round(time.time() - t0, 1), "load_avg_1m": [load_start, load()],
            "machine_short": machine_short(machine()), "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
     results_path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +140,9 @@ def main() -> None:
     print(f"{'instruction':12s} {'asked stacking':>15s}")
     print(f"{'as given':12s} {asked['as given']:>9d}/{n}")
     print(f"{'swapped':12s} {asked['swapped']:>9d}/{n}")
+    if pointed:
+        print("pointer at the named objects (readout 0: the block to move, 1: the base):",
+              ", ".join(f"{k} {v:.2f}" for k, v in pointed.items()))
     print(f"followed the words under both instructions: {out['followed_both']}/{n} seeds; wrote {results_path}")
 
 

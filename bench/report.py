@@ -632,7 +632,9 @@ def instruction_swap_rows(sw: dict) -> list[dict]:
     return [row(f"Instruction swap, stack_blocks {variant} policy: stacks as asked, scene's vs swapped instruction",
                 ours=f"as given {sw['as_given_success']}/{n}; swapped {sw['swapped_success']}/{n}",
                 peer="—", ratio="—", source=sw, versions="",
-                note=f"same seeds {sw['seeds'][0]}-{sw['seeds'][1]}; {reads}; followed both {sw['followed_both']}/{n}")]
+                note=f"same seeds {sw['seeds'][0]}-{sw['seeds'][1]}; {reads}; followed both {sw['followed_both']}/{n}"
+                     + (f"; pointer at the named blocks: as given {pr['as given_readout0']:.2f}/{pr['as given_readout1']:.2f}, "
+                        f"swapped {pr['swapped_readout0']:.2f}/{pr['swapped_readout1']:.2f}" if (pr := sw.get("pointer_right")) else ""))]
 
 
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {

@@ -72,6 +72,11 @@ class DiffusionParams:
     # slots: each readout also points at one object (attention) and hands the U-Net that object's
     # normalized slot history as is: the named block's exact position, whichever slot holds it
     fusion_pointer: bool = False
+    # weight of a grounding loss on the pointer: readout r is taught to point at the task's r-th
+    # object (tasks add their objects in role order: stack_blocks' top, then base). The fusion sees
+    # the slots as a set, so it can only find that object by its colour/kind and the words:
+    # supervision of *which* object the instruction names, not a shortcut (0 = off)
+    fusion_pointer_loss: float = 0.0
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -124,6 +129,12 @@ class DiffusionParams:
                      "fusion_image_grid"):
             require(is_int(getattr(self, name), 1), self, name, "an integer >= 1")
         require(isinstance(self.fusion_pointer, bool), self, "fusion_pointer", "true or false")
+        require(is_number(self.fusion_pointer_loss) and self.fusion_pointer_loss >= 0, self, "fusion_pointer_loss",
+                "a number >= 0")
+        require(not self.fusion_pointer_loss or self.fusion_pointer, self, "fusion_pointer_loss",
+                "0 unless fusion_pointer=true (it trains the pointer)")
+        require(not (self.fusion_pointer_loss and self.shuffle_slots), self, "fusion_pointer_loss",
+                "0 with shuffle_slots=true (its targets are the slots' own order; the fusion reads slots as a set anyway)")
         require(self.fusion_dim % self.fusion_heads == 0, self, "fusion_heads", f"a divisor of fusion_dim ({self.fusion_dim})")
         require(is_int(self.image_size, 16), self, "image_size", "an integer >= 16 (pixels)")
         require(self.image_backbone in IMAGE_BACKBONES, self, "image_backbone", ", ".join(IMAGE_BACKBONES))

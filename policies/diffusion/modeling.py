@@ -184,7 +184,25 @@ class DiffusionPolicy(Policy):
         noisy = self.noise_scheduler.add_noise(clean, noise, t)
         pred = self.model(noisy, t, cond)
         target = noise if c.prediction_type == "epsilon" else clean
-        return F.mse_loss(pred, target), cond
+        loss = F.mse_loss(pred, target)
+        if c.fusion_pointer_loss:
+            loss = loss + c.fusion_pointer_loss * self._pointer_loss(batch["obs"])
+        return loss, cond
+
+    def _pointer_loss(self, obs) -> torch.Tensor:
+        """Cross-entropy of each readout's pointer against the task's object of the same rank
+        (readout r -> object slot r, the r-th object the task added), over the objects present;
+        readouts past the scene's objects are free. The fusion read the slots as a set, so the
+        slot index reached the loss only, never the network."""
+        logits = self.fusion.pointer_logits                                   # (B, R, M)
+        vector = obs[self.config.obs_key] if isinstance(obs, Mapping) else obs
+        present = ob.split_slots(vector.to(self.device))[1][:, -1, :, ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+        r = min(logits.shape[1], logits.shape[2])
+        target = torch.arange(r, device=logits.device).expand(logits.shape[0], r)
+        supervised = present[:, :r]                                            # (B, r): slot r holds an object
+        if not supervised.any():
+            return logits.new_zeros(())
+        return F.cross_entropy(logits[:, :r][supervised], target[supervised])
 
     def _batch_instruction(self, batch: dict) -> torch.Tensor | None:
         if not self.reads_instruction:

@@ -15,6 +15,8 @@ slots: a set, so the slot order -- which tasks fill in role order -- cannot leak
 output over that group's encoded tokens) and returns the pointed-at tokens' *input* features,
 unprojected. A readout that learns "the block the instruction names first" then hands the action
 head that block's exact position, as precise as a flat observation, whichever slot it sits in.
+:attr:`TokenFusion.pointer_logits` keeps the last forward's pointer logits for a loss that
+teaches the pointing directly (the diffusion policy's ``fusion_pointer_loss``).
 """
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ class TokenFusion(nn.Module):
             raise ValueError(f"FusionConfig.pointer={config.pointer!r} names no token group; groups: {list(groups)}")
         self.pointer_query = nn.Linear(d, d) if config.pointer else None
         self.pointer_key = nn.Linear(d, d) if config.pointer else None
+        self.pointer_logits: torch.Tensor | None = None
         self.output_dim = config.readouts * (d + (groups[config.pointer][0] if config.pointer else 0))
 
     def forward(self, tokens: Mapping[str, torch.Tensor],
@@ -110,6 +113,7 @@ class TokenFusion(nn.Module):
         logits = self.pointer_query(readouts) @ self.pointer_key(out[:, span]).transpose(1, 2)   # (B, R, N)
         logits = logits / self.config.dim ** 0.5
         logits = logits.masked_fill(~keep[:, None, span], float("-inf"))
+        self.pointer_logits = logits   # the last forward's (B, R, N): what a grounding loss supervises
         # a row with no valid token (an empty scene) points at nothing: zeros, not NaN
         weights = torch.nan_to_num(torch.softmax(logits, dim=-1))
         pointed = weights @ tokens[self.config.pointer]                              # (B, R, width)
