@@ -387,7 +387,8 @@ def scale_rows(sc: dict) -> list[dict]:
     what = {"demos": f"{sc['task']} oracle demos",
             "eval_episodes": f"{sc['task']} evaluation episodes"
                              + (f" ({ev['steps_per_episode']} steps, {ev['batch']} in lockstep)" if ev else ""),
-            "gate_candidates": "generation gate candidates (runtime + oracle, sandboxed)"}
+            "gate_candidates": "generation gate candidates (runtime + oracle, sandboxed"
+                               + (f", {sc['gates_mode']} mode)" if sc.get("gates_mode") else ")")}
     load = f"load {sc['load_avg_1m_start']:.2f}-{sc['load_avg_1m_end']:.2f}"
     rows = []
     if sc.get("rows"):
