@@ -38,6 +38,11 @@ RESULTS = ROOT / "bench" / "results" / "instruction_swap.json"
 TASK = "stack_blocks"
 
 
+def stacking_instruction(top, base) -> str:
+    """stack_blocks' instruction for moving ``top`` onto ``base`` (its template, either role order)."""
+    return f"stack the {top.color} block on the {base.color} block"
+
+
 class StackingOutcome(gym.Wrapper):
     """stack_blocks with the instruction's roles optionally swapped. ``info["success"]`` is the
     asked-for stacking (top-on-base as given; base-on-top swapped), and the instruction says it."""
@@ -51,7 +56,7 @@ class StackingOutcome(gym.Wrapper):
         top, base = (task.base, task.top) if self.swap else (task.top, task.base)
         state = self.env.unwrapped.scene_state()
         asked = On(top, base).check(state)
-        info = dict(info, success=asked, instruction=f"stack the {top.color} block on the {base.color} block")
+        info = dict(info, success=asked, instruction=stacking_instruction(top, base))
         info["conditions"] = {"success": asked}
         return info
 
@@ -83,7 +88,7 @@ def pointer_picks(policy, make_env, seeds: list[int]) -> dict[str, float] | None
         for key, (top, base), want in (("as given", (task.top, task.base), [0, 1]),
                                        ("swapped", (task.base, task.top), [1, 0])):
             with torch.no_grad():
-                policy._condition(hist, policy.embed_instructions([f"stack the {top.color} block on the {base.color} block"]))
+                policy._condition(hist, policy.embed_instructions([stacking_instruction(top, base)]))
             right[key] += policy.fusion.pointer_logits[0, :2].argmax(-1).numpy() == np.array(want)
     env.close()
     return {f"{key}_readout{r}": round(float(v[r]) / len(seeds), 3) for key, v in right.items() for r in (0, 1)}

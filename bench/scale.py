@@ -58,8 +58,6 @@ from bench.common import RESULTS, load, log, machine, machine_short, versions  #
 
 RESULT = RESULTS / "scale.json"
 TASK = "stack_blocks"
-# procedural curricula (goal mode): their candidates are known up front, and the run does not
-# embed the whole draft space first (exploratory mode does, a fixed cost of its own); 7 + 3 stones
 SECTIONS = ("demos", "eval", "gates", "ddp")
 
 

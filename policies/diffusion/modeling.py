@@ -196,7 +196,7 @@ class DiffusionPolicy(Policy):
         slot index reached the loss only, never the network."""
         logits = self.fusion.pointer_logits                                   # (B, R, M)
         vector = obs[self.config.obs_key] if isinstance(obs, Mapping) else obs
-        present = ob.split_slots(vector.to(self.device))[1][:, -1, :, ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+        present = self._present_objects(vector.to(self.device))
         r = min(logits.shape[1], logits.shape[2])
         target = torch.arange(r, device=logits.device).expand(logits.shape[0], r)
         supervised = present[:, :r]                                            # (B, r): slot r holds an object
@@ -269,7 +269,7 @@ class DiffusionPolicy(Policy):
             agent, objects = ob.split_slots(normalized)                       # (B, To, A), (B, To, M, S)
             tokens["agent"] = agent.reshape(b, 1, t * ob.AGENT_DIM)
             tokens["objects"] = objects.permute(0, 2, 1, 3).reshape(b, ob.MAX_OBJECTS, t * ob.SLOT_DIM)
-            masks["objects"] = ob.split_slots(raw)[1][:, -1, :, ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+            masks["objects"] = self._present_objects(raw)
         if images is not None:
             feats, patches = self.image_encoder.patches(images, c.fusion_image_grid)   # (B, To, K, F), (B, To, K, P, C)
             tokens["cameras"] = feats.reshape(b, -1, feats.shape[-1])
@@ -285,6 +285,11 @@ class DiffusionPolicy(Policy):
                 raise ValueError(f"instruction word pieces for {words.shape[0]} rows; the batch has {b}")
             tokens["words"], masks["words"] = words, word_mask
         return self.fusion(tokens, masks)
+
+    @staticmethod
+    def _present_objects(vector: torch.Tensor) -> torch.Tensor:
+        """(B, To, SLOTS_DIM) raw slots -> (B, MAX_OBJECTS) bool: the slots holding an object at the current step."""
+        return ob.split_slots(vector)[1][:, -1, :, ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
 
     @staticmethod
     def _shuffle_slots(vector: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
