@@ -164,3 +164,30 @@ def test_observation_cameras_render_plain_and_the_overview_keeps_shadows():
 def test_list_tasks_and_registration():
     assert "stack_blocks" in envs.list_tasks()
     assert gym.spec(ID).max_episode_steps == envs.get_task("stack_blocks").max_episode_steps
+
+
+def test_front_camera_pixels_find_each_block_in_the_front_image():
+    """observation.front_camera_pixels (what the camera pointer loss aims at) is the front camera's
+    own projection: the pixel it names for each block shows that block's colour, and it inverts
+    the backend's unprojection of a depth image."""
+    from envs.core import observation as ob
+
+    env = gym.make(ID, obs_mode="slots")
+    obs, _ = env.reset(seed=3)
+    u = env.unwrapped
+    objects = ob.split_slots(obs)[1]
+    objects = objects[objects[:, ob.SLOT_FIELD_SLICES["present"]][:, 0] > 0.5]
+    colours = objects[:, ob.SLOT_FIELD_SLICES["rgb"]]
+    image = u._render("front", 64).astype(float) / 255
+    for pos, colour in zip(objects[:, ob.SLOT_FIELD_SLICES["pos"]], colours):
+        col, row = ob.front_camera_pixels(pos, 64).astype(int)
+        seen = image[row, col]
+        # lit and shaded, but nearer this block's colour than any other block's
+        assert np.argmin(np.linalg.norm(colours / np.linalg.norm(colours, axis=1, keepdims=True)
+                                        - seen / np.linalg.norm(seen), axis=1)) == \
+            np.flatnonzero((colours == colour).all(1))[0]
+    depth = u._render("front", 64, depth=True)
+    rows, cols = np.mgrid[0:64:7, 0:64:7]
+    points = u._unproject("front", depth).reshape(64, 64, 3)[rows, cols]
+    assert np.allclose(ob.front_camera_pixels(points, 64), np.stack([cols + 0.5, rows + 0.5], -1), atol=1e-3)
+    env.close()

@@ -33,6 +33,25 @@ CAMERAS = ("front", "wrist")
 FRONT_CAMERA = ((1.05, 0.42, 0.5), (0.48, 0.0, 0.06), 45.0)
 POINTCLOUD_POINTS = 1024
 
+
+def front_camera_pixels(points, image_size: int) -> np.ndarray:
+    """World points (..., 3) -> where the front camera (:data:`FRONT_CAMERA`, the same on both
+    backends) sees them in its ``image_size`` image: (..., 2) (column, row) pixels from the top-left
+    corner, continuous (pixel k spans [k, k + 1)); NaN behind the camera. The camera frame is
+    MuJoCo's (x right, y up, looking along -z; ``lookat_xyaxes``), the inverse of
+    ``MuJoCoEnv._unproject``. Grounding losses use it to find a named object in the image."""
+    eye, target, fovy = (np.asarray(v, np.float64) for v in FRONT_CAMERA)
+    z = (eye - target) / np.linalg.norm(eye - target)
+    x = np.cross((0.0, 0.0, 1.0), z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    local = (np.asarray(points, np.float64) - eye) @ np.stack([x, y, z]).T          # (..., 3) camera frame
+    depth = -local[..., 2]
+    f = 0.5 * image_size / np.tan(np.deg2rad(fovy) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pixels = np.stack([image_size / 2 + f * local[..., 0] / depth, image_size / 2 - f * local[..., 1] / depth], -1)
+    return np.where((depth > 0)[..., None], pixels, np.nan)
+
 PROPRIO_FIELDS = (("qpos", 7), ("qvel", 7), ("gripper_width", 1), ("tcp_pos", 3), ("tcp_quat", 4))
 OBJECT_FIELDS = (("pos", 3), ("quat", 4), ("rel_pos", 3))
 FIXTURE_FIELDS = (("pos", 3),)

@@ -69,13 +69,16 @@ class DiffusionParams:
     fusion_readouts: int = 4         # readout tokens (the condition is fusion_readouts * fusion_dim)
     instruction_tokens: int = 32     # word pieces it reads (a longer instruction is cut, with a warning)
     fusion_image_grid: int = 4       # rgb: each camera's feature map pooled to grid x grid patch tokens
-    # slots: each readout also points at one object (attention) and hands the U-Net that object's
-    # normalized slot history as is: the named block's exact position, whichever slot holds it
+    # each readout also points at one token (attention) and hands the U-Net that token's input as is.
+    # slots: an object, its normalized slot history (the named block's exact position, whichever slot
+    # holds it); rgb/rgbd: an image patch of any camera and step, its features and cell coordinates
     fusion_pointer: bool = False
     # weight of a grounding loss on the pointer: readout r is taught to point at the task's r-th
-    # object (tasks add their objects in role order: stack_blocks' top, then base). The fusion sees
-    # the slots as a set, so it can only find that object by its colour/kind and the words:
-    # supervision of *which* object the instruction names, not a shortcut (0 = off)
+    # object (tasks add their objects in role order: stack_blocks' top, then base). slots: that
+    # object's slot. rgb/rgbd: the front camera's cell (current step) that shows the object, found
+    # by projecting its position from the demo store's slots, a training target only, never an
+    # input. The fusion reads slots as a set and patches by place, so it can only find that object
+    # by its colour/kind and the words: supervision of *which* object the instruction names (0 = off)
     fusion_pointer_loss: float = 0.0
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
@@ -196,8 +199,11 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
         require(self.obs_encoder == "flat" or (self.obs_key == "slots" or self.cameras) and not self.pointcloud_dim,
                 self, "obs_encoder", "flat unless obs_mode is slots, rgb or rgbd (the transformer reads object "
                 "slots or image patches as tokens)")
-        require(not self.fusion_pointer or self.fuses_tokens and self.obs_key == "slots", self, "fusion_pointer",
-                "false unless obs_encoder=transformer and obs_mode=slots (it points at object slots)")
+        require(not self.fusion_pointer or self.fuses_tokens and (self.obs_key == "slots" or self.cameras), self,
+                "fusion_pointer", "false unless obs_encoder=transformer and obs_mode is slots, rgb or rgbd (it "
+                "points at object slots or image patches)")
+        require(not (self.fusion_pointer_loss and self.cameras) or "front" in self.cameras, self,
+                "fusion_pointer_loss", "0 unless the front camera is read (its targets are front-camera cells)")
         require(not self.shuffle_slots or self.obs_key == "slots", self, "shuffle_slots",
                 "false unless obs_mode=slots (only the slots observation has object slots)")
         super().validate()

@@ -28,6 +28,9 @@ from policies.common.policy import Policy, register_policy
 from policies.diffusion.configuration import DiffusionConfig
 from policies.diffusion.unet1d import ConditionalUnet1D
 
+# what an instruction says of an object, and so what a readout names of its own (pointer loss, cameras)
+NAMED_FIELDS_DIM = {"rgb": 3, "kind": len(ob.SLOT_KINDS)}
+
 
 @register_policy("diffusion")
 class DiffusionPolicy(Policy):
@@ -78,6 +81,7 @@ class DiffusionPolicy(Policy):
         # not saved) joins the global FiLM condition, through a small learned projection.
         self.instruction_proj = None
         self.fusion = None
+        self.attribute_head = None
         if c.fuses_tokens:
             # tokens: the robot's history; each object slot's history (a set: no positions) or each
             # camera's feature and image patch per step (positions: which camera, step and cell);
@@ -89,13 +93,20 @@ class DiffusionPolicy(Policy):
             if self.image_encoder is not None:
                 views = c.n_obs_steps * len(c.cameras)
                 groups["cameras"] = (c.image_feature_dim, views)
-                groups["patches"] = (self.image_encoder.patch_dim, views * c.fusion_image_grid ** 2)
+                # + the cell's (row, col) in [-1, 1]: a pointed-at patch says where it is
+                groups["patches"] = (self.image_encoder.patch_dim + 2, views * c.fusion_image_grid ** 2)
             if c.reads_instruction:
                 groups["words"] = (text_embedding.DIM, c.instruction_tokens)
             self.fusion = TokenFusion(FusionConfig(dim=c.fusion_dim, layers=c.fusion_layers, heads=c.fusion_heads,
                                                    readouts=c.fusion_readouts,
-                                                   pointer="objects" if c.fusion_pointer else ""), groups)
+                                                   pointer=("objects" if slots else "patches") if c.fusion_pointer
+                                                   else ""), groups)
             cond_dim = self.fusion.output_dim
+            # cameras + pointer loss: each readout also names its object's colour and kind (the words
+            # say them). Without it the pointer sits at chance between the scene's objects: its query
+            # must first pick the r-th named colour out of the words, which nothing else teaches it
+            self.attribute_head = nn.Linear(c.fusion_dim, sum(NAMED_FIELDS_DIM.values())) \
+                if c.fusion_pointer_loss and c.cameras else None
         elif c.reads_instruction:
             dim = text_embedding.DIM
             if c.instruction_proj_dim:
@@ -186,23 +197,65 @@ class DiffusionPolicy(Policy):
         target = noise if c.prediction_type == "epsilon" else clean
         loss = F.mse_loss(pred, target)
         if c.fusion_pointer_loss:
-            loss = loss + c.fusion_pointer_loss * self._pointer_loss(batch["obs"])
+            loss = loss + c.fusion_pointer_loss * self._pointer_loss(batch)
         return loss, cond
 
-    def _pointer_loss(self, obs) -> torch.Tensor:
+    def _pointer_loss(self, batch: dict) -> torch.Tensor:
         """Cross-entropy of each readout's pointer against the task's object of the same rank
-        (readout r -> object slot r, the r-th object the task added), over the objects present;
-        readouts past the scene's objects are free. The fusion read the slots as a set, so the
-        slot index reached the loss only, never the network."""
-        logits = self.fusion.pointer_logits                                   # (B, R, M)
-        vector = obs[self.config.obs_key] if isinstance(obs, Mapping) else obs
-        present = self._present_objects(vector.to(self.device))
-        r = min(logits.shape[1], logits.shape[2])
-        target = torch.arange(r, device=logits.device).expand(logits.shape[0], r)
-        supervised = present[:, :r]                                            # (B, r): slot r holds an object
+        (readout r -> the r-th object the task added), over the objects present (and, for
+        cameras, in view); readouts past the scene's objects are free. slots: the target is slot r
+        (the fusion read the slots as a set, so the index reached the loss only); cameras: the
+        patch of the front camera's current image that shows object r."""
+        logits = self.fusion.pointer_logits                                   # (B, R, N)
+        extra = logits.new_zeros(())
+        if self.config.cameras:
+            target, supervised = self._object_patches(batch)
+            named, present = self._named_attributes(batch, target.shape[1])
+            if present.any():
+                guess = self.attribute_head(self._readouts[:, :target.shape[1]])
+                # squared error summed over the features: a mean would dilute the colour's 3 numbers in the kind's zeros
+                extra = (guess[present] - named[present]).pow(2).sum(-1).mean()
+        else:
+            obs = batch["obs"]
+            vector = obs[self.config.obs_key] if isinstance(obs, Mapping) else obs
+            present = self._present_objects(vector.to(self.device))
+            r = min(logits.shape[1], ob.MAX_OBJECTS)
+            target = torch.arange(r, device=logits.device).expand(logits.shape[0], r)
+            supervised = present[:, :r]                                        # (B, r): slot r holds an object
+        r = target.shape[1]
         if not supervised.any():
-            return logits.new_zeros(())
-        return F.cross_entropy(logits[:, :r][supervised], target[supervised])
+            return extra
+        return F.cross_entropy(logits[:, :r][supervised], target[supervised]) + extra
+
+    def _named_attributes(self, batch: dict, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, r, colour + kind) of the task's first r objects and (B, r) whether each is present."""
+        objects = ob.split_slots(torch.as_tensor(batch["targets"]["slots"], dtype=torch.float32)[:, -1])[1][:, :r]
+        present = objects[..., ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+        named = torch.cat([objects[..., ob.SLOT_FIELD_SLICES[k]] for k in NAMED_FIELDS_DIM], -1)
+        return named.to(self.device), present.to(self.device)
+
+    def _object_patches(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """For the pointer loss with cameras: (B, r) the patch token showing the task's r-th object
+        in the front camera's current image (after the crop the encoder just drew) and (B, r) bool
+        whether that object is present and in view. From ``batch["targets"]["slots"]``."""
+        c = self.config
+        slots = batch.get("targets", {}).get("slots")
+        if slots is None:
+            raise ValueError("fusion_pointer_loss with cameras needs batch['targets']['slots'] (B, n_obs_steps, "
+                             "SLOTS_DIM), where the named objects are: MultiTaskDataset(..., target_keys=('slots',))")
+        r = min(c.fusion_readouts, ob.MAX_OBJECTS)
+        objects = ob.split_slots(torch.as_tensor(slots, dtype=torch.float32)[:, -1].cpu())[1][:, :r]    # (B, r, S)
+        present = objects[..., ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+        pixels = torch.from_numpy(ob.front_camera_pixels(objects[..., ob.SLOT_FIELD_SLICES["pos"]].numpy(),
+                                                         c.image_size)).float()            # (B, r, 2) col, row
+        top, left = (o.cpu().reshape(-1, c.n_obs_steps)[:, -1:].float() for o in self.image_encoder.crop_offsets["front"])
+        size, grid = self.image_encoder.config.crop_size, c.fusion_image_grid
+        col, row = (pixels[..., 0] - left) / size, (pixels[..., 1] - top) / size             # in the crop, [0, 1)
+        in_view = (col >= 0) & (col < 1) & (row >= 0) & (row < 1)                           # NaN compares False
+        cell = (row.nan_to_num(0).clamp(0, 1 - 1e-6) * grid).long() * grid \
+            + (col.nan_to_num(0).clamp(0, 1 - 1e-6) * grid).long()
+        view = (c.n_obs_steps - 1) * len(c.cameras) + c.cameras.index("front")          # current step, front camera
+        return (view * grid ** 2 + cell).to(self.device), (present & in_view).to(self.device)
 
     def _batch_instruction(self, batch: dict) -> torch.Tensor | None:
         if not self.reads_instruction:
@@ -273,6 +326,10 @@ class DiffusionPolicy(Policy):
         if images is not None:
             feats, patches = self.image_encoder.patches(images, c.fusion_image_grid)   # (B, To, K, F), (B, To, K, P, C)
             tokens["cameras"] = feats.reshape(b, -1, feats.shape[-1])
+            g = c.fusion_image_grid
+            cells = torch.linspace(-1, 1, g, device=patches.device) if g > 1 else patches.new_zeros(1)
+            coords = torch.stack(torch.meshgrid(cells, cells, indexing="ij"), -1).reshape(g * g, 2)   # (row, col)
+            patches = torch.cat([patches, coords.expand(*patches.shape[:-1], 2)], -1)
             tokens["patches"] = patches.reshape(b, -1, patches.shape[-1])
         if c.reads_instruction:
             if instruction is None:
@@ -284,7 +341,10 @@ class DiffusionPolicy(Policy):
             if words.shape[0] != b:
                 raise ValueError(f"instruction word pieces for {words.shape[0]} rows; the batch has {b}")
             tokens["words"], masks["words"] = words, word_mask
-        return self.fusion(tokens, masks)
+        fused = self.fusion(tokens, masks)
+        if self.attribute_head is not None:   # the readouts alone, for the pointer loss's naming term
+            self._readouts = fused.reshape(b, c.fusion_readouts, -1)[..., :c.fusion_dim]
+        return fused
 
     @staticmethod
     def _present_objects(vector: torch.Tensor) -> torch.Tensor:

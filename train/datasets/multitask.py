@@ -41,23 +41,25 @@ class MultiTaskDataset(Dataset):
     """Windows over the episodes of ``stores`` (a list, or ``{task: store}`` as
     :func:`train.demos.collect_demos_for_tasks` returns; several stores of one task, e.g. one per
     backend, merge into that task). ``obs_keys``: what the policy reads (``slots``, ``proprio``,
-    ``state``, camera keys such as ``front_rgb``). ``task_weights``: initial weights, 1.0 per
-    task by default."""
+    ``state``, camera keys such as ``front_rgb``). ``target_keys``: vector keys handed out apart, as
+    ``sample["targets"]``, for training losses only (:class:`~train.datasets.sequence.SequenceDataset`).
+    ``task_weights``: initial weights, 1.0 per task by default."""
 
     def __init__(self, stores: Sequence[DemoStore] | Mapping[str, DemoStore], n_obs_steps: int, horizon: int,
-                 obs_keys: Sequence[str] = ("slots",), task_weights: Mapping[str, float] | None = None):
+                 obs_keys: Sequence[str] = ("slots",), task_weights: Mapping[str, float] | None = None,
+                 target_keys: Sequence[str] = ()):
         stores = list(stores.values()) if isinstance(stores, Mapping) else list(stores)
         if not stores:
             raise ValueError("MultiTaskDataset needs at least one demo store")
         self._stores, self._n_obs_steps, self._horizon = stores, n_obs_steps, horizon
-        self.obs_keys = tuple(obs_keys)
+        self.obs_keys, self.target_keys = tuple(obs_keys), tuple(target_keys)
         _check_action_spaces(stores)
         episodes = [ep for store in stores for ep in store.episodes]
         tasks = [ep.task or store.meta.get("task", "") for store in stores for ep in store.episodes]
         self.tasks: list[str] = list(dict.fromkeys(tasks))
-        _check_observations(stores, self.obs_keys)
+        _check_observations(stores, self.obs_keys + self.target_keys)
         self.instructions: list[str] = sorted({ep.instruction for ep in episodes})
-        self.sequences = SequenceDataset(episodes, n_obs_steps, horizon, self.obs_keys)
+        self.sequences = SequenceDataset(episodes, n_obs_steps, horizon, self.obs_keys, self.target_keys)
         task_id = {t: i for i, t in enumerate(self.tasks)}
         instruction_id = {s: i for i, s in enumerate(self.instructions)}
         task_of_episode = np.array([task_id[t] for t in tasks], dtype=np.int64)
@@ -101,7 +103,8 @@ class MultiTaskDataset(Dataset):
         next epoch of every :meth:`sampler`. Returns the tasks that were added."""
         stores = list(stores.values()) if isinstance(stores, Mapping) else list(stores)
         before, weights = list(self.tasks), self.task_weights
-        self.__init__(self._stores + stores, self._n_obs_steps, self._horizon, self.obs_keys)
+        self.__init__(self._stores + stores, self._n_obs_steps, self._horizon, self.obs_keys,
+                      target_keys=self.target_keys)
         self._weights.update({t: w for t, w in weights.items() if t in self._weights})
         return [t for t in self.tasks if t not in before]
 

@@ -10,6 +10,8 @@ store's flat vector (n_obs_steps, D), as single-task state policies read it. Wit
 ``pointcloud``),
 ``sample["obs"]`` is ``{key: window}`` holding those keys and nothing else: a visuomotor policy
 asks for cameras + ``proprio`` and never receives the privileged state its store also holds.
+``target_keys`` (vector keys) come apart, as ``sample["targets"]``: what a training loss may
+supervise (e.g. where the named objects are) without the policy ever reading it.
 """
 from __future__ import annotations
 
@@ -56,8 +58,12 @@ def episode_observation(ep: Episode, key: str):
 
 class SequenceDataset(Dataset):
     def __init__(self, episodes: list[Episode], n_obs_steps: int, horizon: int,
-                 obs_keys: Sequence[str] | None = None):
+                 obs_keys: Sequence[str] | None = None, target_keys: Sequence[str] = ()):
         self.obs_keys = None if obs_keys is None else tuple(obs_keys)
+        self.target_keys = tuple(target_keys)
+        bad = [k for k in self.target_keys if k not in VECTOR_KEYS]
+        if bad:
+            raise ValueError(f"target key {bad[0]!r} is invalid; allowed: {', '.join(VECTOR_KEYS)}")
         visual = sorted({e.obs_mode for e in episodes if e.images})
         if self.obs_keys is None and visual:
             # their flat vector is the privileged state: a policy must ask for it by name
@@ -70,6 +76,7 @@ class SequenceDataset(Dataset):
         else:  # vectors as tensors now; images stay where they are (Frames decode on indexing)
             self.obs = [{k: _as_tensor(episode_observation(e, k)) if k in VECTOR_KEYS else episode_observation(e, k)
                          for k in self.obs_keys} for e in episodes]
+        self.targets = [{k: _as_tensor(episode_observation(e, k)) for k in self.target_keys} for e in episodes]
         self.actions = [torch.from_numpy(np.ascontiguousarray(e.actions, dtype=np.float32)) for e in episodes]
         self.n_obs_steps, self.horizon = n_obs_steps, horizon
         self.index = [(i, s) for i, e in enumerate(episodes) for s in range(-(n_obs_steps - 1), len(e.actions))]
@@ -91,7 +98,10 @@ class SequenceDataset(Dataset):
         else:
             obs = {key: v[obs_idx] if isinstance(v, torch.Tensor) else torch.from_numpy(v[obs_idx.numpy()])
                    for key, v in self.obs[i].items()}
-        return {"obs": obs, "action": self.actions[i][act_idx]}
+        sample = {"obs": obs, "action": self.actions[i][act_idx]}
+        if self.target_keys:
+            sample["targets"] = {key: v[obs_idx] for key, v in self.targets[i].items()}
+        return sample
 
     def stacked(self) -> tuple[np.ndarray, np.ndarray]:
         """All flat observations and actions, for fitting normalizers (datasets made without

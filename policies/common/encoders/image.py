@@ -94,13 +94,15 @@ class CameraEncoder(nn.Module):
         self.project = nn.Linear(2 * cfg.num_keypoints, cfg.feature_dim)
 
     def forward(self, images: torch.Tensor, grid: int = 0):
-        """(N, feature_dim); with ``grid`` also the trunk's feature map average-pooled to
-        grid x grid cells, (N, grid * grid, channels): patch tokens for a fusion transformer."""
+        """(N, feature_dim); with ``grid`` also the trunk's feature map max-pooled to
+        grid x grid cells, (N, grid * grid, channels): patch tokens for a fusion transformer.
+        Max, not mean: a 4-pixel block in a 16-pixel cell keeps its colour's response (a mean
+        would dilute it 16-fold), and the words are matched against that colour."""
         maps = self.trunk(images)
         feats = self.project(self.keypoints(maps).flatten(1))
         if not grid:
             return feats
-        return feats, F.adaptive_avg_pool2d(maps, grid).flatten(2).transpose(1, 2)
+        return feats, F.adaptive_max_pool2d(maps, grid).flatten(2).transpose(1, 2)
 
 
 class ImageEncoder(nn.Module):
@@ -116,6 +118,9 @@ class ImageEncoder(nn.Module):
         self.config = cfg
         self.cameras = cfg.cameras
         self.crop = RandomCrop(cfg.crop_size)
+        # each camera's crop offsets of the last call: (top, left) (N,) each, N = the flattened leading
+        # dims; a grounding loss maps image pixels into the trunk's view with them
+        self.crop_offsets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         n = 1 if cfg.shared_backbone else len(cfg.cameras)
         self.encoders = nn.ModuleList(CameraEncoder(cfg) for _ in range(n))
         # A shared trunk cannot tell the cameras apart by its weights; the embedding does it.
@@ -139,7 +144,9 @@ class ImageEncoder(nn.Module):
         channels = [rgb * 2 - 1]
         if c.depth:
             channels.append(x[:, 3:4].float().clamp(0, c.max_depth) * (2 / c.max_depth) - 1)
-        return self.crop(torch.cat(channels, dim=1))
+        cropped = self.crop(torch.cat(channels, dim=1))
+        self.crop_offsets[camera] = self.crop.offsets
+        return cropped
 
     @property
     def patch_dim(self) -> int:

@@ -15,20 +15,21 @@ class RandomCrop(nn.Module):
     def __init__(self, size: int):
         super().__init__()
         self.size = int(size)
+        self.offsets: tuple[torch.Tensor, torch.Tensor] | None = None   # the last call's (top, left), (N,) each
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         n, _, h, w = images.shape
         s = self.size
         if s > h or s > w:
             raise ValueError(f"RandomCrop: crop size {s} is larger than the image ({h}x{w})")
-        if not self.training:
+        if not self.training or (s == h and s == w):
             top, left = (h - s) // 2, (w - s) // 2
+            self.offsets = tuple(torch.full((n,), v, dtype=torch.long, device=images.device) for v in (top, left))
             return images[:, :, top:top + s, left:left + s]
-        if s == h and s == w:
-            return images
         # one gather for the whole batch instead of a Python loop over images
         top = torch.randint(0, h - s + 1, (n, 1), device=images.device)
         left = torch.randint(0, w - s + 1, (n, 1), device=images.device)
+        self.offsets = (top[:, 0], left[:, 0])
         offsets = torch.arange(s, device=images.device)
         rows, cols = top + offsets, left + offsets                    # (N, s) each
         batch = torch.arange(n, device=images.device)[:, None, None]
