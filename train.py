@@ -176,7 +176,7 @@ def run(cfg: DictConfig) -> dict:
     elif config.policy.name in RL_POLICIES:
         from train.rl import run_rl
 
-        metrics = run_rl(config, run_dir)
+        metrics = run_rl(config, run_dir, tasks)
     elif config.policy.name == "vla":
         from train.vla import run_vla
 

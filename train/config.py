@@ -248,14 +248,19 @@ class RunConfig:
                  "false on device=cpu (4-bit NF4 weights need CUDA and bitsandbytes; pass device=cuda)")
         elif name == "hilp":   # offline on every task's data; phi reads the task-independent observation
             need(self.obs_mode == "slots", "obs_mode", self.obs_mode, "slots for policy=hilp")
-        else:
-            need(not self.multitask, "env", self.env, f"a single task name for policy={name} (RL trains one task)")
+        else:   # RL: one task, or one policy over several on the observation every task shares
+            need(not self.multitask or self.obs_mode == "slots", "obs_mode", self.obs_mode,
+                 f"slots for several tasks with policy={name} (one policy needs one observation space; the state "
+                 f"vector is laid out per task)")
         need(self.subgoals in PROVIDERS, "subgoals", self.subgoals, ", ".join(PROVIDERS))
         need(self.subgoals == "manual" or name == "gravmad", "subgoals", self.subgoals,
              "manual (the default) unless policy=gravmad: only GravMAD reads sub-goals")
         if self.curriculum.active:
-            need(name in IMITATION_POLICIES, "curriculum", self.curriculum.name,
-                 f"none with policy={name} (the curriculum weights the diffusion policy's multitask dataset)")
+            need(name in IMITATION_POLICIES or name in RL_POLICIES, "curriculum", self.curriculum.name,
+                 f"none with policy={name} (the curriculum weights the diffusion policy's multitask dataset "
+                 f"or an RL policy's episodes: {', '.join(IMITATION_POLICIES + RL_POLICIES)})")
+            need(not self.curriculum.refill or name in IMITATION_POLICIES, "curriculum.refill", True,
+                 f"false with policy={name} (a refill collects oracle demos for the imitation learner)")
             need(self.multitask, "curriculum", self.curriculum.name,
                  "none for a single task (a curriculum chooses among several: env=builtin, library or [a,b])")
             cur_seeds = range(self.curriculum.eval_seed_start,

@@ -16,6 +16,7 @@ optimizers, normalizer statistics, replay buffer, step count) and trains up to `
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -122,9 +123,58 @@ def _evaluate(policy, config: RunConfig, env_kwargs: dict, video_dir: Path) -> d
                     progress=config.progress, video_size=tuple(ev.video_size))
 
 
-def run_rl(config: RunConfig, run_dir: str | Path) -> dict:
+class CurriculumCallback:
+    """SB3 callback for ``curriculum=uniform|lp|omni`` with an RL learner: every
+    ``curriculum.slice_steps`` env steps (one slice) it hands the exported policy to the
+    curriculum hook (:class:`train.curriculum.runner.CurriculumHook`), which evaluates every
+    ``eval_every`` slices and sends the new task weights to every env copy; a changed curriculum
+    is checkpointed with the learner, so ``resume`` continues both."""
+
+    def __new__(cls, *args, **kwargs):  # built lazily so importing train.rl doesn't import SB3 callbacks
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class _Curriculum(BaseCallback):
+            def __init__(self, hook, export, save):
+                super().__init__()
+                self.hook, self.export, self.save = hook, export, save
+
+            def _on_training_start(self):
+                every = self.hook.every
+                self.next = (self.num_timesteps // every + 1) * every
+
+            def _on_step(self):
+                if self.num_timesteps >= self.next:
+                    if self.hook(self.next, self.export(self.model)):
+                        self.save(self.model)
+                    self.next += self.hook.every
+                return True
+
+        return _Curriculum(*args, **kwargs)
+
+
+class MixtureWeights:
+    """What the curriculum hook takes for a dataset, for an RL learner: the task weights of
+    every :class:`~policies.rl.sb3.vec_env.TaskMixture` copy in ``venv``."""
+
+    def __init__(self, venv, tasks, action_dim: int):
+        self.venv, self.tasks, self.action_dim = venv, list(tasks), int(action_dim)
+        self._weights = {t: 1.0 for t in self.tasks}
+
+    @property
+    def task_weights(self) -> dict[str, float]:
+        return dict(self._weights)
+
+    def set_task_weights(self, weights) -> None:
+        self._weights.update({t: float(w) for t, w in weights.items()})
+        self.venv.env_method("set_task_weights", self._weights)
+
+
+def run_rl(config: RunConfig, run_dir: str | Path, tasks=None) -> dict:
     """Train PPO or SAC on the configured task, evaluate it on unseen seeds, write the run's
-    outputs under ``run_dir`` and return the metrics (``success_rate`` first-class).
+    outputs under ``run_dir`` and return the metrics (``success_rate`` first-class). With several
+    ``tasks`` (``env=[a,b]``, builtin or a library; ``obs_mode=slots``) one policy learns them
+    all, each episode a task drawn by its weight, which ``curriculum=`` sets; the metrics then
+    hold the per-task table.
 
     Reads ``env``, ``sim``, ``obs_mode`` / ``control_mode``, ``seed``, ``policy`` (a
     :class:`~policies.rl.config.PPOConfig` / ``SACConfig`` named ``ppo`` | ``sac``; ``policy.sb3``
@@ -134,7 +184,10 @@ def run_rl(config: RunConfig, run_dir: str | Path) -> dict:
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
-    task, sim, algo, seed, p = config.env, config.sim.name, config.policy.name, config.seed, config.policy
+    sim, algo, seed, p = config.sim.name, config.policy.name, config.seed, config.policy
+    tasks = list(tasks) if tasks is not None and config.multitask else [config.env]
+    task = tasks[0] if len(tasks) == 1 else tasks
+    label = ",".join(tasks)
     env_kwargs = {"obs_mode": config.obs_mode, "control_mode": config.control_mode, "reward_mode": p.reward_mode}
     check_supported(algo, obs_mode=config.obs_mode, sim=sim, demos=p.demos)
     run_dir = Path(run_dir)
@@ -166,23 +219,28 @@ def run_rl(config: RunConfig, run_dir: str | Path) -> dict:
             model = build_model(algo, venv_norm, net_arch=p.net_arch, activation=p.activation, sb3_kwargs=p.sb3,
                                 policy_kwargs=p.policy_kwargs, seed=seed, tensorboard_log=str(tb_dir))
             if p.demos:  # oracle episodes from the HDF5 demo store (cached, shared with imitation runs)
-                store = collect_demos(task, p.demos, p.demo_seed_start, config.data.store_root,
-                                      sim=config.data.sim or sim, progress=config.progress,
-                                      obs_mode=config.obs_mode, control_mode=config.control_mode)
+                stores = [collect_demos(t, p.demos, p.demo_seed_start, config.data.store_root,
+                                        sim=config.data.sim or sim, progress=config.progress,
+                                        obs_mode=config.obs_mode, control_mode=config.control_mode) for t in tasks]
                 bonus = success_bonus(gamma) if p.success_bonus else None
-                info.update(add_demos(model, store.episodes, success_bonus=bonus,
+                info.update(add_demos(model, [ep for store in stores for ep in store.episodes], success_bonus=bonus,
                                       sparse=p.reward_mode == "sparse",
                                       normalizer=venv_norm if p.normalize_obs else None))
-                info["demo_store"] = str(store.path)
+                info["demo_store"] = str(stores[0].path) if len(stores) == 1 else [str(st.path) for st in stores]
 
         # 3. learn up to total_timesteps env steps, checkpointing on the way
-        export_kw = {"task": task, "env_kwargs": {k: v for k, v in env_kwargs.items() if k != "reward_mode"}}
+        export_kw = {"task": label, "env_kwargs": {k: v for k, v in env_kwargs.items() if k != "reward_mode"}}
         demo_info = {k: v for k, v in info.items() if k.startswith("demo_")}
         monitor = TrainingMonitor(state_dir, policy_dir, p.checkpoint_every, p.save_replay_buffer, export_kw,
                                   p.log_every, p.total_timesteps, wall_before, demo_info)
+        callbacks, hook = [monitor], None
+        if config.curriculum.active:
+            hook = _curriculum_hook(config, run_dir, tasks, venv_norm, export_kw, found is not None)
+            callbacks.append(CurriculumCallback(hook, lambda m: export_policy(m, m.get_vec_normalize_env(), **export_kw),
+                                                lambda m: monitor.save()))
         remaining = p.total_timesteps - int(model.num_timesteps)
         if remaining > 0:
-            model.learn(remaining, callback=monitor, tb_log_name=algo, reset_num_timesteps=found is None,
+            model.learn(remaining, callback=callbacks, tb_log_name=algo, reset_num_timesteps=found is None,
                         progress_bar=False)
             info.update(monitor.summary())
         else:
@@ -195,10 +253,35 @@ def run_rl(config: RunConfig, run_dir: str | Path) -> dict:
 
     # 4. evaluate the exported policy (what users deploy) on unseen seeds
     policy = export_policy(model, venv_norm, **export_kw)
-    results = _evaluate(policy, config, env_kwargs, run_dir / "videos")
-    metrics = {"success_rate": float(results["success_rate"]), "task": task, "sim": sim, "algorithm": algo,
+    if len(tasks) > 1:
+        from train.multitask import evaluate_tasks
+
+        results = evaluate_tasks(policy, config, run_dir, tasks)
+        if hook is not None:
+            info["curriculum"] = hook.summary()
+    else:
+        results = _evaluate(policy, config, env_kwargs, run_dir / "videos")
+    metrics = {"success_rate": float(results["success_rate"]), "task": label, "sim": sim, "algorithm": algo,
                "env_steps": int(model.num_timesteps), "eval_episodes": config.eval.episodes,
                "eval_seed_start": config.eval.seed_start, "num_envs": num_envs,
                **{k: v for k, v in results.items() if k not in ("success_rate", "episodes")}, **info}
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def _curriculum_hook(config: RunConfig, run_dir: Path, tasks: list[str], venv_norm, export_kw: dict, resumed: bool):
+    """The curriculum hook over the env copies' task weights; a resumed run reloads the
+    curriculum's saved state (``curriculum/state.json``) and re-sends its weights."""
+    import gymnasium as gym
+
+    import envs
+    from train.curriculum.runner import build_hook
+
+    weights = MixtureWeights(venv_norm, tasks, venv_norm.action_space.shape[0])
+    eval_kw = export_kw["env_kwargs"]
+    hook = build_hook(config, run_dir, tasks, weights,
+                      lambda t: functools.partial(gym.make, envs.env_id(t), sim=config.sim.name, **eval_kw))
+    state = Path(run_dir) / "curriculum" / "state.json"
+    if resumed and state.is_file():
+        hook.load_state_dict({"curriculum": state.read_text(encoding="utf-8")})
+    return hook

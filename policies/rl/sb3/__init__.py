@@ -14,9 +14,10 @@ from policies.rl.sb3.checkpoints import (find_training_state, load_replay_buffer
 from policies.rl.sb3.demos import add_demos
 from policies.rl.sb3.support import ALGORITHMS, SUPPORTED_TEXT, UnsupportedRLSetup, check_supported
 from policies.rl.sb3.to_policy import export_policy
-from policies.rl.sb3.vec_env import VEC_ENVS, BatchEpisodes, SuccessBonus, make_env, make_vec_env, success_bonus
+from policies.rl.sb3.vec_env import (VEC_ENVS, BatchEpisodes, SuccessBonus, TaskMixture, make_env, make_vec_env,
+                                     success_bonus)
 
 __all__ = ["ACTIVATIONS", "ALGORITHMS", "SUPPORTED_TEXT", "VEC_ENVS", "BatchEpisodes", "SuccessBonus",
-           "UnsupportedRLSetup", "add_demos", "algorithm_class", "build_model", "check_supported", "export_policy",
+           "TaskMixture", "UnsupportedRLSetup", "add_demos", "algorithm_class", "build_model", "check_supported", "export_policy",
            "find_training_state", "load_replay_buffer", "load_training_state", "make_env", "make_vec_env",
            "save_replay_buffer", "save_training_state", "success_bonus"]

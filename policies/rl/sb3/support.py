@@ -8,8 +8,8 @@ from gymnasium import spaces
 from envs.core.surface import SIMS
 from policies.rl.config import ALGORITHMS
 
-SUPPORTED_TEXT = ("supported: policy=ppo or policy=sac, each with obs_mode='state' (a flat float "
-                  "Box observation) and a continuous Box action space (control_mode 'ee_delta_pose' "
+SUPPORTED_TEXT = ("supported: policy=ppo or policy=sac, each with obs_mode='state' or 'slots' (a flat "
+                  "float Box observation; slots for several tasks) and a continuous Box action space (control_mode 'ee_delta_pose' "
                   "or 'joint_pos'), on sim=mujoco or sim=maniskill; oracle demos (policy.demos > 0) "
                   "with sac only")
 
@@ -27,7 +27,7 @@ def check_supported(algo: str, observation_space: spaces.Space | None = None,
         raise UnsupportedRLSetup(f"unknown RL algorithm {algo!r}; {SUPPORTED_TEXT}")
     if sim is not None and sim not in SIMS:
         raise UnsupportedRLSetup(f"unknown sim {sim!r} for RL; {SUPPORTED_TEXT}")
-    if obs_mode is not None and obs_mode != "state":
+    if obs_mode is not None and obs_mode not in ("state", "slots"):
         raise UnsupportedRLSetup(
             f"{algo} with obs_mode={obs_mode!r} is not supported (image / point-cloud observations "
             f"need an encoder the exported MLP policy does not have); {SUPPORTED_TEXT}")

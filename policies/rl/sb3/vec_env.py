@@ -41,13 +41,73 @@ class SuccessBonus(gym.Wrapper):
         return obs, reward, terminated, truncated, {**info, "is_success": success}
 
 
-def make_env(task: str, sim: str = "mujoco", env_kwargs: dict | None = None, *, seed: int | None = None,
+class TaskMixture(gym.Env):
+    """Several tasks as one env for one RL policy: each episode is a task drawn by its weight
+    (:meth:`set_task_weights`, the curriculum's lever, reached through ``VecEnv.env_method``),
+    ``info["task"]`` names it. The tasks must share observation and action spaces, which the
+    task-independent ``obs_mode=slots`` gives (the flat ``state`` differs per task). Episodes are
+    seeded from this env's own RNG, so ``reset(seed=s)`` fixes the whole sequence."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, tasks, sim: str = "mujoco", env_kwargs: dict | None = None):
+        from envs import env_id  # (importing envs registers the tasks in a fresh subprocess)
+
+        if len(tasks) < 1:
+            raise ValueError("TaskMixture needs at least one task")
+        self.tasks = list(tasks)
+        self.envs = {t: gym.make(env_id(t), sim=sim, disable_env_checker=True, **(env_kwargs or {}))
+                     for t in self.tasks}
+        first = self.envs[self.tasks[0]]
+        self.observation_space, self.action_space = first.observation_space, first.action_space
+        for t, env in self.envs.items():
+            for name in ("observation_space", "action_space"):
+                if getattr(env, name) != getattr(first, name):
+                    raise ValueError(f"task {t!r} has {name} {getattr(env, name)}, {self.tasks[0]!r} has "
+                                     f"{getattr(first, name)}: one policy needs one space (obs_mode=slots is the same "
+                                     f"for every task)")
+        self.render_mode = first.render_mode
+        self.weights = {t: 1.0 for t in self.tasks}
+        self.task = self.tasks[0]
+
+    def set_task_weights(self, weights) -> None:
+        """Sampling weights for the next episodes (tasks not named keep theirs)."""
+        unknown = [t for t in weights if t not in self.weights]
+        if unknown:
+            raise ValueError(f"set_task_weights names unknown task {unknown[0]!r}; tasks: {', '.join(self.tasks)}")
+        self.weights.update({t: float(w) for t, w in weights.items()})
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        w = np.array([self.weights[t] for t in self.tasks])
+        self.task = self.tasks[int(self.np_random.choice(len(w), p=w / w.sum()))] if w.sum() > 0 else \
+            self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        obs, info = self.envs[self.task].reset(seed=int(self.np_random.integers(2**31)), options=options)
+        return obs, {**info, "task": self.task}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.envs[self.task].step(action)
+        return obs, reward, terminated, truncated, {**info, "task": self.task}
+
+    def render(self):
+        return self.envs[self.task].render()
+
+    def close(self):
+        for env in self.envs.values():
+            env.close()
+
+
+def make_env(task, sim: str = "mujoco", env_kwargs: dict | None = None, *, seed: int | None = None,
              success_bonus_gamma: float | None = None, monitor: bool = False) -> gym.Env:
-    """One roboforge env as SB3 trains it. Importable (not a closure) so subprocesses can build it."""
+    """One roboforge env as SB3 trains it; ``task`` a name, or a list of names for a
+    :class:`TaskMixture`. Importable (not a closure) so subprocesses can build it."""
     from envs import env_id  # (importing envs registers the tasks in a fresh subprocess)
 
-    # the full SB3 check_env runs on every task in tests/test_rl.py; no passive checker per step
-    env = gym.make(env_id(task), sim=sim, disable_env_checker=True, **(env_kwargs or {}))
+    if isinstance(task, str):
+        # the full SB3 check_env runs on every task in tests/test_rl.py; no passive checker per step
+        env = gym.make(env_id(task), sim=sim, disable_env_checker=True, **(env_kwargs or {}))
+    else:
+        env = TaskMixture(task, sim, env_kwargs)
     if success_bonus_gamma is not None:
         env = SuccessBonus(env, success_bonus_gamma)
     if monitor:
@@ -59,9 +119,9 @@ def make_env(task: str, sim: str = "mujoco", env_kwargs: dict | None = None, *, 
     return env
 
 
-def make_vec_env(task: str, sim: str, num_envs: int, seed: int, *, env_kwargs: dict | None = None,
+def make_vec_env(task, sim: str, num_envs: int, seed: int, *, env_kwargs: dict | None = None,
                  vec_env: str = "subproc", success_bonus_gamma: float | None = None):
-    """``num_envs`` copies of the task as one SB3 ``VecEnv``.
+    """``num_envs`` copies of the task (a name, or a list: a :class:`TaskMixture`) as one SB3 ``VecEnv``.
 
     ``vec_env='subproc'``: one process per copy (the default; with ``sim='maniskill'`` on a CUDA
     machine and ``num_envs > 1`` it becomes ``'batched'``). ``'dummy'``: all in this process.
@@ -80,6 +140,8 @@ def make_vec_env(task: str, sim: str, num_envs: int, seed: int, *, env_kwargs: d
         if gpu_sim_available():
             vec_env = "batched"
     if vec_env == "batched":
+        if not isinstance(task, str):
+            raise ValueError("vec_env='batched' simulates one task; several tasks need subproc or dummy")
         if sim != "maniskill":
             raise ValueError(f"vec_env='batched' is ManiSkill's one-simulation batch; sim={sim!r} has none "
                              f"(choose subproc or dummy)")
