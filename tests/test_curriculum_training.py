@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from envs.core import observation as ob
 from policies.diffusion import DiffusionConfig, DiffusionPolicy
 from tests.test_multitask_dataset import store
-from tests.test_train_cli import TINY_POLICY, run_cli
+from tests.test_train_cli import TINY_POLICY, resume_with, run_cli
 from train.curriculum.config import CurriculumConfig
 from train.curriculum.curriculum import Curriculum
 from train.curriculum.interestingness import Verdict
@@ -167,12 +167,7 @@ def test_train_py_curriculum_omni_runs_and_resumes(tmp_path):
     assert metrics["curriculum"]["name"] == "omni" and metrics["curriculum"]["evaluations"] == 1
     assert (run / "curriculum" / "curriculum.png").exists() and (run / "curriculum" / "verdicts.jsonl").exists()
     # continue the same run to a larger budget: the saved curriculum goes on from its state
-    from omegaconf import OmegaConf
-
-    config = OmegaConf.load(run / "config.yaml")
-    config.train.steps = 8
-    OmegaConf.save(config, run / "config.yaml")
-    res = run_cli(f"resume={run}", f"hydra.run.dir={run}")
+    res = resume_with(run, **{"train.steps": 8})
     assert res.returncode == 0, res.stderr[-3000:]
     state = json.loads((run / "curriculum" / "state.json").read_text())
     assert [h["step"] for h in state["history"]] == [4, 8] and "curriculum resumed" in res.stderr + res.stdout

@@ -195,9 +195,7 @@ def test_subgoals_llm_without_an_endpoint_names_the_variables_before_training(mo
 def test_train_py_gravmad_trains_evaluates_resumes_and_its_checkpoint_needs_point_clouds(tmp_path):
     """``python train.py policy=gravmad`` end to end on two tiny tasks, then ``resume=`` to more
     steps; the saved policy refuses a state observation naming the obs_mode it needs."""
-    from omegaconf import OmegaConf
-
-    from tests.test_train_cli import TINY_POLICY, run_cli
+    from tests.test_train_cli import TINY_POLICY, resume_with, run_cli
     from train.imitation import checkpoint_dir
 
     run = tmp_path / "run"
@@ -211,10 +209,7 @@ def test_train_py_gravmad_trains_evaluates_resumes_and_its_checkpoint_needs_poin
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["policy"] == "gravmad" and metrics["subgoals"] == "manual"
     assert set(metrics["per_task"]) == {"reach_target", "place_in_zone"} and "subgoal" in metrics["policy_inputs"]
-    config = OmegaConf.load(run / "config.yaml")
-    config.train.steps = 5
-    OmegaConf.save(config, run / "config.yaml")
-    res = run_cli(f"resume={run}", f"hydra.run.dir={run}", timeout=900)
+    res = resume_with(run, timeout=900, **{"train.steps": 5})
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["train"]["start_step"] == 3
     policy = Policy.from_pretrained(checkpoint_dir(run))

@@ -3,11 +3,9 @@ observation, each episode a task drawn by its weight, the curriculum setting the
 import json
 
 import pytest
-from omegaconf import OmegaConf
-
 from policies.common.config import ConfigError
 from policies.rl.sb3 import TaskMixture, make_vec_env
-from tests.test_train_cli import run_cli
+from tests.test_train_cli import resume_with, run_cli
 from train.config import compose
 from train.rl import MixtureWeights
 
@@ -63,10 +61,7 @@ def test_train_py_sac_with_a_curriculum_runs_and_resumes(tmp_path):
     assert metrics["curriculum"]["name"] == "lp" and metrics["curriculum"]["evaluations"] == 2
     assert (run / "curriculum" / "curriculum.png").exists()
     # a larger budget on the same run: learner and curriculum both go on from their saved state
-    config = OmegaConf.load(run / "config.yaml")
-    config.policy.total_timesteps = 450
-    OmegaConf.save(config, run / "config.yaml")
-    res = run_cli(f"resume={run}", f"hydra.run.dir={run}")
+    res = resume_with(run, **{"policy.total_timesteps": 450})
     assert res.returncode == 0, res.stderr[-3000:]
     state = json.loads((run / "curriculum" / "state.json").read_text())
     assert [h["step"] for h in state["history"]] == [150, 300, 450] and "curriculum resumed" in res.stderr + res.stdout

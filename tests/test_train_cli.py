@@ -27,6 +27,18 @@ def run_cli(*args, cwd=ROOT, timeout=300):
                           timeout=timeout, env=env)
 
 
+def resume_with(run, timeout=300, **changes):
+    """Resume the run in ``run`` after editing its saved config (``{"train.steps": 8}``): the
+    way a larger budget continues a finished run."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(run / "config.yaml")
+    for key, value in changes.items():
+        OmegaConf.update(config, key, value)
+    OmegaConf.save(config, run / "config.yaml")
+    return run_cli(f"resume={run}", f"hydra.run.dir={run}", timeout=timeout)
+
+
 def tiny_args(tmp_path, run="run", steps=20, **extra):
     # small video frames and 2 denoising steps: at 480x360 the one video costs more CPU than the rest of the run
     args = ["env=stack_blocks", "data.num_demos=2", f"train.steps={steps}", "train.checkpoint_every=10",
