@@ -53,6 +53,16 @@ def language_ckpt(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def fusion_ckpt(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(DiffusionConfig(**TINY, obs_dim=SLOTS_DIM, obs_key="slots",
+                                             instruction_encoder="all-MiniLM-L6-v2", obs_encoder="transformer",
+                                             fusion_dim=16, fusion_heads=2, fusion_readouts=2, instruction_tokens=16,
+                                             fusion_pointer=True))
+    return write_run(tmp_path_factory.mktemp("fusion"), policy, TASKS, "slots")
+
+
+@pytest.fixture(scope="module")
 def visual_ckpt(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     policy = DiffusionPolicy(DiffusionConfig(**TINY, obs_dim=AGENT_DIM, obs_key="proprio", cameras=("front", "wrist"),
@@ -129,6 +139,28 @@ def test_instruction_errors_say_what_to_pass(language_ts):
     p.reset(instruction_embedding=unit_rows(3))
     with pytest.raises(ValueError, match="3 instructions for a batch of 2"):
         p.select_action(np.zeros((2, SLOTS_DIM), np.float32))
+
+
+def test_a_token_fusion_policy_exports_with_word_pieces_as_its_instruction(fusion_ckpt, tmp_path):
+    """obs_encoder=transformer reads the instruction's word pieces: the graph takes (batch, 16, 384),
+    rebuilds the padding mask from the zero rows, and acts as the torch policy does."""
+    policy = DiffusionPolicy.from_pretrained(fusion_ckpt)
+    out = export_policy(fusion_ckpt, "torchscript", tmp_path / "fusion", text_encoder=False)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["model"]["inputs"][1] == {**m["model"]["inputs"][1], "name": "instruction_embedding",
+                                       "shape": ["batch", 16, 384]}
+    assert m["language"]["tokens"] == 16 and m["export_check"]["max_abs_diff"] <= 1e-4
+    words, mask = policy.embed_instructions(["stack the red block on the blue block"])
+    obs = np.random.default_rng(2).normal(size=SLOTS_DIM).astype(np.float32)
+    p = ExportedPolicy(out)
+    p.reset(instruction_embedding=words[0].numpy(), seed=3)
+    chunk = p.predict_action_chunk(obs)
+    noise = np.random.default_rng(3).standard_normal((1, 8, 7), dtype=np.float32)
+    ref = policy(torch.from_numpy(np.stack([obs, obs])[None]), torch.from_numpy(noise),
+                 instruction_embedding=(words, mask))[0].numpy()
+    np.testing.assert_allclose(chunk, ref, atol=1e-5)
+    with pytest.raises(ValueError, match=r"instruction_embedding has shape \(384,\); expected \(16, 384\)"):
+        p.reset(instruction_embedding=unit_rows(1)[0])
 
 
 # -- cameras + proprio ------------------------------------------------------------------------------
@@ -209,6 +241,13 @@ def test_text_encoder_export_matches_training_and_warns_on_truncation(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         enc([long])   # once per string
+    # a token-fusion policy's view: each instruction's first 16 word pieces, as training embeds them
+    from policies.common.encoders import MiniLMInstructionEncoder
+
+    pieces = TextEncoder(tmp_path, spec, tokens=16)
+    np.testing.assert_allclose(pieces(texts), MiniLMInstructionEncoder().encode_tokens(texts, 16)[0], atol=1e-5)
+    with pytest.warns(InstructionTruncatedWarning, match="cut to the policy's 16"):
+        pieces([texts[0] + " and then push the green cube into the zone"])
 
 
 @pytest.mark.slow

@@ -80,6 +80,14 @@ def observation_histories(exported: ExportedPolicy, make_envs: list, n: int) -> 
     return {name: np.concatenate([h[name] for h in hists]) for name in hists[0]}, texts
 
 
+def graph_instruction(policy, texts) -> np.ndarray:
+    """The instruction input of ``policy``'s export graph for ``texts``, computed the training way:
+    the sentence embeddings, or a token-fusion policy's word pieces (zero rows pad; the graph
+    rebuilds the mask from them)."""
+    emb = policy.embed_instructions(list(texts))
+    return (emb[0] if isinstance(emb, tuple) else emb).cpu().numpy()
+
+
 def fidelity_check(policy, exported: ExportedPolicy, make_envs, n: int = 64) -> dict:
     """Max |torch - exported| over ``n`` observation histories from the tasks' environments, with
     the same noise and (for a policy reading instructions) the same instruction embeddings; and
@@ -89,7 +97,7 @@ def fidelity_check(policy, exported: ExportedPolicy, make_envs, n: int = 64) -> 
     make_envs = make_envs if isinstance(make_envs, (list, tuple)) else [make_envs]
     inputs, texts = observation_histories(exported, make_envs, n)
     if spec.instruction:
-        inputs[INSTRUCTION_INPUT] = policy.embed_instructions(texts).cpu().numpy()
+        inputs[INSTRUCTION_INPUT] = graph_instruction(policy, texts)
     rng = np.random.default_rng(1)
     worst, worst_rel = 0.0, 0.0
     for rows in (slice(0, 1), slice(None)):  # batch 1 (the robot's case) and the whole set at once
@@ -105,8 +113,7 @@ def fidelity_check(policy, exported: ExportedPolicy, make_envs, n: int = 64) -> 
               "inputs": list(spec.input_names), "passed": worst <= TOLERANCE}
     if spec.instruction and (exported.language or {}).get("text_encoder"):
         distinct = list(dict.fromkeys(texts))
-        diff = float(np.abs(exported.encode_instructions(distinct)
-                            - policy.embed_instructions(distinct).cpu().numpy()).max())
+        diff = float(np.abs(exported.encode_instructions(distinct) - graph_instruction(policy, distinct)).max())
         result["text_encoder"] = {"max_abs_diff": diff, "num_instructions": len(distinct), "passed": diff <= TOLERANCE}
         result["passed"] = result["passed"] and diff <= TOLERANCE
     return result
@@ -151,7 +158,7 @@ def verify_export(export_dir: str | Path, checkpoint: str | Path, episodes: int 
                 return spec.module(*(torch.from_numpy(feeds[n]) for n in spec.input_names)).numpy()
 
         def torch_embed(texts):
-            return policy.embed_instructions(texts).cpu().numpy()
+            return graph_instruction(policy, texts)
 
         # same control loop and noise stream as the export: differences come from the graph alone
         torch_same_noise = ExportedPolicy(export_dir, seed=0, graph=torch_graph, embed=torch_embed)

@@ -445,10 +445,6 @@ class DiffusionPolicy(Policy):
         from policies.common.export_spec import ExportSpec, ImageInput
 
         c = self.config
-        if c.fuses_tokens:
-            raise NotImplementedError("this diffusion policy fuses word-piece tokens (obs_encoder=transformer); "
-                                      "policies.export takes the pooled instruction embedding so far: train with "
-                                      "obs_encoder=flat to export")
         if c.pointcloud_dim:
             raise NotImplementedError("this diffusion policy reads a point cloud; policies.export supports state, "
                                       "slots, camera and language diffusion policies so far")
@@ -467,6 +463,13 @@ class DiffusionPolicy(Policy):
                 "max_depth_m": e.max_depth if c.depth else None, "backbone": e.backbone,
                 "feature_dim": e.feature_dim}
         instruction = {"encoder": c.instruction_encoder, "dim": text_embedding.DIM} if c.reads_instruction else None
+        if instruction and c.fuses_tokens:   # the word pieces themselves: (batch, tokens, dim), zero rows pad
+            n = c.instruction_tokens
+            instruction.update(
+                tokens=n, meaning=f"the instruction's first {n} word pieces embedded by {c.instruction_encoder} "
+                                  f"(last hidden states, [CLS] first), zero rows after its last piece",
+                example=lambda batch, seed: _example_word_pieces(batch, n, seed),
+                reference=lambda texts: self.instruction_encoder.encode_tokens(list(texts), n)[0])
         module = self if not (images or instruction) else _ExportGraph(self, [i.name for i in images])
         minmax = lambda n: {"low": n.low.tolist(), "high": n.high.tolist()}  # noqa: E731
         return ExportSpec(
@@ -604,4 +607,15 @@ class _ExportGraph(nn.Module):
         n = len(self.image_keys)
         obs = {c.obs_key: obs_history, **dict(zip(self.image_keys, rest[:n]))} if n else obs_history
         instruction = rest[n] if c.reads_instruction else None
+        if instruction is not None and c.fuses_tokens:   # word pieces: a zero row is padding
+            instruction = (instruction, instruction.abs().sum(-1) > 0)
         return self.policy(obs, rest[-1], instruction_embedding=instruction)
+
+
+def _example_word_pieces(batch: int, n: int, seed: int) -> torch.Tensor:
+    """(batch, n, DIM) trace inputs for a word-piece instruction: random rows, the later ones of
+    every other sample zero (padding), so the graph's mask is exercised."""
+    g = torch.Generator().manual_seed(seed)
+    words = torch.randn(batch, n, text_embedding.DIM, generator=g)
+    words[1::2, n // 2:] = 0
+    return words

@@ -117,6 +117,18 @@ def _batch_dynamic(module: nn.Module, n_inputs: int, batch) -> tuple:
     return tuple(out)
 
 
+@contextlib.contextmanager
+def _no_attention_fastpath():
+    """nn.TransformerEncoder's fused inference kernel (the token fusion's) has no ONNX/TorchScript
+    form; the plain ops it stands for trace everywhere and compute the same."""
+    was = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(was)
+
+
 def _export_onnx(spec: ExportSpec, file: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=65536)
     # torch's exporter logs a line per stage and warns about torchvision ops it cannot register
@@ -183,7 +195,8 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
     # built beside `out`, checked, then swapped in; only a previous export there is replaced whole
     with atomic_dir(out, EXPORT_ARTIFACT) as tmp:
         model_file = tmp / FORMATS[fmt]
-        (_export_onnx if fmt == "onnx" else _export_torchscript)(spec, model_file)
+        with _no_attention_fastpath():
+            (_export_onnx if fmt == "onnx" else _export_torchscript)(spec, model_file)
         shutil.copyfile(Path(__file__).with_name("runtime.py"), tmp / RUNTIME_COPY)
         sha, files = checkpoint_hash(ckpt)
         source = {"checkpoint": str(ckpt), "sha256": sha, "files": files,
@@ -211,9 +224,11 @@ def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLik
             t = manifest["task"]
             texts = [t["instruction_example"], *t["instruction_templates"].values()]
             reference = spec.instruction.get("reference")
-            manifest["export_check"]["text_encoder_max_abs_diff"] = (
-                float(np.abs(exported.encode_instructions(texts) - reference(texts)).max()) if reference
-                else text_fidelity(exported.encode_instructions, texts))
+            with warnings.catch_warnings():   # a template's "{top.color}" may be cut to the policy's word pieces
+                warnings.filterwarnings("ignore", message="instruction of")
+                manifest["export_check"]["text_encoder_max_abs_diff"] = (
+                    float(np.abs(exported.encode_instructions(texts) - reference(texts)).max()) if reference
+                    else text_fidelity(exported.encode_instructions, texts))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     log.info("exported %s (%s) -> %s, max |torch - exported| = %.2e", ckpt, fmt, out, diff)
     return out

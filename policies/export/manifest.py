@@ -259,7 +259,8 @@ def _inputs(spec: ExportSpec) -> list[dict]:
         inputs.append({"name": img.name, "shape": ["batch", spec.n_obs_steps, *img.shape], "dtype": img.dtype,
                        "meaning": f"{img.camera} camera, as the env gives it, oldest first"})
     if spec.instruction:
-        inputs.append({"name": INSTRUCTION_INPUT, "shape": ["batch", spec.instruction["dim"]], "dtype": "float32",
+        shape = ["batch", *([spec.instruction["tokens"]] if "tokens" in spec.instruction else []), spec.instruction["dim"]]
+        inputs.append({"name": INSTRUCTION_INPUT, "shape": shape, "dtype": "float32",
                        "meaning": spec.instruction.get("meaning",
                                                        f"the episode's instruction embedded by {spec.instruction['encoder']}")})
     if spec.noise_shape is not None:
@@ -272,10 +273,12 @@ def _language(spec: ExportSpec, text_encoder: dict | None) -> dict | None:
     """What the runtime needs to turn an instruction into the graph's embedding input."""
     if not spec.instruction:
         return None
+    tokens = spec.instruction.get("tokens")
     accepts = (["instruction (a string; embedded by text_encoder below)"] if text_encoder else []) + \
-        [f"instruction_embedding ({spec.instruction['dim']} float32, "
+        [f"instruction_embedding ({f'{tokens} x ' if tokens else ''}{spec.instruction['dim']} float32, "
          f"{spec.instruction.get('meaning', 'unit norm, by ' + spec.instruction['encoder'])})"]
     return {"encoder": spec.instruction["encoder"], "dim": spec.instruction["dim"], "input": INSTRUCTION_INPUT,
+            **({"tokens": tokens} if tokens else {}),
             "runtime_accepts": accepts, "text_encoder": text_encoder,
             "per": "episode: reset(instruction=...) or reset(instruction_embedding=...); "
                    "ExportedPolicy.instruction_input says which it was given"}

@@ -82,9 +82,13 @@ class _OnnxGraph:
 class TextEncoder:
     """Instruction strings -> (N, dim) unit embeddings, torch-free: ``tokenizer.json`` (the
     ``tokenizers`` package) then ``text_encoder.onnx`` (token embeddings, mean-pooled over the
-    attention mask, L2-normalized, inside the graph). Each distinct string is embedded once."""
+    attention mask, L2-normalized, inside the graph). Each distinct string is embedded once.
+    With ``tokens`` (a token-fusion policy): (N, tokens, dim), each instruction's first ``tokens``
+    word-piece embeddings, zero rows after them (as the policy was trained)."""
 
-    def __init__(self, path: Path, spec: dict, threads: int | None = None, providers=None):
+    def __init__(self, path: Path, spec: dict, threads: int | None = None, providers=None,
+                 tokens: int | None = None):
+        self.tokens = tokens
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -110,7 +114,15 @@ class TextEncoder:
                                   f"was cut off: {text[:60]!r}...", InstructionTruncatedWarning, stacklevel=4)
             feeds = {"input_ids": np.array([e.ids for e in encodings], np.int64),
                      "attention_mask": np.array([e.attention_mask for e in encodings], np.int64)}
-            for text, vec in zip(todo, self.session.run(None, feeds)[0]):
+            pooled, pieces = self.session.run(None, feeds)
+            for text, enc, vec, rows in zip(todo, encodings, pooled, pieces):
+                if self.tokens:
+                    rows = rows[:sum(enc.attention_mask)]
+                    if len(rows) > self.tokens:
+                        warnings.warn(f"instruction of {len(rows)} word pieces cut to the policy's {self.tokens}: "
+                                      f"{text[:60]!r}", InstructionTruncatedWarning, stacklevel=4)
+                    vec = np.zeros((self.tokens, rows.shape[1]), np.float32)
+                    vec[:min(len(rows), self.tokens)] = rows[:self.tokens]
                 self._cache[text] = vec.astype(np.float32)
         return np.stack([self._cache[t] for t in texts])
 
@@ -226,7 +238,8 @@ class ExportedPolicy:
                                  f"{(self.language or {}).get('encoder', 'the policy text model')} "
                                  f"({(self.language or {}).get('dim', '?')} floats, unit norm)")
             self._embed = (BytePrompt(spec) if spec.get("kind") == "byte_prompt"
-                           else TextEncoder(self.path, spec, self._threads, self._providers))
+                           else TextEncoder(self.path, spec, self._threads, self._providers,
+                                            tokens=self.language.get("tokens")))
         return np.asarray(self._embed(list(texts)), np.float32)
 
     def _instruction_rows(self, instruction, instruction_embedding) -> np.ndarray:
@@ -238,11 +251,12 @@ class ExportedPolicy:
                 raise ValueError("instruction must be a string or a list of strings (one per batch row)")
             return self.encode_instructions(texts)
         emb = np.array(instruction_embedding, dtype=np.float32)
-        dim = int(self.language["dim"])
-        emb = emb[None] if emb.ndim == 1 else emb
-        if emb.ndim != 2 or emb.shape[1] != dim:
-            raise ValueError(f"instruction_embedding has shape {np.shape(instruction_embedding)}; expected ({dim},) "
-                             f"or (batch, {dim}): the instruction embedded by {self.language['encoder']}")
+        one = tuple(x for x in (self.language.get("tokens"), int(self.language["dim"])) if x)   # one instruction
+        emb = emb[None] if emb.ndim == len(one) else emb
+        if emb.shape[1:] != one:
+            raise ValueError(f"instruction_embedding has shape {np.shape(instruction_embedding)}; expected {one} "
+                             f"or (batch, {', '.join(map(str, one))}): the instruction embedded by "
+                             f"{self.language['encoder']}")
         if not np.isfinite(emb).all():
             raise ValueError("instruction_embedding contains NaN or inf")
         return emb

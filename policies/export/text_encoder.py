@@ -25,17 +25,18 @@ ONNX_OPSET = 17
 
 
 class _MeanPooledEncoder(nn.Module):
-    """(input_ids, attention_mask) (B, T) int64 -> (B, dim) unit embeddings."""
+    """(input_ids, attention_mask) (B, T) int64 -> (B, dim) unit embeddings and (B, T, dim) word
+    pieces (the last hidden states, zero where the mask is: what a token-fusion policy reads)."""
 
     def __init__(self, transformer: nn.Module):
         super().__init__()
         self.transformer = transformer
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
         pooled = (tokens * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-        return nn.functional.normalize(pooled, dim=-1)
+        return nn.functional.normalize(pooled, dim=-1), tokens * mask
 
 
 def export_text_encoder(encoder: str, out: Path) -> dict:
@@ -56,8 +57,9 @@ def export_text_encoder(encoder: str, out: Path) -> dict:
         warnings.simplefilter("ignore")
         torch.onnx.export(_MeanPooledEncoder(transformer), (ids, mask), str(out / TEXT_ENCODER_FILE), dynamo=False,
                           opset_version=ONNX_OPSET, input_names=["input_ids", "attention_mask"],
-                          output_names=["sentence_embedding"],
-                          dynamic_axes={n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask")})
+                          output_names=["sentence_embedding", "token_embeddings"],
+                          dynamic_axes={n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask",
+                                                                                "token_embeddings")})
     pad = tokenizer.padding or {}
     return {"model": encoder, "model_version": text_embedding.model_version(), "file": TEXT_ENCODER_FILE,
             "tokenizer": TOKENIZER_FILE, "tokenizer_library": "tokenizers (pip install tokenizers)",
@@ -67,7 +69,10 @@ def export_text_encoder(encoder: str, out: Path) -> dict:
                           f"(the runtime warns), as in training",
             "pooling": "mean over tokens (attention mask), then L2 normalization, inside the graph",
             "inputs": ["input_ids (batch, tokens) int64", "attention_mask (batch, tokens) int64"],
-            "output": f"sentence_embedding (batch, {text_embedding.DIM}) float32"}
+            "output": f"sentence_embedding (batch, {text_embedding.DIM}) float32",
+            "outputs": {"sentence_embedding": f"(batch, {text_embedding.DIM}) float32, unit norm",
+                        "token_embeddings": f"(batch, tokens, {text_embedding.DIM}) float32, zero at padding "
+                                            f"(a token-fusion policy reads its first language.tokens rows)"}}
 
 
 def text_fidelity(embed, texts: list[str]) -> float:
