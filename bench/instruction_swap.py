@@ -8,7 +8,8 @@ instruction ("stack the red block on the blue block") and once with the roles sw
 blue block on the red block"). Each run is scored on both stackings: top-on-base (what the scene's
 instruction asks) and base-on-top (what the swapped one asks). A policy that ignores the language
 stacks the same way under both instructions; one that reads it follows each. A policy with a
-``fusion_pointer`` also reports where its readouts point (the named blocks?) under each. The run's own
+``fusion_pointer`` also reports where its readouts point (the named blocks' slots, or the front
+camera's patches that show them) under each. ``--pointer-only`` measures just that (fast). The run's own
 obs_mode, control mode and image size are used (from its ``config.yaml``). Writes
 ``bench/results/<--out>.json`` (default ``instruction_swap``) and prints a table.
 """
@@ -73,23 +74,33 @@ class StackingOutcome(gym.Wrapper):
 def pointer_picks(policy, make_env, seeds: list[int]) -> dict[str, float] | None:
     """A ``fusion_pointer`` policy: on each seed's first observation, how often readout 0 points at
     the block the instruction says to move and readout 1 at the one to stack on, with the scene's
-    instruction and with the swapped one (the grounding itself, before any acting). None without
-    a pointer."""
+    instruction and with the swapped one (the grounding itself, before any acting). Slots: at the
+    block's slot; cameras: at the front camera's patch that shows the block. None without a pointer."""
     if not getattr(policy.config, "fusion_pointer", False):
         return None
     import torch
+
+    from envs.core import observation as ob
 
     right = {"as given": np.zeros(2), "swapped": np.zeros(2)}
     env = make_env()
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
-        task = env.unwrapped.task
-        hist = torch.from_numpy(np.stack([obs] * policy.config.n_obs_steps)[None].astype(np.float32))
+        task, state = env.unwrapped.task, env.unwrapped.scene_state()
+        if policy.config.cameras:   # where the front camera shows top and base: their patch tokens
+            slots = np.zeros((1, 1, ob.SLOTS_DIM), np.float32)
+            objects = ob.split_slots(slots)[1]
+            for k, block in enumerate((task.top, task.base)):
+                objects[0, 0, k, ob.SLOT_FIELD_SLICES["present"]] = 1.0
+                objects[0, 0, k, ob.SLOT_FIELD_SLICES["pos"]] = state.objects[block.name].pos
         for key, (top, base), want in (("as given", (task.top, task.base), [0, 1]),
                                        ("swapped", (task.base, task.top), [1, 0])):
+            policy.reset(instruction=stacking_instruction(top, base))
             with torch.no_grad():
-                policy._condition(hist, policy.embed_instructions([stacking_instruction(top, base)]))
-            right[key] += policy.fusion.pointer_logits[0, :2].argmax(-1).numpy() == np.array(want)
+                policy.predict_action_chunk(obs)        # fills the pointer's logits
+            if policy.config.cameras:
+                want = policy._object_patches({"targets": {"slots": torch.from_numpy(slots)}})[0][0, want].numpy()
+            right[key] += policy.fusion.pointer_logits[0, :2].argmax(-1).cpu().numpy() == np.array(want)
     env.close()
     return {f"{key}_readout{r}": round(float(v[r]) / len(seeds), 3) for key, v in right.items() for r in (0, 1)}
 
@@ -101,6 +112,8 @@ def main() -> None:
     ap.add_argument("--seed-start", type=int, default=100_000)
     ap.add_argument("--out", default="instruction_swap",
                     help="result name: bench/results/<out>.json (one file per policy variant)")
+    ap.add_argument("--pointer-only", action="store_true",
+                    help="only where a pointer policy's readouts point (no episodes are run)")
     a = ap.parse_args()
     results_path = RESULTS.with_name(f"{a.out}.json")
     import policies  # noqa: F401  (registers the policy types)
@@ -112,8 +125,8 @@ def main() -> None:
         sys.exit(f"{a.run}'s policy does not read instructions (policy.use_instruction was off): nothing to swap")
     env_kw = {"image_size": policy.config.image_size} if config.obs_mode != "state" else {}
     seeds = list(range(a.seed_start, a.seed_start + a.episodes))
-    t0, load_start, rows = time.time(), load(), {}
-    for swap in (False, True):
+    t0, load_start, rows = time.time(), load(), {"as given": [], "swapped": []}
+    for swap in () if a.pointer_only else (False, True):
         def make_env(render_mode=None, swap=swap):
             return StackingOutcome(gym.make(envs.env_id(TASK), sim=config.sim.name, obs_mode=config.obs_mode,
                                             control_mode=config.control_mode, **env_kw), swap)
@@ -124,7 +137,7 @@ def main() -> None:
                                                      control_mode=config.control_mode, **env_kw), seeds)
     out = {"benchmark": "instruction swap on stack_blocks: which block does the policy stack?",
            "command": f"python bench/instruction_swap.py {a.run} --episodes {a.episodes} --seed-start {a.seed_start}"
-                      + (f" --out {a.out}" if a.out != "instruction_swap" else ""),
+                      + (f" --out {a.out}" if a.out != "instruction_swap" else "") + (" --pointer-only" if a.pointer_only else ""),
            "run": str(a.run), "obs_mode": config.obs_mode,
            # what else could say the goal: the slots' goal fields and their order (see docs/multitask.md)
            "drop_goal_features": getattr(policy.config, "drop_goal_features", False),
@@ -132,9 +145,11 @@ def main() -> None:
            "obs_encoder": getattr(policy.config, "obs_encoder", "flat"),
            "fusion_pointer": getattr(policy.config, "fusion_pointer", False),
            "fusion_pointer_loss": getattr(policy.config, "fusion_pointer_loss", 0.0), "episodes": a.episodes, "seeds": [seeds[0], seeds[-1]],
-           "as_given_success": asked["as given"], "swapped_success": asked["swapped"],
+           "as_given_success": None if a.pointer_only else asked["as given"],
+           "swapped_success": None if a.pointer_only else asked["swapped"],
            # the same seed, both instructions: did the stacking follow the words both times?
-           "followed_both": sum(x["success"] and y["success"] for x, y in zip(rows["as given"], rows["swapped"])),
+           "followed_both": None if a.pointer_only else
+           sum(x["success"] and y["success"] for x, y in zip(rows["as given"], rows["swapped"])),
            # with a pointer: the fraction of seeds where each readout points at the object its rank names
            "pointer_right": pointed,
            "wall_s": round(time.time() - t0, 1), "load_avg_1m": [load_start, load()],
@@ -142,13 +157,16 @@ def main() -> None:
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(out, indent=2) + "\n")
     n = a.episodes
-    print(f"{'instruction':12s} {'asked stacking':>15s}")
-    print(f"{'as given':12s} {asked['as given']:>9d}/{n}")
-    print(f"{'swapped':12s} {asked['swapped']:>9d}/{n}")
+    if not a.pointer_only:
+        print(f"{'instruction':12s} {'asked stacking':>15s}")
+        print(f"{'as given':12s} {asked['as given']:>9d}/{n}")
+        print(f"{'swapped':12s} {asked['swapped']:>9d}/{n}")
     if pointed:
         print("pointer at the named objects (readout 0: the block to move, 1: the base):",
               ", ".join(f"{k} {v:.2f}" for k, v in pointed.items()))
-    print(f"followed the words under both instructions: {out['followed_both']}/{n} seeds; wrote {results_path}")
+    if not a.pointer_only:
+        print(f"followed the words under both instructions: {out['followed_both']}/{n} seeds")
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":

@@ -619,7 +619,10 @@ def instruction_swap_rows(sw: dict) -> list[dict]:
     n = sw["episodes"]
     # what besides the words could say which block goes where, as this policy saw it
     if sw["obs_mode"] != "slots":
-        variant, reads = sw["obs_mode"], "images carry no goal"
+        variant = sw["obs_mode"] + (", token fusion" if sw.get("obs_encoder") == "transformer" else "") + \
+            (" + pointer" if sw.get("fusion_pointer") else "") + \
+            (f" + pointer loss {sw['fusion_pointer_loss']}" if sw.get("fusion_pointer_loss") else "")
+        reads = "images carry no goal"
     elif not sw.get("drop_goal_features"):
         variant, reads = "slots", "the slots' goal_delta says the goal"
     elif sw.get("obs_encoder") == "transformer":
@@ -630,6 +633,15 @@ def instruction_swap_rows(sw: dict) -> list[dict]:
         variant, reads = "slots, goal fields dropped", "slot order still says the roles (slot 0 = the block to move)"
     else:
         variant, reads = "slots, goal fields dropped, slots shuffled", "only the words say the goal"
+    if sw["as_given_success"] is None:   # --pointer-only: the grounding alone, no episodes
+        pr = sw["pointer_right"]
+        return [row(f"Pointer grounding, stack_blocks {variant} policy: readouts at the named blocks, first observation",
+                    ours=f"as given {pr['as given_readout0']:.2f}/{pr['as given_readout1']:.2f}, "
+                         f"swapped {pr['swapped_readout0']:.2f}/{pr['swapped_readout1']:.2f}",
+                    peer="—", ratio="—", source=sw, versions="",
+                    note=f"{n} unseen seeds {sw['seeds'][0]}-{sw['seeds'][1]}; readout 0 should point at the block "
+                         f"to move, 1 at the base ({'front camera patch' if sw['obs_mode'] != 'slots' else 'slot'}); "
+                         f"{reads}")]
     return [row(f"Instruction swap, stack_blocks {variant} policy: stacks as asked, scene's vs swapped instruction",
                 ours=f"as given {sw['as_given_success']}/{n}; swapped {sw['swapped_success']}/{n}",
                 peer="—", ratio="—", source=sw, versions="",
@@ -660,6 +672,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "instruction_swap_nogoal": instruction_swap_rows,
     "instruction_swap_fusion": instruction_swap_rows,
     "instruction_swap_pointer": instruction_swap_rows,
+    "instruction_swap_rgb_pointer": instruction_swap_rows,
     "oracle_tasks": oracle_tasks_rows,
     "fixtures_oracle": fixtures_oracle_rows,
     "fixtures_oracle_maniskill": fixtures_oracle_rows,
