@@ -193,15 +193,17 @@ def print_table(result: dict, path: Path) -> None:
 
 
 def merge(paths: list[str], out: Path) -> dict:
-    """One result from several runs of the same settings (seeds run apart); refuses differing settings."""
+    """One result from several runs of the same settings (seeds or tasks run apart); refuses
+    differing settings."""
     parts = [json.loads(Path(p).read_text()) for p in paths]
-    keys = [k for k in FULL if k != "seeds"]
+    keys = [k for k in FULL if k not in ("seeds", "tasks")]
     for p, part in zip(paths[1:], parts[1:]):
         differ = [k for k in keys if part["config"][k] != parts[0]["config"][k]]
         if differ:
             raise SystemExit(f"error: {p} differs from {paths[0]} in {differ}; merge runs of the same settings only")
     rows = [r for part in parts for r in part["runs"]]
-    config = {**parts[0]["config"], "seeds": sorted({r["seed"] for r in rows})}
+    config = {**parts[0]["config"], "seeds": sorted({r["seed"] for r in rows}),
+              "tasks": list(dict.fromkeys(r["task"] for r in rows))}
     result = {"config": config, "summary": summarize(rows), "runs": rows,
               "wall_s": round(sum(part["wall_s"] for part in parts), 1), "machine": parts[0]["machine"],
               "command": " + ".join(part["command"] for part in parts), "merged_from": list(paths)}
