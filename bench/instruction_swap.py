@@ -83,6 +83,7 @@ def pointer_picks(policy, make_env, seeds: list[int]) -> dict[str, float] | None
     from envs.core import observation as ob
 
     right = {"as given": np.zeros(2), "swapped": np.zeros(2)}
+    other = {"as given": np.zeros(2), "swapped": np.zeros(2)}   # at the other named block instead
     env = make_env()
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
@@ -98,11 +99,15 @@ def pointer_picks(policy, make_env, seeds: list[int]) -> dict[str, float] | None
             policy.reset(instruction=stacking_instruction(top, base))
             with torch.no_grad():
                 policy.predict_action_chunk(obs)        # fills the pointer's logits
+            want = np.array(want)
             if policy.config.cameras:
                 want = policy._object_patches({"targets": {"slots": torch.from_numpy(slots)}})[0][0, want].numpy()
-            right[key] += policy.fusion.pointer_logits[0, :2].argmax(-1).cpu().numpy() == np.array(want)
+            picked = policy.fusion.pointer_logits[0, :2].argmax(-1).cpu().numpy()
+            right[key] += picked == want
+            other[key] += (picked == want[::-1]) & (want[0] != want[1])
     env.close()
-    return {f"{key}_readout{r}": round(float(v[r]) / len(seeds), 3) for key, v in right.items() for r in (0, 1)}
+    return {**{f"{key}_readout{r}": round(float(v[r]) / len(seeds), 3) for key, v in right.items() for r in (0, 1)},
+            **{f"{key}_readout{r}_other": round(float(v[r]) / len(seeds), 3) for key, v in other.items() for r in (0, 1)}}
 
 
 def main() -> None:
