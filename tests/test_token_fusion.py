@@ -98,8 +98,8 @@ def test_it_trains_and_acts_through_the_usual_surface(policy, tmp_path):
     with pytest.raises(ValueError, match="reads instructions"):
         q.reset()
         q.select_action(obs)
-    with pytest.raises(NotImplementedError, match="obs_encoder=flat"):
-        q.export_spec()
+    spec = q.export_spec()   # exports with the word pieces as its instruction input (tests/test_export_multitask.py)
+    assert spec.instruction["tokens"] == 16 and spec.input_names == ["obs_history", "instruction_embedding", "noise"]
 
 
 def test_bad_settings_name_the_field():
