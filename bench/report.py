@@ -640,8 +640,11 @@ def instruction_swap_rows(sw: dict) -> list[dict]:
                          f"swapped {pr['swapped_readout0']:.2f}/{pr['swapped_readout1']:.2f}",
                     peer="—", ratio="—", source=sw, versions="",
                     note=f"{n} unseen seeds {sw['seeds'][0]}-{sw['seeds'][1]}; readout 0 should point at the block "
-                         f"to move, 1 at the base ({'front camera patch' if sw['obs_mode'] != 'slots' else 'slot'}); "
-                         f"{reads}")]
+                         f"to move, 1 at the base ({'front camera patch' if sw['obs_mode'] != 'slots' else 'slot'})"
+                         + (f"; at the other named block instead: as given {pr['as given_readout0_other']:.2f}/"
+                            f"{pr['as given_readout1_other']:.2f}, swapped {pr['swapped_readout0_other']:.2f}/"
+                            f"{pr['swapped_readout1_other']:.2f}" if "as given_readout0_other" in pr else "")
+                         + f"; {reads}")]
     return [row(f"Instruction swap, stack_blocks {variant} policy: stacks as asked, scene's vs swapped instruction",
                 ours=f"as given {sw['as_given_success']}/{n}; swapped {sw['swapped_success']}/{n}",
                 peer="—", ratio="—", source=sw, versions="",
