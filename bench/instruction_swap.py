@@ -101,7 +101,8 @@ def pointer_picks(policy, make_env, seeds: list[int]) -> dict[str, float] | None
                 policy.predict_action_chunk(obs)        # fills the pointer's logits
             want = np.array(want)
             if policy.config.cameras:
-                want = policy._object_patches({"targets": {"slots": torch.from_numpy(slots)}})[0][0, want].numpy()
+                targets = {"slots": torch.from_numpy(slots), "step": torch.zeros(1, dtype=torch.long)}
+                want = policy._object_patches({"targets": targets})[0][0, want].numpy()
             picked = policy.fusion.pointer_logits[0, :2].argmax(-1).cpu().numpy()
             right[key] += picked == want
             other[key] += (picked == want[::-1]) & (want[0] != want[1])

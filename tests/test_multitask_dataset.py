@@ -90,10 +90,11 @@ def test_visual_dataset_hands_out_images_and_proprio_only(rgb_store):
     with pytest.raises(MissingObservationError, match="holds no 'front_depth'"):
         MultiTaskDataset([rgb_store], 2, 4, obs_keys=("front_depth",))
     # training targets (a grounding loss's) come apart from what the policy reads
-    targeted = MultiTaskDataset([rgb_store], n_obs_steps=2, horizon=4, obs_keys=keys, target_keys=("slots",))
+    targeted = MultiTaskDataset([rgb_store], n_obs_steps=2, horizon=4, obs_keys=keys, target_keys=("slots", "step"))
     s = targeted[len(data) // 2]
-    assert set(s["obs"]) == set(keys) and set(s["targets"]) == {"slots"}
+    assert set(s["obs"]) == set(keys) and set(s["targets"]) == {"slots", "step"}
     assert np.array_equal(s["targets"]["slots"].numpy(), ep.slots[obs_idx.numpy()])
+    assert int(s["targets"]["step"]) == int(obs_idx[-1]) and int(targeted[0]["targets"]["step"]) == 0
     with pytest.raises(ValueError, match="target key 'front_rgb' is invalid"):
         MultiTaskDataset([rgb_store], 2, 4, obs_keys=keys, target_keys=("front_rgb",))
     with pytest.raises(MissingObservationError, match="hold camera images or point clouds; name the observation keys"):

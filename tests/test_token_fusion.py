@@ -264,3 +264,15 @@ def test_the_pointer_loss_finds_the_named_block_in_the_camera_image():
         p.train().compute_loss({k: v for k, v in batch.items() if k != "targets"})
     with pytest.raises(ConfigError, match="fusion_pointer_loss"):
         DiffusionConfig(**{**cfg, "cameras": ("wrist",)}, instruction_encoder="all-MiniLM-L6-v2")
+    # fusion_pointer_steps: the cross-entropy only on windows whose current step is below it
+    q = DiffusionPolicy(DiffusionConfig(**cfg, fusion_pointer_steps=5, instruction_encoder="all-MiniLM-L6-v2")).eval()
+    q.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    with torch.no_grad():
+        q._condition(batch["obs"], q.embed_instructions(batch["instruction"]))
+    steps = torch.arange(len(batch["instruction"])) % 10
+    _, kept = q._object_patches({**batch, "targets": {**batch["targets"], "step": steps}})
+    assert torch.equal(kept.any(1), steps < 5)
+    with pytest.raises(ValueError, match="target_keys=\\('slots', 'step'\\)"):
+        q._object_patches(batch)
+    with pytest.raises(ConfigError, match="fusion_pointer_steps"):
+        DiffusionConfig(**{**cfg, "fusion_pointer_loss": 0.0}, fusion_pointer_steps=5)

@@ -80,6 +80,10 @@ class DiffusionParams:
     # input. The fusion reads slots as a set and patches by place, so it can only find that object
     # by its colour/kind and the words: supervision of *which* object the instruction names (0 = off)
     fusion_pointer_loss: float = 0.0
+    # cameras: take the pointer's cross-entropy only on windows whose current step is below this (the
+    # first frames, where only the words tell the named objects apart; later the gripper shows which
+    # block it carries, a shortcut the pointer otherwise learns instead of the colours). 0 = every window
+    fusion_pointer_steps: int = 0
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -202,6 +206,9 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
         require(not self.fusion_pointer or self.fuses_tokens and (self.obs_key == "slots" or self.cameras), self,
                 "fusion_pointer", "false unless obs_encoder=transformer and obs_mode is slots, rgb or rgbd (it "
                 "points at object slots or image patches)")
+        require(is_int(self.fusion_pointer_steps, 0), self, "fusion_pointer_steps", "an integer >= 0 (0 = every window)")
+        require(not self.fusion_pointer_steps or self.fusion_pointer_loss and self.cameras, self, "fusion_pointer_steps",
+                "0 unless fusion_pointer_loss > 0 with cameras (it says which windows the camera pointer loss takes)")
         require(not (self.fusion_pointer_loss and self.cameras) or "front" in self.cameras, self,
                 "fusion_pointer_loss", "0 unless the front camera is read (its targets are front-camera cells)")
         require(not self.shuffle_slots or self.obs_key == "slots", self, "shuffle_slots",

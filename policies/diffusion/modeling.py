@@ -255,7 +255,14 @@ class DiffusionPolicy(Policy):
         cell = (row.nan_to_num(0).clamp(0, 1 - 1e-6) * grid).long() * grid \
             + (col.nan_to_num(0).clamp(0, 1 - 1e-6) * grid).long()
         view = (c.n_obs_steps - 1) * len(c.cameras) + c.cameras.index("front")          # current step, front camera
-        return (view * grid ** 2 + cell).to(self.device), (present & in_view).to(self.device)
+        supervised = present & in_view
+        if c.fusion_pointer_steps:   # only the first frames: there the words alone say which block is which
+            step = batch["targets"].get("step")
+            if step is None:
+                raise ValueError("fusion_pointer_steps needs batch['targets']['step'] (each window's current step): "
+                                 "MultiTaskDataset(..., target_keys=('slots', 'step'))")
+            supervised = supervised & (torch.as_tensor(step).cpu() < c.fusion_pointer_steps)[:, None]
+        return (view * grid ** 2 + cell).to(self.device), supervised.to(self.device)
 
     def _batch_instruction(self, batch: dict) -> torch.Tensor | None:
         if not self.reads_instruction:

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset, Sampler, WeightedRandomSampler
 
 from train.datasets.demo_store import DemoStore
-from train.datasets.sequence import VECTOR_KEYS, SequenceDataset, episode_observation
+from train.datasets.sequence import STEP_TARGET, VECTOR_KEYS, SequenceDataset, episode_observation
 
 
 class IncompatibleTasksError(ValueError):
@@ -57,7 +57,7 @@ class MultiTaskDataset(Dataset):
         episodes = [ep for store in stores for ep in store.episodes]
         tasks = [ep.task or store.meta.get("task", "") for store in stores for ep in store.episodes]
         self.tasks: list[str] = list(dict.fromkeys(tasks))
-        _check_observations(stores, self.obs_keys + self.target_keys)
+        _check_observations(stores, self.obs_keys + tuple(k for k in self.target_keys if k != STEP_TARGET))
         self.instructions: list[str] = sorted({ep.instruction for ep in episodes})
         self.sequences = SequenceDataset(episodes, n_obs_steps, horizon, self.obs_keys, self.target_keys)
         task_id = {t: i for i, t in enumerate(self.tasks)}

@@ -10,8 +10,9 @@ store's flat vector (n_obs_steps, D), as single-task state policies read it. Wit
 ``pointcloud``),
 ``sample["obs"]`` is ``{key: window}`` holding those keys and nothing else: a visuomotor policy
 asks for cameras + ``proprio`` and never receives the privileged state its store also holds.
-``target_keys`` (vector keys) come apart, as ``sample["targets"]``: what a training loss may
-supervise (e.g. where the named objects are) without the policy ever reading it.
+``target_keys`` (vector keys, or ``step``: the current step's index in its episode) come apart,
+as ``sample["targets"]``: what a training loss may supervise (e.g. where the named objects are)
+without the policy ever reading it.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from train.datasets.demo_store import Episode
 
 # vector observation keys an episode can hand out (camera keys are the store's image names)
 VECTOR_KEYS = ("state", "slots", "proprio")
+STEP_TARGET = "step"   # a target key: the window's current step in its episode (0 = the first observation)
 
 
 class MissingObservationError(ValueError):
@@ -61,9 +63,9 @@ class SequenceDataset(Dataset):
                  obs_keys: Sequence[str] | None = None, target_keys: Sequence[str] = ()):
         self.obs_keys = None if obs_keys is None else tuple(obs_keys)
         self.target_keys = tuple(target_keys)
-        bad = [k for k in self.target_keys if k not in VECTOR_KEYS]
+        bad = [k for k in self.target_keys if k not in VECTOR_KEYS + (STEP_TARGET,)]
         if bad:
-            raise ValueError(f"target key {bad[0]!r} is invalid; allowed: {', '.join(VECTOR_KEYS)}")
+            raise ValueError(f"target key {bad[0]!r} is invalid; allowed: {', '.join(VECTOR_KEYS + (STEP_TARGET,))}")
         visual = sorted({e.obs_mode for e in episodes if e.images})
         if self.obs_keys is None and visual:
             # their flat vector is the privileged state: a policy must ask for it by name
@@ -76,7 +78,8 @@ class SequenceDataset(Dataset):
         else:  # vectors as tensors now; images stay where they are (Frames decode on indexing)
             self.obs = [{k: _as_tensor(episode_observation(e, k)) if k in VECTOR_KEYS else episode_observation(e, k)
                          for k in self.obs_keys} for e in episodes]
-        self.targets = [{k: _as_tensor(episode_observation(e, k)) for k in self.target_keys} for e in episodes]
+        self.targets = [{k: _as_tensor(episode_observation(e, k)) for k in self.target_keys if k != STEP_TARGET}
+                        for e in episodes]
         self.actions = [torch.from_numpy(np.ascontiguousarray(e.actions, dtype=np.float32)) for e in episodes]
         self.n_obs_steps, self.horizon = n_obs_steps, horizon
         self.index = [(i, s) for i, e in enumerate(episodes) for s in range(-(n_obs_steps - 1), len(e.actions))]
@@ -101,6 +104,8 @@ class SequenceDataset(Dataset):
         sample = {"obs": obs, "action": self.actions[i][act_idx]}
         if self.target_keys:
             sample["targets"] = {key: v[obs_idx] for key, v in self.targets[i].items()}
+            if STEP_TARGET in self.target_keys:
+                sample["targets"][STEP_TARGET] = obs_idx[-1].clone()
         return sample
 
     def stacked(self) -> tuple[np.ndarray, np.ndarray]:
