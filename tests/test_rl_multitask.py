@@ -46,6 +46,7 @@ def test_several_tasks_need_slots_and_a_refill_needs_the_imitation_learner():
                 "curriculum.refill=true")
 
 
+@pytest.mark.slow   # ~1 min: two train.py runs (the default suite keeps the fast checks above)
 def test_train_py_sac_with_a_curriculum_runs_and_resumes(tmp_path):
     run = tmp_path / "run"
     args = ["policy=sac", "env=[reach_target,push_to_zone]", "obs_mode=slots", "curriculum=lp",
