@@ -227,10 +227,20 @@ class DiffusionPolicy(Policy):
             return extra
         return F.cross_entropy(logits[:, :r][supervised], target[supervised]) + extra
 
+    @staticmethod
+    def _target_objects(batch: dict, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The task's first r objects at the current step from the training targets (CPU):
+        (B, r, SLOT_DIM) raw slot features and (B, r) whether each is present."""
+        slots = batch.get("targets", {}).get("slots")
+        if slots is None:
+            raise ValueError("fusion_pointer_loss with cameras needs batch['targets']['slots'] (B, n_obs_steps, "
+                             "SLOTS_DIM), where the named objects are: MultiTaskDataset(..., target_keys=('slots',))")
+        vector = torch.as_tensor(slots, dtype=torch.float32).cpu()
+        return ob.split_slots(vector[:, -1])[1][:, :r], DiffusionPolicy._present_objects(vector)[:, :r]
+
     def _named_attributes(self, batch: dict, r: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, r, colour + kind) of the task's first r objects and (B, r) whether each is present."""
-        objects = ob.split_slots(torch.as_tensor(batch["targets"]["slots"], dtype=torch.float32)[:, -1])[1][:, :r]
-        present = objects[..., ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+        objects, present = self._target_objects(batch, r)
         named = torch.cat([objects[..., ob.SLOT_FIELD_SLICES[k]] for k in NAMED_FIELDS_DIM], -1)
         return named.to(self.device), present.to(self.device)
 
@@ -239,13 +249,7 @@ class DiffusionPolicy(Policy):
         in the front camera's current image (after the crop the encoder just drew) and (B, r) bool
         whether that object is present and in view. From ``batch["targets"]["slots"]``."""
         c = self.config
-        slots = batch.get("targets", {}).get("slots")
-        if slots is None:
-            raise ValueError("fusion_pointer_loss with cameras needs batch['targets']['slots'] (B, n_obs_steps, "
-                             "SLOTS_DIM), where the named objects are: MultiTaskDataset(..., target_keys=('slots',))")
-        r = min(c.fusion_readouts, ob.MAX_OBJECTS)
-        objects = ob.split_slots(torch.as_tensor(slots, dtype=torch.float32)[:, -1].cpu())[1][:, :r]    # (B, r, S)
-        present = objects[..., ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+        objects, present = self._target_objects(batch, min(c.fusion_readouts, ob.MAX_OBJECTS))   # (B, r, S), (B, r)
         pixels = torch.from_numpy(ob.front_camera_pixels(objects[..., ob.SLOT_FIELD_SLICES["pos"]].numpy(),
                                                          c.image_size)).float()            # (B, r, 2) col, row
         top, left = (o.cpu().reshape(-1, c.n_obs_steps)[:, -1:].float() for o in self.image_encoder.crop_offsets["front"])

@@ -114,7 +114,11 @@ class TextEncoder:
                                   f"was cut off: {text[:60]!r}...", InstructionTruncatedWarning, stacklevel=4)
             feeds = {"input_ids": np.array([e.ids for e in encodings], np.int64),
                      "attention_mask": np.array([e.attention_mask for e in encodings], np.int64)}
-            pooled, pieces = self.session.run(None, feeds)
+            outputs = self.session.run(None, feeds)
+            pooled, pieces = outputs[0], outputs[1] if len(outputs) > 1 else [None] * len(todo)
+            if self.tokens and len(outputs) < 2:
+                raise ValueError(f"{self.name}'s exported encoder gives no token_embeddings (exported before "
+                                 f"token-fusion policies were): export the policy again")
             for text, enc, vec, rows in zip(todo, encodings, pooled, pieces):
                 if self.tokens:
                     rows = rows[:sum(enc.attention_mask)]
