@@ -71,6 +71,19 @@ def test_torchscript_export_acts_as_the_torch_vla(tmp_path):
         exported.reset(instruction="x" * 400)
 
 
+def test_a_two_camera_vla_exports_one_input_per_camera(tmp_path):
+    ckpt = write_run(tmp_path / "run", cameras=["front", "wrist"], decoding="parallel", chunk_size=2)
+    out = export_policy(ckpt, "torchscript", tmp_path / "ts")
+    m = json.loads((out / "manifest.json").read_text())
+    assert [i["name"] for i in m["model"]["inputs"]] == ["obs_history", "front_rgb", "wrist_rgb",
+                                                         "instruction_embedding"]
+    torch_policy, exported = Policy.from_pretrained(ckpt), ExportedPolicy(out)
+    obs, instruction = rendered("reach_target", 100_000)
+    torch_policy.reset(instruction=instruction)
+    exported.reset(instruction=instruction)
+    np.testing.assert_allclose(exported.predict_action_chunk(obs), torch_policy.predict_action_chunk(obs), atol=1e-4)
+
+
 def test_a_vla_with_lora_adapters_is_not_exportable_yet(tmp_path):
     ckpt = write_run(tmp_path / "run", lora_rank=2)
     with pytest.raises(ExportError, match="LoRA adapters is not exportable yet"):
@@ -79,7 +92,8 @@ def test_a_vla_with_lora_adapters_is_not_exportable_yet(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kw", [dict(decoding="parallel", chunk_size=8, action_head="l1", use_proprio=True,
-                                     proprio_dim=22), dict()], ids=["parallel-l1-proprio", "autoregressive"])
+                                     proprio_dim=22, cameras=["front", "wrist"]), dict()],
+                         ids=["parallel-l1-proprio-wrist", "autoregressive"])
 def test_onnx_export_runs_torch_free_and_matches_torch(kw, tmp_path):
     ckpt = write_run(tmp_path / "run", **kw)
     out = export_policy(ckpt, "onnx", tmp_path / "onnx")

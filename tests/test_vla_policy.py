@@ -111,9 +111,41 @@ def test_acting_needs_the_instruction_and_the_camera():
     with pytest.raises(ValueError, match=r"call policy.reset\(instruction=info\['instruction'\]\)"):
         policy.select_action(obs)
     policy.reset(instruction="push the cube")
-    with pytest.raises(ValueError, match="reads the 'front_rgb' image"):
+    with pytest.raises(ValueError, match=r"reads the \['front_rgb'\] images; \['front_rgb'\] missing"):
         policy.select_action({"state": np.zeros(10)})
     assert policy.select_action(obs).shape == (7,)                   # any image size is resized
+
+
+def test_two_cameras_put_both_images_in_the_sequence_and_old_configs_load(tmp_path):
+    """OpenVLA-OFT's wrist camera: each image through the same backbone, the patches one after the
+    other; the action depends on the wrist image too; a checkpoint naming one ``camera`` loads."""
+    rng = np.random.default_rng(0)
+    policy = make_policy(cameras=["front", "wrist"], decoding="parallel", chunk_size=2, action_head="l1")
+    batch = make_batch(rng)
+    batch["obs"]["wrist_rgb"] = torch.from_numpy(rng.integers(0, 255, (4, 1, 56, 56, 3), dtype=np.uint8))
+    assert torch.isfinite(policy.compute_loss(batch))
+    px = policy._pixels([batch["obs"]["front_rgb"][:, 0], batch["obs"]["wrist_rgb"][:, 0]])
+    assert px.shape == (4, 12, 56, 56)
+    features = policy.network.vision_backbone(px)
+    assert features.shape[1] == 2 * policy.arch.num_patches
+    torch.testing.assert_close(features[:, :policy.arch.num_patches], policy.network.vision_backbone(px[:, :6]))
+    policy.eval()
+    obs = {"front_rgb": rng.integers(0, 255, (2, 56, 56, 3), dtype=np.uint8),
+           "wrist_rgb": rng.integers(0, 255, (2, 56, 56, 3), dtype=np.uint8)}
+    policy.reset(instruction=INSTRUCTIONS)
+    chunk = policy.predict_action_chunk(obs)
+    other = policy.predict_action_chunk({**obs, "wrist_rgb": 255 - obs["wrist_rgb"]})
+    assert chunk.shape == (2, 2, 7) and not np.allclose(chunk, other)
+    with pytest.raises(ValueError, match=r"\['wrist_rgb'\] missing"):
+        policy.predict_action_chunk({"front_rgb": obs["front_rgb"]})
+    policy.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["cameras"] == ["front", "wrist"]
+    config.pop("cameras")
+    (tmp_path / "config.json").write_text(json.dumps({**config, "camera": "wrist"}))
+    assert Policy.from_pretrained(tmp_path).config.cameras == ("wrist",)
+    with pytest.raises(ConfigError, match="cameras=.* is invalid; allowed: a list of distinct cameras"):
+        VLAConfig(cameras=["front", "side"])
 
 
 def test_config_errors_name_the_key():

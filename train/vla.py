@@ -3,7 +3,7 @@
     python train.py policy=vla env=builtin obs_mode=rgb                            # tiny VLA, CPU
     python train.py policy=vla policy.decoding=parallel policy.chunk_size=8 env=[stack_blocks,push_to_zone] obs_mode=rgb
 
-The VLA sees one camera (``policy.camera``) at its own image size and the episode's instruction;
+The VLA sees its cameras (``policy.cameras``: [front] as OpenVLA, [front,wrist] as OpenVLA-OFT) at its own image size and the episode's instruction;
 its action statistics (OpenVLA's BOUNDS_Q99 layout) are fitted on the demos and saved with every
 checkpoint (``config.json`` and ``dataset_statistics.json``).
 """
@@ -55,8 +55,8 @@ def run_vla(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     timings["demos_s"] = time.time() - t
 
     t = time.time()
-    camera = f"{config.policy.camera}_rgb"
-    inputs = (camera, "proprio") if config.policy.use_proprio else (camera,)
+    cameras = tuple(f"{c}_rgb" for c in config.policy.cameras)
+    inputs = (*cameras, "proprio") if config.policy.use_proprio else cameras
     dataset = MultiTaskDataset(stores, n_obs_steps=1, horizon=config.policy.chunk_size, obs_keys=inputs)
     proprio = dataset.stacked_obs("proprio") if config.policy.use_proprio else None
     torch.manual_seed(config.seed)

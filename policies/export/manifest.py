@@ -83,10 +83,10 @@ def run_settings(ckpt: Path, policy, **overrides) -> dict:
                           f"directories above, and its policy config names no task; pass --env <task>")
     run["config_file"] = config_file
     run["tasks"] = run_tasks(run)
-    if getattr(pc, "cameras", ()):  # images are rendered at the size the policy was trained on
-        run["image_size"] = pc.image_size
-    elif getattr(policy, "arch", None) is not None:   # the VLA: its architecture's image size
+    if getattr(policy, "arch", None) is not None:   # the VLA: its architecture's image size
         run["image_size"] = policy.arch.image_size
+    elif getattr(pc, "cameras", ()):  # images are rendered at the size the policy was trained on
+        run["image_size"] = pc.image_size
     return run
 
 

@@ -160,7 +160,9 @@ class VLAParams:
     decoding: str = "autoregressive"
     chunk_size: int = 1              # actions predicted per call (OFT uses 8 with parallel decoding)
     action_head: str = "tokens"      # tokens | l1 (parallel decoding only)
-    camera: str = "front"            # the camera the VLA sees (OpenVLA: one third-person image)
+    # the cameras the VLA sees, in token order (OpenVLA: one third-person image; OpenVLA-OFT adds the
+    # wrist camera: each image through the same backbone, their patches one after the other)
+    cameras: tuple[str, ...] = ("front",)
     use_proprio: bool = False        # OFT's proprio token: the robot's own state, projected, after the patches
     weights: Optional[str] = None    # an OpenVLA checkpoint directory to start from (its tokenizer too)
     lora_rank: int = 0               # > 0: LoRA fine-tuning (finetune.py: 32), base weights frozen
@@ -178,7 +180,10 @@ class VLAParams:
         require(self.action_head == "tokens" or self.decoding == "parallel", self, "action_head",
                 "tokens with decoding=autoregressive (the L1 head reads parallel-decoded positions)")
         require(is_int(self.chunk_size, 1) and self.chunk_size <= 64, self, "chunk_size", "an integer in 1..64")
-        require(self.camera in ("front", "wrist"), self, "camera", "front, wrist")
+        self.cameras = tuple([self.cameras] if isinstance(self.cameras, str) else self.cameras)
+        require(len(self.cameras) >= 1 and set(self.cameras) <= {"front", "wrist"}
+                and len(set(self.cameras)) == len(self.cameras), self, "cameras",
+                "a list of distinct cameras from front, wrist (e.g. [front] or [front,wrist])")
         require(isinstance(self.use_proprio, bool), self, "use_proprio", "true, false")
         require(is_int(self.lora_rank, 0), self, "lora_rank", "an integer >= 0 (0: full fine-tuning)")
         require(not self.load_in_4bit or self.lora_rank > 0, self, "load_in_4bit", "false unless lora_rank > 0")
@@ -206,5 +211,12 @@ class VLAConfig(VLAParams, JSONConfig):
         return architecture(self.size)
 
     @property
-    def camera_key(self) -> str:
-        return f"{self.camera}_rgb"
+    def camera_keys(self) -> tuple[str, ...]:
+        return tuple(f"{c}_rgb" for c in self.cameras)
+
+    @classmethod
+    def from_dict(cls, d):
+        # checkpoints written before the wrist camera name one camera as ``camera``
+        if "camera" in d:
+            d = {**{k: v for k, v in d.items() if k != "camera"}, "cameras": [d["camera"]]}
+        return super().from_dict(d)

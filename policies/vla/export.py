@@ -4,7 +4,7 @@ Inputs (the export signature of :mod:`policies.common.export_spec`):
 
 - ``obs_history`` (B, 1, 22) float32: the robot's proprio (read by the proprio token when the
   policy has one; otherwise present and unused, as every graph takes its vector input);
-- ``<camera>_rgb`` (B, 1, S, S, 3) uint8: the camera at the policy's image size;
+- ``<camera>_rgb`` (B, 1, S, S, 3) uint8, one input per camera of ``cameras``: at the policy's image size;
 - ``instruction_embedding`` (B, L) float32: the prompt's token ids after BOS (``"In: What action
   should the robot take to ...?\\nOut: "`` as bytes), left-padded with the pad id. The runtime
   writes them from the instruction string (``language.text_encoder.kind = "byte_prompt"``); ids
@@ -34,7 +34,7 @@ def prompt_length_limit(policy) -> int:
     """Ids after BOS the graph reads: the longest prompt of the policy's context (its positions minus
     the image, proprio and action positions)."""
     a = policy.arch
-    used = 1 + a.num_patches + int(policy.config.use_proprio) + policy.n_action_tokens + 1
+    used = 1 + a.num_patches * len(policy.config.cameras) + int(policy.config.use_proprio) + policy.n_action_tokens + 1
     return min(160, a.llm.max_positions - used)
 
 
@@ -64,20 +64,26 @@ class VLAExportGraph(nn.Module):
             self.register_buffer("pro_high", torch.as_tensor(phigh, dtype=torch.float32))
             self.register_buffer("pro_const", torch.as_tensor(pconst))
 
-    def _pixels(self, rgb: torch.Tensor) -> torch.Tensor:
-        x = rgb[:, -1].permute(0, 3, 1, 2).float() / 255.0
-        return (x.repeat(1, 2, 1, 1) - self.px_mean) / self.px_std
+    def _pixels(self, images: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """One (B, 1, S, S, 3) uint8 input per camera -> (B, 6 x cameras, S, S)."""
+        per_camera = []
+        for rgb in images:
+            x = rgb[:, -1].permute(0, 3, 1, 2).float() / 255.0
+            per_camera.append((x.repeat(1, 2, 1, 1) - self.px_mean) / self.px_std)
+        return torch.cat(per_camera, 1)
 
     def _proprio(self, proprio: torch.Tensor) -> torch.Tensor:
         x = (2 * (proprio - self.pro_low) / (self.pro_high - self.pro_low + 1e-8) - 1).clamp(-1, 1)
         return self.policy.proprio_projector(torch.where(self.pro_const, torch.zeros_like(x), x))
 
-    def forward(self, obs_history: torch.Tensor, rgb: torch.Tensor, prompt_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs_history: torch.Tensor, *images_and_prompt: torch.Tensor) -> torch.Tensor:
+        """(obs_history, one image per camera, prompt ids), the export signature's order."""
+        *images, prompt_ids = images_and_prompt
         net = self.policy.network
         table = net.language_model.get_input_embeddings()
         ids = prompt_ids.long()
         b = ids.shape[0]
-        patches = net.projector(net.vision_backbone(self._pixels(rgb)))
+        patches = net.projector(net.vision_backbone(self._pixels(tuple(images))))
         bos = table(torch.full((b, 1), self.bos, dtype=torch.long, device=ids.device))
         parts = [bos, patches]
         if self.policy.proprio_projector is not None:

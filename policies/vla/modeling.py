@@ -1,4 +1,5 @@
-"""The VLA as a roboforge policy: one camera image + the episode's instruction -> actions.
+"""The VLA as a roboforge policy: camera images (``cameras``: OpenVLA one, OFT adds the wrist) + the
+episode's instruction -> actions.
 
     policy = VLAPolicy(VLAConfig(size="tiny", action_dim=7))
     policy.fit_statistics(actions, num_trajectories)        # BOUNDS_Q99 statistics, saved in config.json
@@ -144,18 +145,19 @@ class VLAPolicy(Policy):
             self._prompts[instruction] = self.text_tokenizer.encode_prompt(instruction)
         return self._prompts[instruction]
 
-    def _pixels(self, images) -> torch.Tensor:
-        images = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-        return pixel_values(images, self.arch.image_size).to(self.device)
+    def _pixels(self, images: Sequence) -> torch.Tensor:
+        """One (B, H, W, 3) batch per camera -> (B, 6 x cameras, S, S): each camera's 6 channels in
+        turn, as OpenVLA-OFT stacks its third-person and wrist images."""
+        arrays = [i.cpu().numpy() if isinstance(i, torch.Tensor) else np.asarray(i) for i in images]
+        return torch.cat([pixel_values(a, self.arch.image_size) for a in arrays], 1).to(self.device)
 
     # -- training ----------------------------------------------------------------------------
     def compute_loss(self, batch: dict) -> torch.Tensor:
-        """``batch``: ``obs[<camera>_rgb]`` (B, T, H, W, 3) uint8 (the last step is used),
+        """``batch``: ``obs[<camera>_rgb]`` (B, T, H, W, 3) uint8 per camera (the last step is used),
         ``action`` (B, >= chunk_size, D) raw, ``instruction`` (B strings); with ``use_proprio``
         ``obs[proprio]`` (B, T, P)."""
         c = self.config
-        images = batch["obs"][c.camera_key][:, -1]
-        px = self._pixels(images)
+        px = self._pixels([batch["obs"][key][:, -1] for key in c.camera_keys])
         proprio = self._proprio_tokens(batch["obs"]["proprio"][:, -1]) if c.use_proprio else None
         raw = batch["action"][:, :c.chunk_size].cpu().numpy()
         norm = normalize_actions(raw, self.action_stats)                           # (B, K, D)
@@ -193,7 +195,7 @@ class VLAPolicy(Policy):
         self._action_queue: deque[np.ndarray] = deque()
 
     def select_action(self, obs) -> np.ndarray:
-        """Env observation (Dict with ``<camera>_rgb``) -> the action (D,) to apply now; a lockstep
+        """Env observation (Dict with each ``<camera>_rgb``) -> the action (D,) to apply now; a lockstep
         batch -> (B, D). A new chunk is decoded when the queued one is used up."""
         if not self._action_queue:
             self._action_queue.extend(np.moveaxis(self.predict_action_chunk(obs), -2, 0))
@@ -204,22 +206,24 @@ class VLAPolicy(Policy):
         """Env observation -> (chunk_size, D) float32 actions in the env's units, first to apply now;
         a batch -> (B, chunk_size, D)."""
         c = self.config
-        if not isinstance(obs, Mapping) or c.camera_key not in obs:
-            raise ValueError(f"the VLA reads the {c.camera_key!r} image: pass the env's Dict observation "
-                             f"(obs_mode=rgb)")
-        images = np.asarray(obs[c.camera_key])
-        if images.ndim not in (3, 4) or images.shape[-1] != 3:
-            size = self.arch.image_size
-            raise ValueError(f"{c.camera_key} has shape {images.shape}; expected (H, W, 3) RGB or a batch (B, H, W, 3) "
-                             f"(any H, W is resized to {size}x{size})")
-        single = images.ndim == 3
-        images = images[None] if single else images
+        missing = [k for k in c.camera_keys if not isinstance(obs, Mapping) or k not in obs]
+        if missing:
+            raise ValueError(f"the VLA reads the {list(c.camera_keys)} images; {missing} missing: pass the env's "
+                             f"Dict observation (obs_mode=rgb)")
+        images = [np.asarray(obs[k]) for k in c.camera_keys]
+        for key, image in zip(c.camera_keys, images):
+            if image.ndim not in (3, 4) or image.shape[-1] != 3 or image.ndim != images[0].ndim:
+                size = self.arch.image_size
+                raise ValueError(f"{key} has shape {image.shape}; expected (H, W, 3) RGB or a batch (B, H, W, 3), "
+                                 f"the same for every camera (any H, W is resized to {size}x{size})")
+        single = images[0].ndim == 3
+        images = [i[None] for i in images] if single else images
         if self._instructions is None:
             raise ValueError("the VLA reads instructions: call policy.reset(instruction=info['instruction']) at the "
                              "start of each episode (a list of strings for a batch)")
-        instructions = self._instructions * len(images) if len(self._instructions) == 1 else self._instructions
-        if len(instructions) != len(images):
-            raise ValueError(f"{len(instructions)} instructions for a batch of {len(images)} observations")
+        instructions = self._instructions * len(images[0]) if len(self._instructions) == 1 else self._instructions
+        if len(instructions) != len(images[0]):
+            raise ValueError(f"{len(instructions)} instructions for a batch of {len(images[0])} observations")
         proprio = None
         if c.use_proprio:
             if "proprio" not in obs and "state" not in obs:
@@ -231,9 +235,10 @@ class VLAPolicy(Policy):
         actions = unnormalize_actions(normalized, self.action_stats).astype(np.float32)
         return actions[0] if single else actions
 
-    def decode(self, images: np.ndarray, instructions: list[str], proprio: np.ndarray | None = None) -> np.ndarray:
-        """Images (B, H, W, 3) + instructions (+ raw proprio (B, P) with ``use_proprio``) -> normalized
-        actions (B, chunk_size, D)."""
+    def decode(self, images: Sequence[np.ndarray], instructions: list[str],
+               proprio: np.ndarray | None = None) -> np.ndarray:
+        """Images (B, H, W, 3), one batch per camera of ``cameras``, + instructions (+ raw proprio
+        (B, P) with ``use_proprio``) -> normalized actions (B, chunk_size, D)."""
         c = self.config
         px = self._pixels(images).to(next(self.network.parameters()).dtype)
         prompts = [self._prompt(s) for s in instructions]
@@ -273,7 +278,7 @@ class VLAPolicy(Policy):
 
     # -- export ------------------------------------------------------------------------------
     def export_spec(self):
-        """The VLA as one graph (:mod:`policies.vla.export`): the camera image, the proprio vector
+        """The VLA as one graph (:mod:`policies.vla.export`): the camera images, the proprio vector
         and the prompt's byte ids in, the raw action chunk out; the runtime turns the instruction
         string into those ids itself (``language.text_encoder.kind = "byte_prompt"``)."""
         from policies.common.export_spec import ExportSpec, ImageInput
@@ -295,11 +300,11 @@ class VLAPolicy(Policy):
         stats = self.action_stats
         return ExportSpec(
             module=VLAExportGraph(self, max_prompt), obs_key="proprio", obs_dim=AGENT_DIM, action_dim=c.action_dim,
-            n_obs_steps=1, n_action_steps=c.chunk_size, images=(ImageInput(c.camera_key, c.camera, (size, size, 3),
-                                                                             "uint8"),),
+            n_obs_steps=1, n_action_steps=c.chunk_size, images=tuple(ImageInput(key, camera, (size, size, 3), "uint8")
+                                                               for key, camera in zip(c.camera_keys, c.cameras)),
             image_processing={"image_size": size, "inside_graph": True,
                               "steps": "rgb uint8 / 255, normalized with DINOv2's ImageNet mean/std and with "
-                                       "SigLIP's 0.5/0.5, stacked: 6 channels (OpenVLA's pixel_values)"},
+                                       "SigLIP's 0.5/0.5, stacked: 6 channels per camera (OpenVLA's pixel_values)"},
             instruction=instruction,
             normalization={"baked_into_graph": True, "method": "BOUNDS_Q99 (OpenVLA): actions un-normalized "
                                                                "from [-1, 1] by q01/q99 on masked dims",

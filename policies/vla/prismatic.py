@@ -39,12 +39,21 @@ class FusedVisionBackbone(nn.Module):
         self.image_size = arch.image_size
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(B, 6, H, W) -> (B, P, dino + siglip width)."""
-        img, img_fused = torch.split(pixel_values, [3, 3], dim=1)
+        """(B, 6 N, H, W) -> (B, N P, dino + siglip width): N images (OpenVLA-OFT's
+        ``num_images_in_input``; OpenVLA: 1), each 6 channels, through the same backbone, their
+        patches one image after the other."""
+        if pixel_values.shape[1] % 6:
+            raise ValueError(f"pixel_values has {pixel_values.shape[1]} channels; expected 6 per image "
+                             "(DINOv2- and SigLIP-normalized RGB stacked)")
+        b, n = pixel_values.shape[0], pixel_values.shape[1] // 6
+        # the images of a row become rows of one backbone batch
+        images = pixel_values.reshape(b * n, 6, *pixel_values.shape[2:])
+        img, img_fused = torch.split(images, [3, 3], dim=1)
         # hidden_states[-2]: the output of the second-to-last block (hidden_states[0] is the embedding)
         patches = self.featurizer(pixel_values=img, output_hidden_states=True).hidden_states[-2]
         patches_fused = self.fused_featurizer(pixel_values=img_fused, output_hidden_states=True).hidden_states[-2]
-        return torch.cat([patches[:, self.dino_prefix:], patches_fused], dim=2)
+        fused = torch.cat([patches[:, self.dino_prefix:], patches_fused], dim=2)
+        return fused.reshape(b, n * fused.shape[1], fused.shape[2])
 
 
 class FusedGELUProjector(nn.Module):
@@ -83,9 +92,10 @@ class PrismaticVLA(nn.Module):
         tokens = self.language_model.get_input_embeddings()(input_ids)
         return torch.cat([tokens[:, :1], patches.to(tokens.dtype), tokens[:, 1:]], dim=1)
 
-    def expand_for_patches(self, per_token: torch.Tensor, fill) -> torch.Tensor:
-        """A (B, T) per-token tensor (attention mask, labels) widened to the multimodal sequence."""
-        pad = per_token.new_full((per_token.shape[0], self.num_patches), fill)
+    def expand_for_patches(self, per_token: torch.Tensor, fill, num_patches: int | None = None) -> torch.Tensor:
+        """A (B, T) per-token tensor (attention mask, labels) widened to the multimodal sequence
+        (``num_patches``: of every image; default one image's)."""
+        pad = per_token.new_full((per_token.shape[0], num_patches or self.num_patches), fill)
         return torch.cat([per_token[:, :1], pad, per_token[:, 1:]], dim=1)
 
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -93,8 +103,9 @@ class PrismaticVLA(nn.Module):
         """Logits over the multimodal sequence and, given ``labels`` (B, T; -100 where no loss), the
         next-token cross-entropy (patch positions never carry a label)."""
         embeds = self.embed(input_ids, pixel_values)
-        mask = None if attention_mask is None else self.expand_for_patches(attention_mask, 1)
-        mm_labels = None if labels is None else self.expand_for_patches(labels, IGNORE_INDEX)
+        patches = embeds.shape[1] - input_ids.shape[1]
+        mask = None if attention_mask is None else self.expand_for_patches(attention_mask, 1, patches)
+        mm_labels = None if labels is None else self.expand_for_patches(labels, IGNORE_INDEX, patches)
         out = self.language_model(inputs_embeds=embeds, attention_mask=mask, labels=mm_labels, use_cache=False)
         return out.logits, out.loss
 
