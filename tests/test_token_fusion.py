@@ -139,6 +139,28 @@ def test_an_rgb_policy_fuses_image_patches_with_the_words(tmp_path):
     assert q.select_action(env_obs).shape == (7,)
 
 
+def test_fusion_skip_hands_the_unet_the_robot_and_camera_features_beside_the_readouts():
+    """fusion_skip: the condition is [normalized proprio history, each camera's global features,
+    readouts], so the robot's state reaches the U-Net directly."""
+    torch.manual_seed(0)
+    cfg = {**TINY, "obs_dim": ob.AGENT_DIM, "obs_key": "proprio", "cameras": ("front", "wrist"), "image_size": 32,
+           "fusion_image_grid": 2, "image_feature_dim": 8}
+    plain = DiffusionPolicy(DiffusionConfig(**cfg, instruction_encoder="all-MiniLM-L6-v2"))
+    p = DiffusionPolicy(DiffusionConfig(**cfg, fusion_skip=True, instruction_encoder="all-MiniLM-L6-v2"))
+    rng = np.random.default_rng(5)
+    p.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    images = lambda b: torch.from_numpy(rng.integers(0, 256, (b, 2, 32, 32, 3), dtype=np.uint8))   # noqa: E731
+    obs = {"proprio": torch.randn(3, 2, ob.AGENT_DIM), "front_rgb": images(3), "wrist_rgb": images(3)}
+    p.eval()
+    cond = p._condition(obs, p.embed_instructions([SAID] * 3))
+    skip = 2 * ob.AGENT_DIM + 2 * 2 * 8                                # steps x proprio + steps x cameras x features
+    assert cond.shape == (3, skip + plain.fusion.output_dim)
+    torch.testing.assert_close(cond[:, :2 * ob.AGENT_DIM], p.obs_normalizer.normalize(obs["proprio"]).flatten(1))
+    assert torch.isfinite(p.compute_loss({"obs": obs, "action": torch.randn(3, 8, 7), "instruction": [SAID] * 3}))
+    with pytest.raises(ConfigError, match="fusion_skip=True is invalid; allowed: true or false; true only with"):
+        DiffusionConfig(**{**cfg, "obs_encoder": "flat"}, fusion_skip=True)
+
+
 def test_a_pointer_hands_over_the_pointed_objects_own_features():
     """fusion_pointer: each readout returns its attention-weighted mix of the object tokens' inputs;
     with one object in the scene that is exactly that object's normalized slot history."""
