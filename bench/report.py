@@ -653,6 +653,21 @@ def instruction_swap_rows(sw: dict) -> list[dict]:
                         f"swapped {pr['swapped_readout0']:.2f}/{pr['swapped_readout1']:.2f}" if (pr := sw.get("pointer_right")) else ""))]
 
 
+def condition_use_rows(cu: dict) -> list[dict]:
+    """Does a diffusion policy's U-Net act on its condition? (bench/condition_use.py)"""
+    out = []
+    for r in cu["rows"]:
+        reads = (f"{r['obs_encoder']} encoder, cameras {'+'.join(r['cameras'])}" if r["cameras"]
+                 else f"{r['obs_encoder']} encoder, {r['obs_key']}")
+        out.append(row(f"Condition use, {Path(r['run']).name} ({reads}): U-Net change with shuffled conditions; "
+                       f"fit on training windows",
+                       ours=f"{r['condition_use']:.3f}; xyz error {r['fit_xyz']:.3f} (mean action {r['mean_action_xyz']:.3f})",
+                       peer="—", ratio="—", source=cu, versions="",
+                       note=f"{r['windows']} training windows, diffusion step {r['diffusion_step']}; gripper error "
+                            f"{r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"))
+    return out
+
+
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "throughput": throughput_rows,
     "scaling": scaling_rows,
@@ -692,6 +707,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "curriculum_reduced5": curriculum_rows,
     "curriculum_loop": curriculum_loop_rows,
     "vla_decoding": vla_decoding_rows,
+    "condition_use": condition_use_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {

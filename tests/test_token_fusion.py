@@ -9,7 +9,7 @@ import torch
 
 from envs.core import observation as ob
 from policies.common.config import ConfigError
-from policies.common.encoders import InstructionTruncatedWarning, MiniLMInstructionEncoder
+from policies.common.encoders import InstructionTruncatedWarning, MiniLMInstructionEncoder, images_from_obs
 from policies.diffusion import DiffusionConfig, DiffusionPolicy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -139,9 +139,9 @@ def test_an_rgb_policy_fuses_image_patches_with_the_words(tmp_path):
     assert q.select_action(env_obs).shape == (7,)
 
 
-def test_fusion_skip_hands_the_unet_the_robot_and_camera_features_beside_the_readouts():
-    """fusion_skip: the condition is [normalized proprio history, each camera's global features,
-    readouts], so the robot's state reaches the U-Net directly."""
+def test_fusion_skip_hands_the_unet_the_camera_features_beside_the_readouts():
+    """fusion_skip: the condition is [each camera's global features, readouts]; the proprio
+    reaches the U-Net only through the fusion."""
     torch.manual_seed(0)
     cfg = {**TINY, "obs_dim": ob.AGENT_DIM, "obs_key": "proprio", "cameras": ("front", "wrist"), "image_size": 32,
            "fusion_image_grid": 2, "image_feature_dim": 8}
@@ -153,12 +153,16 @@ def test_fusion_skip_hands_the_unet_the_robot_and_camera_features_beside_the_rea
     obs = {"proprio": torch.randn(3, 2, ob.AGENT_DIM), "front_rgb": images(3), "wrist_rgb": images(3)}
     p.eval()
     cond = p._condition(obs, p.embed_instructions([SAID] * 3))
-    skip = 2 * ob.AGENT_DIM + 2 * 2 * 8                                # steps x proprio + steps x cameras x features
+    skip = 2 * 2 * 8                                                   # steps x cameras x features
     assert cond.shape == (3, skip + plain.fusion.output_dim)
-    torch.testing.assert_close(cond[:, :2 * ob.AGENT_DIM], p.obs_normalizer.normalize(obs["proprio"]).flatten(1))
+    feats, _ = p.image_encoder.patches(images_from_obs({k: obs[k] for k in ("front_rgb", "wrist_rgb")},
+                                                       ("front", "wrist"), False), 2)
+    torch.testing.assert_close(cond[:, :skip], feats.reshape(3, -1))
     assert torch.isfinite(p.compute_loss({"obs": obs, "action": torch.randn(3, 8, 7), "instruction": [SAID] * 3}))
     with pytest.raises(ConfigError, match="fusion_skip=True is invalid; allowed: true or false; true only with"):
         DiffusionConfig(**{**cfg, "obs_encoder": "flat"}, fusion_skip=True)
+    with pytest.raises(ConfigError, match="fusion_skip=True is invalid"):
+        DiffusionConfig(**{**cfg, "cameras": (), "obs_key": "slots", "obs_dim": ob.SLOTS_DIM}, fusion_skip=True)
 
 
 def test_a_pointer_hands_over_the_pointed_objects_own_features():

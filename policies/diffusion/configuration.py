@@ -84,10 +84,11 @@ class DiffusionParams:
     # first frames, where only the words tell the named objects apart; later the gripper shows which
     # block it carries, a shortcut the pointer otherwise learns instead of the colours). 0 = every window
     fusion_pointer_steps: int = 0
-    # the U-Net also reads what the flat encoder gives it (the normalized vector history and each
-    # camera's global image features), beside the readouts: a direct path for where the robot and
-    # the scene are. With cameras and the readouts alone the U-Net learnt to ignore its condition
-    # (docs/multitask.md, "The camera pointer")
+    # cameras: the U-Net also reads each camera's global image features (spatial softmax) directly,
+    # beside the readouts. With the readouts alone (256 patch tokens) it learnt to ignore its
+    # condition; the robot's proprio is left out of this path on purpose: handed to the U-Net
+    # directly it is a shortcut (the demos' motion so far predicts the next action), which the flat
+    # camera encoder took instead of the images (bench/condition_use.py, docs/multitask.md)
     fusion_skip: bool = False
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
@@ -212,8 +213,9 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
                 "fusion_pointer", "false unless obs_encoder=transformer and obs_mode is slots, rgb or rgbd (it "
                 "points at object slots or image patches)")
         require(is_int(self.fusion_pointer_steps, 0), self, "fusion_pointer_steps", "an integer >= 0 (0 = every window)")
-        require(isinstance(self.fusion_skip, bool) and (not self.fusion_skip or self.obs_encoder == "transformer"), self,
-                "fusion_skip", "true or false; true only with obs_encoder=transformer")
+        require(isinstance(self.fusion_skip, bool) and (not self.fusion_skip or self.obs_encoder == "transformer"
+                                                        and bool(self.cameras)), self,
+                "fusion_skip", "true or false; true only with obs_encoder=transformer and cameras")
         require(not self.fusion_pointer_steps or self.fusion_pointer_loss and self.cameras, self, "fusion_pointer_steps",
                 "0 unless fusion_pointer_loss > 0 with cameras (it says which windows the camera pointer loss takes)")
         require(not (self.fusion_pointer_loss and self.cameras) or "front" in self.cameras, self,

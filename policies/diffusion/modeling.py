@@ -101,9 +101,8 @@ class DiffusionPolicy(Policy):
                                                    readouts=c.fusion_readouts,
                                                    pointer=("objects" if slots else "patches") if c.fusion_pointer
                                                    else ""), groups)
-            flat = c.n_obs_steps * c.obs_dim + (c.n_obs_steps * len(c.cameras) * c.image_feature_dim
-                                                if self.image_encoder is not None else 0)
-            cond_dim = self.fusion.output_dim + (flat if c.fusion_skip else 0)
+            skip = c.n_obs_steps * len(c.cameras) * c.image_feature_dim if c.fusion_skip else 0
+            cond_dim = self.fusion.output_dim + skip
             # cameras + pointer loss: each readout also names its object's colour and kind (the words
             # say them). Without it the pointer sits at chance between the scene's objects: its query
             # must first pick the r-th named colour out of the words, which nothing else teaches it
@@ -357,9 +356,8 @@ class DiffusionPolicy(Policy):
         fused = self.fusion(tokens, masks)
         if self.attribute_head is not None:   # the readouts alone, for the pointer loss's naming term
             self._readouts = fused.reshape(b, c.fusion_readouts, -1)[..., :c.fusion_dim]
-        if c.fusion_skip:
-            skip = [normalized.flatten(1)] + ([tokens["cameras"].flatten(1)] if images is not None else [])
-            fused = torch.cat([*skip, fused], dim=-1)
+        if c.fusion_skip:   # the cameras' global features, not the proprio (a shortcut: see the config)
+            fused = torch.cat([tokens["cameras"].flatten(1), fused], dim=-1)
         return fused
 
     @staticmethod

@@ -1,0 +1,162 @@
+"""Does a trained diffusion policy act on what it observes? Two numbers from its own training data.
+
+    python bench/condition_use.py outputs/<run> [outputs/<run2> ...] [--windows 64] [--out condition_use]
+
+- **condition use**: the U-Net's noise prediction for the same noisy chunk and diffusion step,
+  with each window's own condition against another window's (the batch shuffled), mean absolute
+  change. A policy that reads its observation changes its prediction when the observation
+  changes; one near 0 has learnt an unconditional action prior (it samples plausible motions
+  whatever it sees).
+- **fit**: the sampled chunk against the demo's actions on the same training windows (mean
+  absolute error, xyz and gripper), beside the error of always predicting the demos' mean action.
+  A policy that cannot beat the mean on its own training windows will not act on unseen seeds.
+
+Windows come from the run's own demo stores (``metrics.json``'s ``demo_stores``, or ``--store``)
+through the training dataset, with the run's observation keys. Writes
+``bench/results/<--out>.json`` and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import machine, machine_short  # noqa: E402
+from train.imitation import checkpoint_dir  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0, step: int = 20) -> dict:
+    from torch.utils.data import default_collate
+
+    from policies import Policy
+    from train.datasets.demo_store import DemoStore
+    from train.datasets.multitask import MultiTaskDataset
+
+    policy = Policy.from_pretrained(checkpoint_dir(run)).eval()
+    c = policy.config
+    if stores is None:
+        metrics = run / "metrics.json"
+        stores = json.loads(metrics.read_text()).get("demo_stores") if metrics.exists() else None
+        if not stores:
+            raise SystemExit(f"{run} has no metrics.json naming its demo stores; pass --store TASK=PATH")
+    if hasattr(policy, "action_tokenizer"):
+        return probe_vla(run, policy, stores, windows, seed)
+    if getattr(c, "n_obs_steps", None) is None or not hasattr(policy, "model"):
+        raise SystemExit(f"{run}: a diffusion policy or a VLA is needed")
+    dataset = MultiTaskDataset({t: DemoStore.open(p) for t, p in stores.items()}, c.n_obs_steps, c.horizon,
+                               obs_keys=tuple(c.obs_keys))
+    rng = np.random.default_rng(seed)
+    batch = default_collate([dataset[int(i)] for i in rng.choice(len(dataset), windows, replace=False)])
+    obs = batch["obs"] if (c.cameras or c.pointcloud_dim) else batch["obs"][c.obs_key]
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        instruction = policy.embed_instructions(list(batch["instruction"])) if policy.reads_instruction else None
+        cond = policy._condition(obs, instruction)
+        noisy = torch.randn(windows, c.horizon, c.action_dim)
+        t = torch.full((windows,), step, dtype=torch.long)
+        shuffled = cond[torch.randperm(windows)]
+        base = policy.model(noisy, t, cond)
+        use = (base - policy.model(noisy, t, shuffled)).abs().mean().item()
+        # the same with one input shuffled at a time: what the U-Net reads
+        perm = torch.randperm(windows)
+        by_input = {}
+        for key in (obs if isinstance(obs, dict) else {c.obs_key: obs}):
+            one = {**obs, key: obs[key][perm]} if isinstance(obs, dict) else obs[perm]
+            by_input[key] = (base - policy.model(noisy, t, policy._condition(one, instruction))).abs().mean().item()
+        if instruction is not None:
+            words = tuple(x[perm] for x in instruction) if isinstance(instruction, tuple) else instruction[perm]
+            by_input["instruction"] = (base - policy.model(noisy, t, policy._condition(obs, words))).abs().mean().item()
+        extra = {"instruction_embedding": instruction} if policy.reads_instruction else {}
+        chunk = policy(obs, **extra).numpy()
+    demo = batch["action"].numpy()
+    start = c.n_obs_steps - 1                      # the chunk's first action is the current step's
+    err = np.abs(chunk - demo[:, start:start + chunk.shape[1]]).mean((0, 1))
+    mean = np.abs(demo - demo.reshape(-1, demo.shape[-1]).mean(0)).mean((0, 1))
+    return {"run": str(run), "windows": windows, "diffusion_step": step, "condition_use": round(use, 4),
+            "condition_use_by_input": {k: round(v, 4) for k, v in by_input.items()},
+            "fit_xyz": round(float(err[:3].mean()), 4), "mean_action_xyz": round(float(mean[:3].mean()), 4),
+            "fit_gripper": round(float(err[-1]), 4), "mean_action_gripper": round(float(mean[-1]), 4),
+            "obs_encoder": c.obs_encoder, "cameras": list(c.cameras), "obs_key": c.obs_key}
+
+
+def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int = 0) -> dict:
+    """The VLA's decoded chunk on training windows: its error against the demos, and how much it
+    changes when the batch's images, proprio or instructions are shuffled (raw action units)."""
+    from torch.utils.data import default_collate
+
+    from policies.vla.action_tokenizer import unnormalize_actions
+    from train.datasets.demo_store import DemoStore
+    from train.datasets.multitask import MultiTaskDataset
+
+    c = policy.config
+    keys = (*c.camera_keys, "proprio") if c.use_proprio else c.camera_keys
+    dataset = MultiTaskDataset({t: DemoStore.open(p) for t, p in stores.items()}, 1, c.chunk_size, obs_keys=keys)
+    rng = np.random.default_rng(seed)
+    batch = default_collate([dataset[int(i)] for i in rng.choice(len(dataset), windows, replace=False)])
+    images = [batch["obs"][k][:, -1].numpy() for k in c.camera_keys]
+    proprio = batch["obs"]["proprio"][:, -1].numpy() if c.use_proprio else None
+    words = list(batch["instruction"])
+    perm = rng.permutation(windows)
+
+    def act(images, words, proprio):
+        with torch.no_grad():
+            return unnormalize_actions(policy.decode(images, words, proprio), policy.action_stats)
+
+    chunk = act(images, words, proprio)
+    change = {"images": np.abs(act([i[perm] for i in images], words, proprio) - chunk).mean(),
+              "instruction": np.abs(act(images, [words[i] for i in perm], proprio) - chunk).mean()}
+    if proprio is not None:
+        change["proprio"] = np.abs(act(images, words, proprio[perm]) - chunk).mean()
+    demo = batch["action"].numpy()[:, :c.chunk_size]
+    err = np.abs(chunk - demo).mean((0, 1))
+    mean = np.abs(demo - demo.reshape(-1, demo.shape[-1]).mean(0)).mean((0, 1))
+    return {"run": str(run), "windows": windows, "policy": "vla",
+            "action_change": {k: round(float(v), 4) for k, v in change.items()},
+            "fit_xyz": round(float(err[:3].mean()), 4), "mean_action_xyz": round(float(mean[:3].mean()), 4),
+            "fit_gripper": round(float(err[-1]), 4), "mean_action_gripper": round(float(mean[-1]), 4),
+            "cameras": list(c.cameras)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--windows", type=int, default=64)
+    ap.add_argument("--store", action="append", default=[], metavar="TASK=PATH",
+                    help="a demo store to read windows from (default: the run's metrics.json)")
+    ap.add_argument("--out", default="condition_use")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    stores = dict(s.split("=", 1) for s in args.store) or None
+    rows = [probe(run, stores, args.windows) for run in args.runs]
+    print(f"{'run':<28} {'condition use':>13} {'fit xyz':>8} {'mean xyz':>9} {'fit grip':>9} {'mean grip':>10}")
+    for r in rows:
+        if "action_change" in r:   # a VLA: its actions' change when each input is shuffled
+            print(f"{Path(r['run']).name:<28} {'(VLA)':>13} {r['fit_xyz']:>8.3f} {r['mean_action_xyz']:>9.3f} "
+                  f"{r['fit_gripper']:>9.3f} {r['mean_action_gripper']:>10.3f}   action change, shuffled: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in r["action_change"].items()))
+            continue
+        print(f"{Path(r['run']).name:<28} {r['condition_use']:>13.3f} {r['fit_xyz']:>8.3f} {r['mean_action_xyz']:>9.3f} "
+              f"{r['fit_gripper']:>9.3f} {r['mean_action_gripper']:>10.3f}   one input shuffled: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in r["condition_use_by_input"].items()))
+    out = RESULTS / f"{args.out}.json"
+    m = machine()
+    command = "python bench/condition_use.py " + " ".join(str(r) for r in args.runs) + \
+        (f" --out {args.out}" if args.out != "condition_use" else "")
+    out.write_text(json.dumps({"machine": m, "machine_short": machine_short(m), "command": command,
+                               "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows}, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
