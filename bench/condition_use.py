@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -150,8 +151,7 @@ def main(argv=None) -> int:
               + ", ".join(f"{k} {v:.3f}" for k, v in r["condition_use_by_input"].items()))
     out = RESULTS / f"{args.out}.json"
     m = machine()
-    command = "python bench/condition_use.py " + " ".join(str(r) for r in args.runs) + \
-        (f" --out {args.out}" if args.out != "condition_use" else "")
+    command = "python bench/condition_use.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     out.write_text(json.dumps({"machine": m, "machine_short": machine_short(m), "command": command,
                                "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows}, indent=1))
     print(f"wrote {out}")

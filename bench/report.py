@@ -657,14 +657,24 @@ def condition_use_rows(cu: dict) -> list[dict]:
     """Does a diffusion policy's U-Net act on its condition? (bench/condition_use.py)"""
     out = []
     for r in cu["rows"]:
+        if "action_change" in r:   # a VLA: how far its decoded actions move when each input is shuffled
+            out.append(row(f"Input use, {Path(r['run']).name} (VLA, cameras {'+'.join(r['cameras'])}): action change "
+                           f"with one input shuffled; fit on training windows",
+                           ours=", ".join(f"{k} {v:.3f}" for k, v in r["action_change"].items())
+                           + f"; xyz error {r['fit_xyz']:.3f} (mean action {r['mean_action_xyz']:.3f})",
+                           peer="—", ratio="—", source=cu, versions="",
+                           note=f"{r['windows']} training windows, raw action units; gripper error "
+                                f"{r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"))
+            continue
         reads = (f"{r['obs_encoder']} encoder, cameras {'+'.join(r['cameras'])}" if r["cameras"]
                  else f"{r['obs_encoder']} encoder, {r['obs_key']}")
         out.append(row(f"Condition use, {Path(r['run']).name} ({reads}): U-Net change with shuffled conditions; "
                        f"fit on training windows",
                        ours=f"{r['condition_use']:.3f}; xyz error {r['fit_xyz']:.3f} (mean action {r['mean_action_xyz']:.3f})",
                        peer="—", ratio="—", source=cu, versions="",
-                       note=f"{r['windows']} training windows, diffusion step {r['diffusion_step']}; gripper error "
-                            f"{r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"))
+                       note=f"{r['windows']} training windows, diffusion step {r['diffusion_step']}; one input "
+                            "shuffled: " + ", ".join(f"{k} {v:.3f}" for k, v in r.get("condition_use_by_input", {}).items())
+                            + f"; gripper error {r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"))
     return out
 
 
@@ -708,6 +718,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "curriculum_loop": curriculum_loop_rows,
     "vla_decoding": vla_decoding_rows,
     "condition_use": condition_use_rows,
+    "condition_use_vla": condition_use_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {
