@@ -131,8 +131,9 @@ def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, acc
     inputs = policy_inputs(config, len(tasks))
     pointcloud = inputs.pop("pointcloud")
     obs_keys = observation_keys(inputs["obs_key"], inputs["cameras"], inputs["depth"], pointcloud)
-    # the store's slots as training targets (never inputs) when the pointer loss grounds the cameras in them
-    targets = ("slots", "step") if inputs["cameras"] and getattr(config.policy, "fusion_pointer_loss", 0) else ()
+    # the store's slots as training targets (never inputs) when the pointer or position loss grounds the cameras in them
+    targets = ("slots", "step") if inputs["cameras"] and (getattr(config.policy, "fusion_pointer_loss", 0)
+                                                         or getattr(config.policy, "aux_position_loss", 0)) else ()
     dataset = MultiTaskDataset(stores, config.policy.n_obs_steps, config.policy.horizon, obs_keys=obs_keys,
                                target_keys=targets)
     vectors = dataset.stacked_obs(inputs["obs_key"])

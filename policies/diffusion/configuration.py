@@ -90,6 +90,12 @@ class DiffusionParams:
     # directly it is a shortcut (the demos' motion so far predicts the next action), which the flat
     # camera encoder took instead of the images (bench/condition_use.py, docs/multitask.md)
     fusion_skip: bool = False
+    # cameras: weight of an auxiliary loss in which a linear head on the current step's camera
+    # features (every camera's global features) regresses where the task's first objects are:
+    # position and position minus the TCP, in decimetres, from the demo store's slots (training
+    # targets only, never inputs). It teaches the encoder where things are, which the denoising loss
+    # alone teaches too slowly here for the U-Net to lean on the images (0 = off)
+    aux_position_loss: float = 0.0
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -213,6 +219,9 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
                 "fusion_pointer", "false unless obs_encoder=transformer and obs_mode is slots, rgb or rgbd (it "
                 "points at object slots or image patches)")
         require(is_int(self.fusion_pointer_steps, 0), self, "fusion_pointer_steps", "an integer >= 0 (0 = every window)")
+        require(isinstance(self.aux_position_loss, (int, float)) and self.aux_position_loss >= 0
+                and (not self.aux_position_loss or bool(self.cameras)), self, "aux_position_loss",
+                "a number >= 0; > 0 only with cameras (obs_mode=rgb|rgbd)")
         require(isinstance(self.fusion_skip, bool) and (not self.fusion_skip or self.obs_encoder == "transformer"
                                                         and bool(self.cameras)), self,
                 "fusion_skip", "true or false; true only with obs_encoder=transformer and cameras")

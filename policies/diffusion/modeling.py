@@ -30,6 +30,7 @@ from policies.diffusion.unet1d import ConditionalUnet1D
 
 # what an instruction says of an object, and so what a readout names of its own (pointer loss, cameras)
 NAMED_FIELDS_DIM = {"rgb": 3, "kind": len(ob.SLOT_KINDS)}
+AUX_OBJECTS = 4   # aux_position_loss: the task's first objects whose place the camera features must say
 
 
 @register_policy("diffusion")
@@ -114,6 +115,10 @@ class DiffusionPolicy(Policy):
                 self.instruction_proj = nn.Linear(dim, c.instruction_proj_dim)
                 dim = c.instruction_proj_dim
             cond_dim += dim
+        # aux_position_loss: current camera features -> (pos, rel_pos) of the task's first objects
+        self.position_head = nn.Linear(len(c.cameras) * c.image_feature_dim, AUX_OBJECTS * 6) \
+            if c.aux_position_loss else None
+        self._camera_features = None
         self.model = ConditionalUnet1D(c.action_dim, cond_dim, c.down_dims, c.kernel_size,
                                        c.n_groups, c.diffusion_step_embed_dim)
         schedule = dict(num_train_timesteps=c.num_train_timesteps, beta_schedule=c.beta_schedule,
@@ -199,7 +204,22 @@ class DiffusionPolicy(Policy):
         loss = F.mse_loss(pred, target)
         if c.fusion_pointer_loss:
             loss = loss + c.fusion_pointer_loss * self._pointer_loss(batch)
+        if c.aux_position_loss:
+            loss = loss + c.aux_position_loss * self._position_loss(batch)
         return loss, cond
+
+    def _position_loss(self, batch: dict) -> torch.Tensor:
+        """Squared error (decimetres, summed over xyz and both fields, mean over present objects) of
+        the position head's guess of the task's first objects' pos and rel_pos at the current step."""
+        objects, present = self._target_objects(batch, AUX_OBJECTS)                  # (B, r, S), (B, r)
+        fields = [objects[..., ob.SLOT_FIELD_SLICES[k]] for k in ("pos", "rel_pos")]
+        r = objects.shape[1]
+        target = (torch.cat(fields, -1) * 10).to(self.device)                         # (B, r, 6), dm
+        guess = self.position_head(self._camera_features[:, -1]).reshape(-1, AUX_OBJECTS, 6)[:, :r]
+        present = present.to(self.device)
+        if not present.any():
+            return guess.new_zeros(())
+        return (guess[present] - target[present]).pow(2).sum(-1).mean()
 
     def _pointer_loss(self, batch: dict) -> torch.Tensor:
         """Cross-entropy of each readout's pointer against the task's object of the same rank
@@ -234,7 +254,7 @@ class DiffusionPolicy(Policy):
         (B, r, SLOT_DIM) raw slot features and (B, r) whether each is present."""
         slots = batch.get("targets", {}).get("slots")
         if slots is None:
-            raise ValueError("fusion_pointer_loss with cameras needs batch['targets']['slots'] (B, n_obs_steps, "
+            raise ValueError("the pointer or position loss with cameras needs batch['targets']['slots'] (B, n_obs_steps, "
                              "SLOTS_DIM), where the named objects are: MultiTaskDataset(..., target_keys=('slots',))")
         vector = torch.as_tensor(slots, dtype=torch.float32).cpu()
         return ob.split_slots(vector[:, -1])[1][:, :r], DiffusionPolicy._present_objects(vector)[:, :r]
@@ -304,7 +324,8 @@ class DiffusionPolicy(Policy):
             return self._fuse(vector, normalized, images, instruction_embedding)
         parts = [normalized.flatten(1)]
         if images is not None:
-            parts.append(self.image_encoder(images).flatten(1))            # (B, To * n_cameras * feature_dim)
+            self._camera_features = self.image_encoder(images)              # (B, To, n_cameras * feature_dim)
+            parts.append(self._camera_features.flatten(1))
         if self.pointcloud_encoder is not None:
             if not isinstance(obs, Mapping):
                 raise ValueError(f"this policy reads a point cloud: obs must be a dict with {list(c.obs_keys)}")
@@ -338,6 +359,7 @@ class DiffusionPolicy(Policy):
         if images is not None:
             feats, patches = self.image_encoder.patches(images, c.fusion_image_grid)   # (B, To, K, F), (B, To, K, P, C)
             tokens["cameras"] = feats.reshape(b, -1, feats.shape[-1])
+            self._camera_features = feats.reshape(b, t, -1)
             g = c.fusion_image_grid
             cells = torch.linspace(-1, 1, g, device=patches.device) if g > 1 else patches.new_zeros(1)
             coords = torch.stack(torch.meshgrid(cells, cells, indexing="ij"), -1).reshape(g * g, 2)   # (row, col)

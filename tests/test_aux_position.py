@@ -1,0 +1,60 @@
+"""aux_position_loss: a linear head on the current camera features learns where the task's objects
+are (from the demo store's slots, training targets only), teaching the image encoder to localize."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from envs.core import observation as ob
+from policies.common.config import ConfigError
+from policies.diffusion import DiffusionConfig, DiffusionPolicy
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SIZE = 24
+CFG = dict(n_obs_steps=1, horizon=8, n_action_steps=4, down_dims=(16, 32), n_groups=4, diffusion_step_embed_dim=16,
+           obs_dim=ob.AGENT_DIM, obs_key="proprio", cameras=("front",), image_size=SIZE, crop_fraction=1.0,
+           image_feature_dim=16, action_dim=7)
+
+
+def scene(rng, batch):
+    """One white square where the front camera sees a random table point; its slot says where."""
+    images = np.zeros((batch, 1, SIZE, SIZE, 3), np.uint8)
+    slots = np.zeros((batch, 1, ob.SLOTS_DIM), np.float32)
+    for i in range(batch):
+        while True:
+            point = np.array([rng.uniform(0.3, 0.65), rng.uniform(-0.2, 0.2), 0.02])
+            u, v = ob.front_camera_pixels(point[None], SIZE)[0]
+            if 2 < u < SIZE - 2 and 2 < v < SIZE - 2:
+                break
+        images[i, 0, int(v) - 2:int(v) + 2, int(u) - 2:int(u) + 2] = 255
+        objects = ob.split_slots(slots[i])[1]
+        objects[0, 0, ob.SLOT_FIELD_SLICES["present"]] = 1.0
+        objects[0, 0, ob.SLOT_FIELD_SLICES["pos"]] = point
+        objects[0, 0, ob.SLOT_FIELD_SLICES["rel_pos"]] = point - np.array([0.4, 0.0, 0.3])
+    return {"obs": {"front_rgb": torch.from_numpy(images), "proprio": torch.zeros(batch, 1, ob.AGENT_DIM)},
+            "action": torch.zeros(batch, 8, 7), "targets": {"slots": torch.from_numpy(slots)}}
+
+
+def test_the_position_head_learns_where_the_object_is_from_the_image():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    p = DiffusionPolicy(DiffusionConfig(**CFG, aux_position_loss=1.0))
+    p.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    test = scene(rng, 128)
+    pos = ob.split_slots(test["targets"]["slots"][:, -1])[1][:, 0, ob.SLOT_FIELD_SLICES["pos"]] * 10   # dm
+    spread = (pos - pos.mean(0)).pow(2).sum(-1).mean().item()      # the error of always guessing the mean
+    opt = torch.optim.Adam(p.parameters(), 3e-3)
+    for _ in range(300):
+        loss = p.compute_loss(scene(rng, 32))
+        opt.zero_grad(), loss.backward(), opt.step()
+    p.eval()
+    with torch.no_grad():
+        p._condition(test["obs"], None)
+        guess = p.position_head(p._camera_features[:, -1])[:, :3]
+    assert (guess - pos).pow(2).sum(-1).mean().item() < 0.3 * spread
+    with pytest.raises(ValueError, match="needs batch\\['targets'\\]\\['slots'\\]"):
+        p.train().compute_loss({k: v for k, v in test.items() if k != "targets"})
+    with pytest.raises(ConfigError, match="aux_position_loss=1.0 is invalid; allowed: a number >= 0; > 0 only with cameras"):
+        DiffusionConfig(**{**CFG, "cameras": (), "obs_key": "state", "obs_dim": 10}, aux_position_loss=1.0)
