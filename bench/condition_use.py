@@ -11,7 +11,7 @@
   absolute error, xyz and gripper), beside the error of always predicting the demos' mean action.
   A policy that cannot beat the mean on its own training windows will not act on unseen seeds.
 
-Windows come from the run's own demo stores (``metrics.json``'s ``demo_stores``, or ``--store``)
+Windows come from the run's own demo stores (``metrics.json``'s ``demo_stores``; ``--store`` for a run without them)
 through the training dataset, with the run's observation keys. Writes
 ``bench/results/<--out>.json`` and prints a table.
 """
@@ -45,11 +45,10 @@ def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0,
 
     policy = Policy.from_pretrained(checkpoint_dir(run)).eval()
     c = policy.config
-    if stores is None:
-        metrics = run / "metrics.json"
-        stores = json.loads(metrics.read_text()).get("demo_stores") if metrics.exists() else None
-        if not stores:
-            raise SystemExit(f"{run} has no metrics.json naming its demo stores; pass --store TASK=PATH")
+    metrics = run / "metrics.json"
+    stores = (json.loads(metrics.read_text()).get("demo_stores") if metrics.exists() else None) or stores
+    if not stores:
+        raise SystemExit(f"{run} has no metrics.json naming its demo stores; pass --store TASK=PATH")
     if hasattr(policy, "action_tokenizer"):
         return probe_vla(run, policy, stores, windows, seed)
     if getattr(c, "n_obs_steps", None) is None or not hasattr(policy, "model"):
@@ -133,7 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--windows", type=int, default=64)
     ap.add_argument("--store", action="append", default=[], metavar="TASK=PATH",
-                    help="a demo store to read windows from (default: the run's metrics.json)")
+                    help="a demo store to read windows from, for runs whose metrics.json names none "
+                         "(a run still training, a VLA)")
     ap.add_argument("--out", default="condition_use")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
