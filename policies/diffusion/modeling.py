@@ -213,9 +213,8 @@ class DiffusionPolicy(Policy):
         the position head's guess of the task's first objects' pos and rel_pos at the current step."""
         objects, present = self._target_objects(batch, AUX_OBJECTS)                  # (B, r, S), (B, r)
         fields = [objects[..., ob.SLOT_FIELD_SLICES[k]] for k in ("pos", "rel_pos")]
-        r = objects.shape[1]
         target = (torch.cat(fields, -1) * 10).to(self.device)                         # (B, r, 6), dm
-        guess = self.position_head(self._camera_features[:, -1]).reshape(-1, AUX_OBJECTS, 6)[:, :r]
+        guess = self.position_head(self._camera_features[:, -1]).reshape(-1, AUX_OBJECTS, 6)
         present = present.to(self.device)
         if not present.any():
             return guess.new_zeros(())
