@@ -7,6 +7,8 @@
   change. A policy that reads its observation changes its prediction when the observation
   changes; one near 0 has learnt an unconditional action prior (it samples plausible motions
   whatever it sees).
+- **position head** (a policy trained with ``aux_position_loss``): its squared error on the
+  same windows over the spread of the objects' places (1 = no better than the mean place).
 - **fit**: the sampled chunk against the demo's actions on the same training windows (mean
   absolute error, xyz and gripper), beside the error of always predicting the demos' mean action.
   A policy that cannot beat the mean on its own training windows will not act on unseen seeds.
@@ -53,8 +55,9 @@ def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0,
         return probe_vla(run, policy, stores, windows, seed)
     if getattr(c, "n_obs_steps", None) is None or not hasattr(policy, "model"):
         raise SystemExit(f"{run}: a diffusion policy or a VLA is needed")
+    head = getattr(policy, "position_head", None) is not None
     dataset = MultiTaskDataset({t: DemoStore.open(p) for t, p in stores.items()}, c.n_obs_steps, c.horizon,
-                               obs_keys=tuple(c.obs_keys))
+                               obs_keys=tuple(c.obs_keys), target_keys=("slots",) if head else ())
     rng = np.random.default_rng(seed)
     batch = default_collate([dataset[int(i)] for i in rng.choice(len(dataset), windows, replace=False)])
     obs = batch["obs"] if (c.cameras or c.pointcloud_dim) else batch["obs"][c.obs_key]
@@ -62,6 +65,7 @@ def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0,
     with torch.no_grad():
         instruction = policy.embed_instructions(list(batch["instruction"])) if policy.reads_instruction else None
         cond = policy._condition(obs, instruction)
+        position = position_error(policy._positions, batch) if head else None
         noisy = torch.randn(windows, c.horizon, c.action_dim)
         t = torch.full((windows,), step, dtype=torch.long)
         shuffled = cond[torch.randperm(windows)]
@@ -86,7 +90,16 @@ def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0,
             "condition_use_by_input": {k: round(v, 4) for k, v in by_input.items()},
             "fit_xyz": round(float(err[:3].mean()), 4), "mean_action_xyz": round(float(mean[:3].mean()), 4),
             "fit_gripper": round(float(err[-1]), 4), "mean_action_gripper": round(float(mean[-1]), 4),
-            "obs_encoder": c.obs_encoder, "cameras": list(c.cameras), "obs_key": c.obs_key}
+            "position_head_error": position, "obs_encoder": c.obs_encoder, "cameras": list(c.cameras),
+            "obs_key": c.obs_key}
+
+
+def position_error(guess: torch.Tensor, batch: dict) -> float:
+    """The position head's squared error over the spread of the objects' places (0: exact, 1: no
+    better than the mean place): how well the policy's own features say where things are."""
+    from policies.common.grounding import position_loss, position_spread
+
+    return round(position_loss(guess, batch).item() / max(position_spread(batch), 1e-9), 4)
 
 
 def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int = 0) -> dict:
@@ -100,7 +113,9 @@ def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int
 
     c = policy.config
     keys = (*c.camera_keys, "proprio") if c.use_proprio else c.camera_keys
-    dataset = MultiTaskDataset({t: DemoStore.open(p) for t, p in stores.items()}, 1, c.chunk_size, obs_keys=keys)
+    head = getattr(policy, "position_head", None) is not None
+    dataset = MultiTaskDataset({t: DemoStore.open(p) for t, p in stores.items()}, 1, c.chunk_size, obs_keys=keys,
+                               target_keys=("slots",) if head else ())
     rng = np.random.default_rng(seed)
     batch = default_collate([dataset[int(i)] for i in rng.choice(len(dataset), windows, replace=False)])
     images = [batch["obs"][k][:, -1].numpy() for k in c.camera_keys]
@@ -117,6 +132,14 @@ def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int
               "instruction": np.abs(act(images, [words[i] for i in perm], proprio) - chunk).mean()}
     if proprio is not None:
         change["proprio"] = np.abs(act(images, words, proprio[perm]) - chunk).mean()
+    position = None
+    if head:   # the head's guess on the same windows (it runs inside the training loss)
+        guessed = {}
+        hook = policy.position_head.register_forward_hook(lambda m, i, o: guessed.update(o=o))
+        with torch.no_grad():
+            policy.compute_loss(batch)
+        hook.remove()
+        position = position_error(guessed["o"], batch)
     demo = batch["action"].numpy()[:, :c.chunk_size]
     err = np.abs(chunk - demo).mean((0, 1))
     mean = np.abs(demo - demo.reshape(-1, demo.shape[-1]).mean(0)).mean((0, 1))
@@ -124,7 +147,12 @@ def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int
             "action_change": {k: round(float(v), 4) for k, v in change.items()},
             "fit_xyz": round(float(err[:3].mean()), 4), "mean_action_xyz": round(float(mean[:3].mean()), 4),
             "fit_gripper": round(float(err[-1]), 4), "mean_action_gripper": round(float(mean[-1]), 4),
-            "cameras": list(c.cameras)}
+            "position_head_error": position, "cameras": list(c.cameras)}
+
+
+def position_note(row: dict) -> str:
+    err = row.get("position_head_error")
+    return "" if err is None else f"; position head error / spread {err:.3f}"
 
 
 def main(argv=None) -> int:
@@ -144,11 +172,12 @@ def main(argv=None) -> int:
         if "action_change" in r:   # a VLA: its actions' change when each input is shuffled
             print(f"{Path(r['run']).name:<28} {'(VLA)':>13} {r['fit_xyz']:>8.3f} {r['mean_action_xyz']:>9.3f} "
                   f"{r['fit_gripper']:>9.3f} {r['mean_action_gripper']:>10.3f}   action change, shuffled: "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in r["action_change"].items()))
+                  + ", ".join(f"{k} {v:.3f}" for k, v in r["action_change"].items())
+                  + position_note(r))
             continue
         print(f"{Path(r['run']).name:<28} {r['condition_use']:>13.3f} {r['fit_xyz']:>8.3f} {r['mean_action_xyz']:>9.3f} "
               f"{r['fit_gripper']:>9.3f} {r['mean_action_gripper']:>10.3f}   one input shuffled: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in r["condition_use_by_input"].items()))
+              + ", ".join(f"{k} {v:.3f}" for k, v in r["condition_use_by_input"].items()) + position_note(r))
     out = RESULTS / f"{args.out}.json"
     m = machine()
     command = "python bench/condition_use.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

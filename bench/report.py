@@ -664,7 +664,8 @@ def condition_use_rows(cu: dict) -> list[dict]:
                            + f"; xyz error {r['fit_xyz']:.3f} (mean action {r['mean_action_xyz']:.3f})",
                            peer="—", ratio="—", source=cu, versions="",
                            note=f"{r['windows']} training windows, raw action units; gripper error "
-                                f"{r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"))
+                                f"{r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"
+                                + _position_head_note(r)))
             continue
         reads = (f"{r['obs_encoder']} encoder, cameras {'+'.join(r['cameras'])}" if r["cameras"]
                  else f"{r['obs_encoder']} encoder, {r['obs_key']}")
@@ -674,8 +675,14 @@ def condition_use_rows(cu: dict) -> list[dict]:
                        peer="—", ratio="—", source=cu, versions="",
                        note=f"{r['windows']} training windows, diffusion step {r['diffusion_step']}; one input "
                             "shuffled: " + ", ".join(f"{k} {v:.3f}" for k, v in r.get("condition_use_by_input", {}).items())
-                            + f"; gripper error {r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"))
+                            + f"; gripper error {r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"
+                            + _position_head_note(r)))
     return out
+
+
+def _position_head_note(r: dict) -> str:
+    err = r.get("position_head_error")
+    return "" if err is None else f"; position head error / spread {err:.3f}"
 
 
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {

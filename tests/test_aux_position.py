@@ -52,9 +52,30 @@ def test_the_position_head_learns_where_the_object_is_from_the_image():
     p.eval()
     with torch.no_grad():
         p._condition(test["obs"], None)
-        guess = p.position_head(p._camera_features[:, -1])[:, :3]
+        guess = p._positions[:, :3]
     assert (guess - pos).pow(2).sum(-1).mean().item() < 0.3 * spread
     with pytest.raises(ValueError, match="needs batch\\['targets'\\]\\['slots'\\]"):
         p.train().compute_loss({k: v for k, v in test.items() if k != "targets"})
     with pytest.raises(ConfigError, match="aux_position_loss=1.0 is invalid; allowed: a number >= 0; > 0 only with cameras"):
         DiffusionConfig(**{**CFG, "cameras": (), "obs_key": "state", "obs_dim": 10}, aux_position_loss=1.0)
+
+
+def test_position_condition_hands_the_heads_guesses_to_the_unet():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    plain = DiffusionPolicy(DiffusionConfig(**CFG, aux_position_loss=1.0))
+    plain.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    p = DiffusionPolicy(DiffusionConfig(**CFG, aux_position_loss=1.0, position_condition=True))
+    p.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    batch = scene(rng, 4)
+    with torch.no_grad():
+        cond = p.eval()._condition(batch["obs"], None)
+    # the head's guess of 4 objects x (pos, rel_pos) at the current step, after what the plain policy reads
+    assert cond.shape[1] == plain.eval()._condition(batch["obs"], None).shape[1] + 4 * 6
+    assert torch.equal(cond[:, -24:], p._positions)
+    # not detached: the denoising loss reaches the head through the condition, not only the aux loss
+    p.train()._condition(batch["obs"], None).pow(2).sum().backward()
+    assert p.position_head[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="position_condition=True is invalid; allowed: true or false; true only "
+                                          "with aux_position_loss > 0"):
+        DiffusionConfig(**CFG, position_condition=True)

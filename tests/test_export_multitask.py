@@ -201,6 +201,26 @@ def test_visuomotor_runtime_reads_the_env_dict_like_torch(visual_ts, visual_ckpt
     assert not np.allclose(p.predict_action_chunk({**obs, "front_rgb": 255 - obs["front_rgb"]}), chunk, atol=1e-6)
 
 
+def test_a_policy_that_reads_its_position_guess_exports_like_torch(tmp_path):
+    """position_condition: the position head's guess is part of the graph's condition (the head's
+    targets are training-only; the exported policy needs only the cameras and the proprio)."""
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(DiffusionConfig(**TINY, obs_dim=AGENT_DIM, obs_key="proprio", cameras=("front", "wrist"),
+                                             image_size=IMAGE_SIZE, aux_position_loss=1.0, position_condition=True))
+    ckpt = write_run(tmp_path / "run", policy, "reach_target", "rgb")
+    out = export_policy(ckpt, "torchscript", tmp_path / "exp")
+    policy = DiffusionPolicy.from_pretrained(ckpt)
+    env = gym.make(envs.env_id("reach_target"), obs_mode="rgb", image_size=IMAGE_SIZE)
+    obs, _ = env.reset(seed=2)
+    env.close()
+    p = ExportedPolicy(out)
+    p.reset(seed=5)
+    noise = np.random.default_rng(5).standard_normal((1, 8, 7), dtype=np.float32)
+    hist = {"proprio": torch.from_numpy(np.stack([obs["state"][:AGENT_DIM]] * 2)[None])}
+    hist.update({k: torch.from_numpy(np.stack([obs[k]] * 2)[None]) for k in ("front_rgb", "wrist_rgb")})
+    np.testing.assert_allclose(p.predict_action_chunk(obs), policy(hist, torch.from_numpy(noise))[0].numpy(), atol=1e-5)
+
+
 def test_visuomotor_bad_observations_are_named(visual_ts, visual_ckpt, tmp_path):
     p = ExportedPolicy(visual_ts)
     rng = np.random.default_rng(0)

@@ -302,3 +302,27 @@ def test_the_pointer_loss_finds_the_named_block_in_the_camera_image():
         q._object_patches(batch)
     with pytest.raises(ConfigError, match="fusion_pointer_steps"):
         DiffusionConfig(**{**cfg, "fusion_pointer_loss": 0.0}, fusion_pointer_steps=5)
+
+
+def test_position_condition_reads_the_readouts_so_the_words_say_which_object_is_which():
+    """position_condition with the fusion: the head's guess (appended to the condition) reads the
+    current camera features and the readouts, so a different instruction changes it."""
+    torch.manual_seed(0)
+    cfg = {**TINY, "obs_dim": ob.AGENT_DIM, "obs_key": "proprio", "cameras": ("front", "wrist"), "image_size": 32,
+           "fusion_image_grid": 2, "image_feature_dim": 8, "fusion_skip": True, "aux_position_loss": 1.0,
+           "instruction_encoder": "all-MiniLM-L6-v2"}
+    plain = DiffusionPolicy(DiffusionConfig(**cfg))
+    p = DiffusionPolicy(DiffusionConfig(**cfg, position_condition=True))
+    rng = np.random.default_rng(5)
+    for policy in (plain, p):
+        policy.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    images = lambda b: torch.from_numpy(rng.integers(0, 256, (b, 2, 32, 32, 3), dtype=np.uint8))   # noqa: E731
+    obs = {"proprio": torch.randn(3, 2, ob.AGENT_DIM), "front_rgb": images(3), "wrist_rgb": images(3)}
+    p.eval(), plain.eval()
+    with torch.no_grad():
+        cond = p._condition(obs, p.embed_instructions([SAID] * 3))
+        assert cond.shape == (3, plain._condition(obs, plain.embed_instructions([SAID] * 3)).shape[1] + 24)
+        assert torch.equal(cond[:, -24:], p._positions)
+        said = p._positions.clone()
+        p._condition(obs, p.embed_instructions(["stack the green block on the red block"] * 3))
+    assert not torch.allclose(said, p._positions)

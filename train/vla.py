@@ -57,7 +57,10 @@ def run_vla(config: RunConfig, run_dir: Path, tasks: list[str]) -> dict:
     t = time.time()
     cameras = tuple(f"{c}_rgb" for c in config.policy.cameras)
     inputs = (*cameras, "proprio") if config.policy.use_proprio else cameras
-    dataset = MultiTaskDataset(stores, n_obs_steps=1, horizon=config.policy.chunk_size, obs_keys=inputs)
+    # the store's slots as training targets (never inputs) for the position loss
+    targets = ("slots",) if config.policy.aux_position_loss else ()
+    dataset = MultiTaskDataset(stores, n_obs_steps=1, horizon=config.policy.chunk_size, obs_keys=inputs,
+                               target_keys=targets)
     proprio = dataset.stacked_obs("proprio") if config.policy.use_proprio else None
     torch.manual_seed(config.seed)
     policy = VLAPolicy(VLAConfig.from_params(config.policy, action_dim=dataset.action_dim,

@@ -96,6 +96,11 @@ class DiffusionParams:
     # targets only, never inputs). It teaches the encoder where things are, which the denoising loss
     # alone teaches too slowly here for the U-Net to lean on the images (0 = off)
     aux_position_loss: float = 0.0
+    # cameras + aux_position_loss: the U-Net also reads the position head's guesses (every obs step),
+    # an object-centric bottleneck the policy computes from its own pixels. The slots policy acts on
+    # 24 numbers that say where things are; this hands the camera policy its own estimate of them,
+    # where the raw features (rgb_aux) took 4,000 steps to become a third as useful (docs/multitask.md)
+    position_condition: bool = False
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -222,6 +227,10 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
         require(isinstance(self.aux_position_loss, (int, float)) and self.aux_position_loss >= 0
                 and (not self.aux_position_loss or bool(self.cameras)), self, "aux_position_loss",
                 "a number >= 0; > 0 only with cameras (obs_mode=rgb|rgbd)")
+        require(isinstance(self.position_condition, bool) and (not self.position_condition
+                                                               or bool(self.aux_position_loss)), self,
+                "position_condition", "true or false; true only with aux_position_loss > 0 (which trains the "
+                "head whose guesses it reads)")
         require(isinstance(self.fusion_skip, bool) and (not self.fusion_skip or self.obs_encoder == "transformer"
                                                         and bool(self.cameras)), self,
                 "fusion_skip", "true or false; true only with obs_encoder=transformer and cameras")

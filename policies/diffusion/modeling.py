@@ -23,6 +23,7 @@ from envs.core import observation as ob
 from envs.core import text_embedding
 from policies.common.encoders import (FusionConfig, ImageEncoder, ImageEncoderConfig, MiniLMInstructionEncoder,
                                       PointCloudEncoder, PointCloudEncoderConfig, TokenFusion, images_from_obs)
+from policies.common.grounding import AUX_OBJECTS, position_loss, present_objects, target_objects
 from policies.common.normalizer import Normalizer
 from policies.common.policy import Policy, register_policy
 from policies.diffusion.configuration import DiffusionConfig
@@ -30,7 +31,6 @@ from policies.diffusion.unet1d import ConditionalUnet1D
 
 # what an instruction says of an object, and so what a readout names of its own (pointer loss, cameras)
 NAMED_FIELDS_DIM = {"rgb": 3, "kind": len(ob.SLOT_KINDS)}
-AUX_OBJECTS = 4   # aux_position_loss: the task's first objects whose place the camera features must say
 
 
 @register_policy("diffusion")
@@ -115,10 +115,20 @@ class DiffusionPolicy(Policy):
                 self.instruction_proj = nn.Linear(dim, c.instruction_proj_dim)
                 dim = c.instruction_proj_dim
             cond_dim += dim
-        # aux_position_loss: current camera features -> (pos, rel_pos) of the task's first objects
-        self.position_head = nn.Linear(len(c.cameras) * c.image_feature_dim, AUX_OBJECTS * 6) \
-            if c.aux_position_loss else None
-        self._camera_features = None
+        # aux_position_loss: current camera features -> (pos, rel_pos) of the task's first objects.
+        # position_condition: the U-Net reads that guess, so it must say which object is which: the
+        # head also reads what names them (the fusion's readouts, which point at the named objects'
+        # patches, or the instruction) and has a hidden layer to match colours to words
+        head_in = len(c.cameras) * c.image_feature_dim
+        self.position_head = None
+        if c.position_condition:
+            head_in += self.fusion.output_dim if self.fusion is not None else cond_dim - head_in * c.n_obs_steps \
+                - c.n_obs_steps * c.obs_dim
+            self.position_head = nn.Sequential(nn.Linear(head_in, 256), nn.Mish(), nn.Linear(256, AUX_OBJECTS * 6))
+            cond_dim += AUX_OBJECTS * 6
+        elif c.aux_position_loss:
+            self.position_head = nn.Linear(head_in, AUX_OBJECTS * 6)
+        self._camera_features = self._positions = None
         self.model = ConditionalUnet1D(c.action_dim, cond_dim, c.down_dims, c.kernel_size,
                                        c.n_groups, c.diffusion_step_embed_dim)
         schedule = dict(num_train_timesteps=c.num_train_timesteps, beta_schedule=c.beta_schedule,
@@ -205,20 +215,8 @@ class DiffusionPolicy(Policy):
         if c.fusion_pointer_loss:
             loss = loss + c.fusion_pointer_loss * self._pointer_loss(batch)
         if c.aux_position_loss:
-            loss = loss + c.aux_position_loss * self._position_loss(batch)
+            loss = loss + c.aux_position_loss * position_loss(self._positions, batch)
         return loss, cond
-
-    def _position_loss(self, batch: dict) -> torch.Tensor:
-        """Squared error (decimetres, summed over xyz and both fields, mean over present objects) of
-        the position head's guess of the task's first objects' pos and rel_pos at the current step."""
-        objects, present = self._target_objects(batch, AUX_OBJECTS)                  # (B, r, S), (B, r)
-        fields = [objects[..., ob.SLOT_FIELD_SLICES[k]] for k in ("pos", "rel_pos")]
-        target = (torch.cat(fields, -1) * 10).to(self.device)                         # (B, r, 6), dm
-        guess = self.position_head(self._camera_features[:, -1]).reshape(-1, AUX_OBJECTS, 6)
-        present = present.to(self.device)
-        if not present.any():
-            return guess.new_zeros(())
-        return (guess[present] - target[present]).pow(2).sum(-1).mean()
 
     def _pointer_loss(self, batch: dict) -> torch.Tensor:
         """Cross-entropy of each readout's pointer against the task's object of the same rank
@@ -238,7 +236,7 @@ class DiffusionPolicy(Policy):
         else:
             obs = batch["obs"]
             vector = obs[self.config.obs_key] if isinstance(obs, Mapping) else obs
-            present = self._present_objects(vector.to(self.device))
+            present = present_objects(vector.to(self.device))
             r = min(logits.shape[1], ob.MAX_OBJECTS)
             target = torch.arange(r, device=logits.device).expand(logits.shape[0], r)
             supervised = present[:, :r]                                        # (B, r): slot r holds an object
@@ -247,20 +245,9 @@ class DiffusionPolicy(Policy):
             return extra
         return F.cross_entropy(logits[:, :r][supervised], target[supervised]) + extra
 
-    @staticmethod
-    def _target_objects(batch: dict, r: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The task's first r objects at the current step from the training targets (CPU):
-        (B, r, SLOT_DIM) raw slot features and (B, r) whether each is present."""
-        slots = batch.get("targets", {}).get("slots")
-        if slots is None:
-            raise ValueError("the pointer or position loss with cameras needs batch['targets']['slots'] (B, n_obs_steps, "
-                             "SLOTS_DIM), where the named objects are: MultiTaskDataset(..., target_keys=('slots',))")
-        vector = torch.as_tensor(slots, dtype=torch.float32).cpu()
-        return ob.split_slots(vector[:, -1])[1][:, :r], DiffusionPolicy._present_objects(vector)[:, :r]
-
     def _named_attributes(self, batch: dict, r: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, r, colour + kind) of the task's first r objects and (B, r) whether each is present."""
-        objects, present = self._target_objects(batch, r)
+        objects, present = target_objects(batch, r)
         named = torch.cat([objects[..., ob.SLOT_FIELD_SLICES[k]] for k in NAMED_FIELDS_DIM], -1)
         return named.to(self.device), present.to(self.device)
 
@@ -269,7 +256,7 @@ class DiffusionPolicy(Policy):
         in the front camera's current image (after the crop the encoder just drew) and (B, r) bool
         whether that object is present and in view. From ``batch["targets"]["slots"]``."""
         c = self.config
-        objects, present = self._target_objects(batch, min(c.fusion_readouts, ob.MAX_OBJECTS))   # (B, r, S), (B, r)
+        objects, present = target_objects(batch, min(c.fusion_readouts, ob.MAX_OBJECTS))   # (B, r, S), (B, r)
         pixels = torch.from_numpy(ob.front_camera_pixels(objects[..., ob.SLOT_FIELD_SLICES["pos"]].numpy(),
                                                          c.image_size)).float()            # (B, r, 2) col, row
         top, left = (o.cpu().reshape(-1, c.n_obs_steps)[:, -1:].float() for o in self.image_encoder.crop_offsets["front"])
@@ -320,7 +307,8 @@ class DiffusionPolicy(Policy):
             images = images_from_obs({k: obs[k] for k in c.obs_keys if k != c.obs_key}, c.cameras, c.depth)
             images = {k: v.to(self.device) for k, v in images.items()}
         if self.fusion is not None:
-            return self._fuse(vector, normalized, images, instruction_embedding)
+            fused, readouts = self._fuse(vector, normalized, images, instruction_embedding)
+            return self._with_positions(fused, readouts)
         parts = [normalized.flatten(1)]
         if images is not None:
             self._camera_features = self.image_encoder(images)              # (B, To, n_cameras * feature_dim)
@@ -340,7 +328,9 @@ class DiffusionPolicy(Policy):
                 raise ValueError(f"instruction embedding has shape {tuple(emb.shape)}; expected "
                                  f"({vector.shape[0]}, {text_embedding.DIM}), one per observation in the batch")
             parts.append(self.instruction_proj(emb) if self.instruction_proj is not None else emb)
-        return torch.cat(parts, dim=-1)
+        n_instruction = parts[-1].shape[-1] if self.reads_instruction else 0
+        cond = torch.cat(parts, dim=-1)
+        return self._with_positions(cond, cond[:, cond.shape[1] - n_instruction:])
 
     def _fuse(self, raw: torch.Tensor, normalized: torch.Tensor, images, instruction) -> torch.Tensor:
         """obs_encoder=transformer: (B, To, obs_dim) raw and normalized vectors, the images
@@ -354,7 +344,7 @@ class DiffusionPolicy(Policy):
             agent, objects = ob.split_slots(normalized)                       # (B, To, A), (B, To, M, S)
             tokens["agent"] = agent.reshape(b, 1, t * ob.AGENT_DIM)
             tokens["objects"] = objects.permute(0, 2, 1, 3).reshape(b, ob.MAX_OBJECTS, t * ob.SLOT_DIM)
-            masks["objects"] = self._present_objects(raw)
+            masks["objects"] = present_objects(raw)
         if images is not None:
             feats, patches = self.image_encoder.patches(images, c.fusion_image_grid)   # (B, To, K, F), (B, To, K, P, C)
             tokens["cameras"] = feats.reshape(b, -1, feats.shape[-1])
@@ -377,14 +367,24 @@ class DiffusionPolicy(Policy):
         fused = self.fusion(tokens, masks)
         if self.attribute_head is not None:   # the readouts alone, for the pointer loss's naming term
             self._readouts = fused.reshape(b, c.fusion_readouts, -1)[..., :c.fusion_dim]
+        readouts = fused
         if c.fusion_skip:   # the cameras' global features, not the proprio (a shortcut: see the config)
             fused = torch.cat([tokens["cameras"].flatten(1), fused], dim=-1)
-        return fused
+        return fused, readouts
 
-    @staticmethod
-    def _present_objects(vector: torch.Tensor) -> torch.Tensor:
-        """(B, To, SLOTS_DIM) raw slots -> (B, MAX_OBJECTS) bool: the slots holding an object at the current step."""
-        return ob.split_slots(vector)[1][:, -1, :, ob.SLOT_FIELD_SLICES["present"]][..., 0] > 0.5
+    def _with_positions(self, cond: torch.Tensor, names: torch.Tensor) -> torch.Tensor:
+        """The position head's guess at the current step (B, AUX_OBJECTS * 6, decimetres) from the
+        camera features (+ ``names``: what tells the objects apart, with position_condition), kept
+        for the aux loss and, with position_condition, appended to the condition. Not detached: the
+        denoising loss shapes the head too, while the aux loss keeps it saying where things are."""
+        if self.position_head is None:
+            return cond
+        features = self._camera_features[:, -1]
+        if not self.config.position_condition:
+            self._positions = self.position_head(features)
+            return cond
+        self._positions = self.position_head(torch.cat([features, names], -1))
+        return torch.cat([cond, self._positions], -1)
 
     @staticmethod
     def _shuffle_slots(vector: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

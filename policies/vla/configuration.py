@@ -164,6 +164,11 @@ class VLAParams:
     # wrist camera: each image through the same backbone, their patches one after the other)
     cameras: tuple[str, ...] = ("front",)
     use_proprio: bool = False        # OFT's proprio token: the robot's own state, projected, after the patches
+    # weight of an auxiliary loss (parallel decoding): a linear head on the action slots' mean hidden
+    # state regresses where the task's first objects are (policies/common/grounding; demo slots as
+    # training targets, never inputs), so the features the actions are read from must say where
+    # things are. Without it the VLA fit its demos through the proprio, or barely, from the images
+    aux_position_loss: float = 0.0
     weights: Optional[str] = None    # an OpenVLA checkpoint directory to start from (its tokenizer too)
     lora_rank: int = 0               # > 0: LoRA fine-tuning (finetune.py: 32), base weights frozen
     load_in_4bit: bool = False       # with lora_rank: NF4-quantized base (CUDA only)
@@ -185,6 +190,9 @@ class VLAParams:
                 and len(set(self.cameras)) == len(self.cameras), self, "cameras",
                 "a list of distinct cameras from front, wrist (e.g. [front] or [front,wrist])")
         require(isinstance(self.use_proprio, bool), self, "use_proprio", "true, false")
+        require(isinstance(self.aux_position_loss, (int, float)) and self.aux_position_loss >= 0
+                and (not self.aux_position_loss or self.decoding == "parallel"), self, "aux_position_loss",
+                "a number >= 0; > 0 only with decoding=parallel (the head reads the action slots' hidden states)")
         require(is_int(self.lora_rank, 0), self, "lora_rank", "an integer >= 0 (0: full fine-tuning)")
         require(not self.load_in_4bit or self.lora_rank > 0, self, "load_in_4bit", "false unless lora_rank > 0")
         require(self.size != "openvla-7b" or bool(self.weights), self, "weights",

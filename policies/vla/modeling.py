@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from envs.core.observation import AGENT_DIM
+from policies.common.grounding import AUX_OBJECTS, position_loss
 from policies.common.policy import Policy, register_policy
 from policies.vla.action_tokenizer import (ActionTokenizer, compute_statistics, normalize_actions,
                                            save_statistics, unnormalize_actions)
@@ -90,6 +91,7 @@ class VLAPolicy(Policy):
                                   if config.use_proprio else None)
         self.action_head = (L1ActionHead(self.arch.llm.hidden, config.action_dim)
                             if config.action_head == "l1" else None)
+        self.position_head = nn.Linear(self.arch.llm.hidden, AUX_OBJECTS * 6) if config.aux_position_loss else None
         if config.lora_rank:
             from policies.vla.lora import apply_lora
 
@@ -172,13 +174,17 @@ class VLAPolicy(Policy):
             return F.cross_entropy(logits[:, -s - 1:-1].reshape(-1, logits.shape[-1]).float(), slots.reshape(-1))
         embeds, mask, pos = self.network.multimodal_batch(prompts, px, n_slots=self.n_action_tokens,
                                                           bidirectional_slots=True, proprio_embeds=proprio)
+        hidden = self._lm(embeds, mask, pos, hidden=True)[:, -self.n_action_tokens:]
         if c.action_head == "l1":
-            hidden = self._lm(embeds, mask, pos, hidden=True)[:, -self.n_action_tokens:]
             target = torch.as_tensor(norm, dtype=torch.float32, device=self.device)
-            return F.l1_loss(self.action_head(hidden.float()), target)
-        tokens = torch.from_numpy(self.action_tokenizer.encode(norm).reshape(len(prompts), -1)).to(self.device)
-        logits = self._lm(embeds, mask, pos).logits[:, -self.n_action_tokens:]
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.reshape(-1))
+            loss = F.l1_loss(self.action_head(hidden.float()), target)
+        else:
+            tokens = torch.from_numpy(self.action_tokenizer.encode(norm).reshape(len(prompts), -1)).to(self.device)
+            logits = self.network.language_model.lm_head(hidden).float()
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+        if c.aux_position_loss:
+            loss = loss + c.aux_position_loss * position_loss(self.position_head(hidden.float().mean(1)), batch)
+        return loss
 
     def _lm(self, embeds, mask, pos, hidden: bool = False, **kw):
         lm = self.network.language_model
