@@ -79,3 +79,19 @@ def test_position_condition_hands_the_heads_guesses_to_the_unet():
     with pytest.raises(ConfigError, match="position_condition=True is invalid; allowed: true or false; true only "
                                           "with aux_position_loss > 0"):
         DiffusionConfig(**CFG, position_condition=True)
+
+
+def test_without_the_fusion_the_heads_guess_reads_the_instruction():
+    """Flat encoder + language: the head reads the camera features and the instruction embedding,
+    so the words can say which object is which."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    p = DiffusionPolicy(DiffusionConfig(**CFG, aux_position_loss=1.0, position_condition=True,
+                                        instruction_encoder="all-MiniLM-L6-v2"))
+    p.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    batch = scene(rng, 2)
+    with torch.no_grad():
+        p.eval()._condition(batch["obs"], p.embed_instructions(["stack the red block on the blue block"] * 2))
+        said = p._positions.clone()
+        p._condition(batch["obs"], p.embed_instructions(["stack the blue block on the red block"] * 2))
+    assert said.shape == (2, 24) and not torch.allclose(said, p._positions)

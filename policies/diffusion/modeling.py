@@ -81,6 +81,7 @@ class DiffusionPolicy(Policy):
         # Language: the instruction's embedding (computed by a named, frozen text model that is
         # not saved) joins the global FiLM condition, through a small learned projection.
         self.instruction_proj = None
+        instruction_dim = 0   # what the flat condition reads of the instruction
         self.fusion = None
         self.attribute_head = None
         if c.fuses_tokens:
@@ -110,11 +111,11 @@ class DiffusionPolicy(Policy):
             self.attribute_head = nn.Linear(c.fusion_dim, sum(NAMED_FIELDS_DIM.values())) \
                 if c.fusion_pointer_loss and c.cameras else None
         elif c.reads_instruction:
-            dim = text_embedding.DIM
+            instruction_dim = text_embedding.DIM
             if c.instruction_proj_dim:
-                self.instruction_proj = nn.Linear(dim, c.instruction_proj_dim)
-                dim = c.instruction_proj_dim
-            cond_dim += dim
+                self.instruction_proj = nn.Linear(instruction_dim, c.instruction_proj_dim)
+                instruction_dim = c.instruction_proj_dim
+            cond_dim += instruction_dim
         # aux_position_loss: current camera features -> (pos, rel_pos) of the task's first objects.
         # position_condition: the U-Net reads that guess, so it must say which object is which: the
         # head also reads what names them (the fusion's readouts, which point at the named objects'
@@ -122,8 +123,7 @@ class DiffusionPolicy(Policy):
         head_in = len(c.cameras) * c.image_feature_dim
         self.position_head = None
         if c.position_condition:
-            head_in += self.fusion.output_dim if self.fusion is not None else cond_dim - head_in * c.n_obs_steps \
-                - c.n_obs_steps * c.obs_dim
+            head_in += self.fusion.output_dim if self.fusion is not None else instruction_dim
             self.position_head = nn.Sequential(nn.Linear(head_in, 256), nn.Mish(), nn.Linear(256, AUX_OBJECTS * 6))
             cond_dim += AUX_OBJECTS * 6
         elif c.aux_position_loss:
