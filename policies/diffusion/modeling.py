@@ -332,11 +332,12 @@ class DiffusionPolicy(Policy):
         cond = torch.cat(parts, dim=-1)
         return self._with_positions(cond, cond[:, cond.shape[1] - n_instruction:])
 
-    def _fuse(self, raw: torch.Tensor, normalized: torch.Tensor, images, instruction) -> torch.Tensor:
+    def _fuse(self, raw: torch.Tensor, normalized: torch.Tensor, images, instruction) -> tuple[torch.Tensor, torch.Tensor]:
         """obs_encoder=transformer: (B, To, obs_dim) raw and normalized vectors, the images
-        ``{camera: (B, To, C, H, W)}`` (or None) and the instruction's word pieces -> the fusion's
-        readouts (B, cond_dim). An object token is its slot over the history; empty slots
-        (``present`` 0 at the current step) are masked out."""
+        ``{camera: (B, To, C, H, W)}`` (or None) and the instruction's word pieces -> the condition
+        (with fusion_skip the cameras' global features, then the readouts) and the readouts alone.
+        An object token is its slot over the history; empty slots (``present`` 0 at the current
+        step) are masked out."""
         c = self.config
         b, t = normalized.shape[:2]
         tokens, masks = {"agent": normalized.reshape(b, 1, -1)}, {}
