@@ -33,12 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, machine_short  # noqa: E402
+from bench.report import position_note  # noqa: E402
 from train.imitation import checkpoint_dir  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
 
-def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0, step: int = 20) -> dict:
+def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0, step: int = 20,
+          rollouts: int = 0) -> dict:
     from torch.utils.data import default_collate
 
     from policies import Policy
@@ -82,6 +84,13 @@ def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0,
             by_input["instruction"] = (base - policy.model(noisy, t, policy._condition(obs, words))).abs().mean().item()
         extra = {"instruction_embedding": instruction} if policy.reads_instruction else {}
         chunk = policy(obs, **extra).numpy()
+    if head and rollouts:
+        from policies.common.grounding import position_spread
+
+        spread = position_spread(batch)
+        position = {"training_windows": position, "rollouts": [
+            rollout_position_error(policy, task, list(range(100000, 100000 + rollouts)), c.image_size, spread)
+            for task in stores]}
     demo = batch["action"].numpy()
     start = c.n_obs_steps - 1                      # the chunk's first action is the current step's
     err = np.abs(chunk - demo[:, start:start + chunk.shape[1]]).mean((0, 1))
@@ -150,9 +159,43 @@ def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int
             "position_head_error": position, "cameras": list(c.cameras)}
 
 
-def position_note(row: dict) -> str:
-    err = row.get("position_head_error")
-    return "" if err is None else f"; position head error / spread {err:.3f}"
+def rollout_position_error(policy, task: str, seeds: list[int], image_size: int, spread: float,
+                           max_steps: int = 200) -> dict:
+    """The position head's error over ``spread`` on the policy's own rollouts (unseen seeds, MuJoCo),
+    at each re-plan against the true places, at the first step and later with the gripper open or
+    closed: does its guess hold off the demos' states? Also the episodes' success."""
+    import gymnasium as gym
+
+    import envs
+    from policies.common.grounding import position_loss
+    from train.demos import _SlotsRecorder
+
+    env = gym.make(envs.env_id(task), obs_mode="rgb", image_size=image_size)
+    errors, successes = {"first_step": [], "gripper_open": [], "gripper_closed": []}, 0
+    width = 14   # the gripper width's index in state: after qpos (7) and qvel (7), ob.PROPRIO_FIELDS
+    for seed in seeds:
+        obs, info = env.reset(seed=seed)
+        truth = _SlotsRecorder(env)
+        policy.reset(instruction=info["instruction"])
+        open_width = obs["state"][width]
+        for t in range(max_steps):
+            replan = not policy._action_queue
+            with torch.no_grad():
+                action = policy.select_action(obs)
+            if replan:
+                slots = torch.from_numpy(truth(obs["state"])[None, None])
+                err = position_loss(policy._positions, {"targets": {"slots": slots}}).item() / max(spread, 1e-9)
+                # closed: closing, holding, or shut on nothing (a missed grasp)
+                phase = "first_step" if t == 0 else "gripper_open" if obs["state"][width] > 0.9 * open_width \
+                    else "gripper_closed"
+                errors[phase].append(err)
+            obs, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                break
+        successes += bool(info.get("success"))
+    env.close()
+    return {"task": task, "seeds": seeds, "successes": successes,
+            **{k: round(float(np.mean(v)), 4) if v else None for k, v in errors.items()}}
 
 
 def main(argv=None) -> int:
@@ -163,10 +206,13 @@ def main(argv=None) -> int:
                     help="a demo store to read windows from, for runs whose metrics.json names none "
                          "(a run still training, a VLA)")
     ap.add_argument("--out", default="condition_use")
+    ap.add_argument("--rollouts", type=int, default=0, metavar="N",
+                    help="also run N unseen-seed episodes (100000...) of each store's task and report the "
+                         "position head's error on them (policies with a head)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     stores = dict(s.split("=", 1) for s in args.store) or None
-    rows = [probe(run, stores, args.windows) for run in args.runs]
+    rows = [probe(run, stores, args.windows, rollouts=args.rollouts) for run in args.runs]
     print(f"{'run':<28} {'condition use':>13} {'fit xyz':>8} {'mean xyz':>9} {'fit grip':>9} {'mean grip':>10}")
     for r in rows:
         if "action_change" in r:   # a VLA: its actions' change when each input is shuffled

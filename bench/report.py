@@ -665,7 +665,7 @@ def condition_use_rows(cu: dict) -> list[dict]:
                            peer="—", ratio="—", source=cu, versions="",
                            note=f"{r['windows']} training windows, raw action units; gripper error "
                                 f"{r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"
-                                + _position_head_note(r)))
+                                + position_note(r)))
             continue
         reads = (f"{r['obs_encoder']} encoder, cameras {'+'.join(r['cameras'])}" if r["cameras"]
                  else f"{r['obs_encoder']} encoder, {r['obs_key']}")
@@ -676,12 +676,23 @@ def condition_use_rows(cu: dict) -> list[dict]:
                        note=f"{r['windows']} training windows, diffusion step {r['diffusion_step']}; one input "
                             "shuffled: " + ", ".join(f"{k} {v:.3f}" for k, v in r.get("condition_use_by_input", {}).items())
                             + f"; gripper error {r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"
-                            + _position_head_note(r)))
+                            + position_note(r)))
     return out
 
 
-def _position_head_note(r: dict) -> str:
-    err = r.get("position_head_error")
+def _num(x) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def position_note(row: dict) -> str:
+    """'; position head error / spread ...' for a probed policy with a position head (also on its
+    own rollouts with ``--rollouts``); '' without one."""
+    err = row.get("position_head_error")
+    if isinstance(err, dict):   # with --rollouts: training windows, then each task's own episodes
+        return (f"; position head error / spread {err['training_windows']:.3f} on training windows, on rollouts "
+                + ", ".join(f"{r['task']}: first step {_num(r['first_step'])}, gripper open {_num(r['gripper_open'])}, "
+                            f"closed {_num(r['gripper_closed'])} ({r['successes']}/{len(r['seeds'])} succeeded)"
+                            for r in err["rollouts"]))
     return "" if err is None else f"; position head error / spread {err:.3f}"
 
 
@@ -726,6 +737,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "vla_decoding": vla_decoding_rows,
     "condition_use": condition_use_rows,
     "condition_use_vla": condition_use_rows,
+    "condition_use_poscond": condition_use_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {
