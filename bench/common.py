@@ -127,3 +127,19 @@ def machine_short(m: dict) -> str:
     """One line for the report's Machine column."""
     gpu = "no GPU" if m.get("gpu", "none") == "none" else m["gpu"]
     return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, {m['os']}, {gpu}"
+
+
+def _num(x) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def position_note(row: dict) -> str:
+    """'; position head error / spread ...' for a probed policy with a position head (also on its
+    own rollouts with ``--rollouts``); '' without one."""
+    err = row.get("position_head_error")
+    if isinstance(err, dict):   # with --rollouts: training windows, then each task's own episodes
+        return (f"; position head error / spread {err['training_windows']:.3f} on training windows, on rollouts "
+                + ", ".join(f"{r['task']}: first step {_num(r['first_step'])}, gripper open {_num(r['gripper_open'])}, "
+                            f"closed {_num(r['gripper_closed'])} ({r['successes']}/{len(r['seeds'])} succeeded)"
+                            for r in err["rollouts"]))
+    return "" if err is None else f"; position head error / spread {err:.3f}"

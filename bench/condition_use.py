@@ -32,8 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, machine_short  # noqa: E402
-from bench.report import position_note  # noqa: E402
+from bench.common import machine, machine_short, position_note  # noqa: E402
 from train.imitation import checkpoint_dir  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from bench.common import RESULTS, ROOT
+from bench.common import RESULTS, ROOT, position_note
 
 DOC = ROOT / "docs" / "benchmarks.md"
 TABLE_START, TABLE_END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
@@ -678,22 +678,6 @@ def condition_use_rows(cu: dict) -> list[dict]:
                             + f"; gripper error {r['fit_gripper']:.3f} (mean action {r['mean_action_gripper']:.3f})"
                             + position_note(r)))
     return out
-
-
-def _num(x) -> str:
-    return "—" if x is None else f"{x:.3f}"
-
-
-def position_note(row: dict) -> str:
-    """'; position head error / spread ...' for a probed policy with a position head (also on its
-    own rollouts with ``--rollouts``); '' without one."""
-    err = row.get("position_head_error")
-    if isinstance(err, dict):   # with --rollouts: training windows, then each task's own episodes
-        return (f"; position head error / spread {err['training_windows']:.3f} on training windows, on rollouts "
-                + ", ".join(f"{r['task']}: first step {_num(r['first_step'])}, gripper open {_num(r['gripper_open'])}, "
-                            f"closed {_num(r['gripper_closed'])} ({r['successes']}/{len(r['seeds'])} succeeded)"
-                            for r in err["rollouts"]))
-    return "" if err is None else f"; position head error / spread {err:.3f}"
 
 
 ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
