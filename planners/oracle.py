@@ -124,7 +124,7 @@ class PickPlaceOracle:
         except StopIteration:  # all goals handled: hold still with the gripper open
             pass
         self.steps += 1
-        action = self._action()
+        action = self.clean_action = self._action()   # what the expert asks for here, before any noise
         if self.action_noise > 0:
             action = np.clip(action + self._rng.normal(0.0, self.action_noise, action.shape), -1, 1).astype(np.float32)
         return action

@@ -276,3 +276,28 @@ def test_a_damaged_image_chunk_raises_when_read(tmp_path):
     frames = DemoStore.open(store.path).episodes[0].images["front_rgb"]
     with pytest.raises(CorruptDemoStoreError, match="front_rgb is damaged"):
         frames[0:2]
+
+
+def test_dart_demos_execute_noise_and_record_the_experts_way_back(tmp_path):
+    """data.demo_noise: the oracle's actions run with noise, its clean actions are recorded; the
+    store is a different one from the noiseless demos of the same seeds."""
+    from train.demos import rollout_oracle
+
+    env = gym.make(envs.env_id("reach_target"))
+    plain = rollout_oracle(env, 3)
+    noisy = rollout_oracle(env, 3, 0.3, record_clean=True)
+    executed = rollout_oracle(env, 3, 0.3)                        # the same noise, the executed actions recorded
+    assert not np.allclose(noisy.obs[1:5], plain.obs[1:5])       # the noise was executed: other states
+    np.testing.assert_array_equal(noisy.obs, executed.obs)       # the same episode...
+    assert np.abs(noisy.actions - executed.actions).mean() > 0.1  # ...labelled with the expert's actions
+    # replaying the recorded (clean) labels does not retrace the noisy episode
+    env.reset(seed=3)
+    for a in noisy.actions[:5]:
+        replayed = env.step(a)[0]
+    assert not np.allclose(replayed, noisy.obs[5])
+    env.close()
+    clean_store = collect_demos("reach_target", 2, store_root=tmp_path, progress=False)
+    dart_store = collect_demos("reach_target", 2, store_root=tmp_path, progress=False, demo_noise=0.2)
+    assert clean_store.path != dart_store.path and len(dart_store) == 2
+    with pytest.raises(ValueError, match="demo_noise=-1 is invalid; allowed: a number >= 0"):
+        collect_demos("reach_target", 2, store_root=tmp_path, progress=False, demo_noise=-1)

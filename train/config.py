@@ -65,9 +65,14 @@ class DataConfig:
     sim: Optional[str] = None      # backend the demos come from (mujoco | maniskill); None: the training sim
     seed_start: int = 0            # demo seeds: seed_start .. seed_start + num_demos (+ retries)
     store_root: str = "${oc.env:ROBOFORGE_CACHE,${oc.env:HOME}/.cache/roboforge}/demos"
+    # DART: the oracle's actions executed with Gaussian noise of this std (action units), its clean
+    # actions recorded, so the demos visit states off the expert's path with the way back (0 = off)
+    demo_noise: float = 0.0
 
     def __post_init__(self):
         require(is_int(self.num_demos, 1), self, "num_demos", "an integer >= 1")
+        require(isinstance(self.demo_noise, (int, float)) and 0 <= self.demo_noise <= 1, self, "demo_noise",
+                "a number in [0, 1] (Gaussian std in action units; 0 = the oracle's own actions)")
         require(self.sim is None or self.sim in SIMS, self, "sim", "null (the training sim), " + ", ".join(SIMS))
         require(is_int(self.seed_start, 0), self, "seed_start", "an integer >= 0")
 

@@ -71,13 +71,17 @@ class _SlotsRecorder:
             goal_deltas=np.array([goal_delta(g, s) for g in self.env.goals]).reshape(-1, 3))
 
 
-def rollout_oracle(env: gym.Env, seed: int, action_noise: float = 0.0) -> Episode:
+def rollout_oracle(env: gym.Env, seed: int, action_noise: float = 0.0, record_clean: bool = False) -> Episode:
     """One oracle episode from ``seed``: the env's flat observation, actions and rewards, plus the
     ``slots`` observation and proprioception every step, and in image modes each camera's frames
     (``obs_mode=pointcloud``: the point cloud).
-    ``action_noise`` > 0: a noisy oracle (Gaussian std in action units, seeded by ``seed``)."""
+    ``action_noise`` > 0: a noisy oracle (Gaussian std in action units, seeded by ``seed``); the
+    episode records the noisy actions it executed, or with ``record_clean`` the expert's own
+    action at each state it reached (DART, Laskey et al. 2017: demos that visit states off the
+    expert's path, labelled with the way back)."""
     oracle = make_oracle(env, action_noise=action_noise, noise_seed=seed)
-    return _rollout(env, seed, oracle.act, on_reset=oracle.reset)
+    return _rollout(env, seed, oracle.act, on_reset=oracle.reset,
+                    label=(lambda: oracle.clean_action) if record_clean else None)
 
 
 def rollout_random(env: gym.Env, seed: int) -> Episode:
@@ -88,7 +92,8 @@ def rollout_random(env: gym.Env, seed: int) -> Episode:
     return _rollout(env, seed, lambda obs: rng.uniform(space.low, space.high).astype(np.float32))
 
 
-def _rollout(env: gym.Env, seed: int, act, on_reset=None) -> Episode:
+def _rollout(env: gym.Env, seed: int, act, on_reset=None, label=None) -> Episode:
+    """``label``: the action to record for the step just acted (default: the one executed)."""
     u = env.unwrapped
     obs, info = env.reset(seed=seed)
     if on_reset is not None:
@@ -104,7 +109,7 @@ def _rollout(env: gym.Env, seed: int, act, on_reset=None) -> Episode:
         slots.append(obs if u.obs_mode == "slots" else slots_of(vector))
         for k in image_keys:
             images[k].append(obs[k])
-        actions.append(action)
+        actions.append(action if label is None else label())
         obs, reward, terminated, truncated, info = env.step(action)
         rewards.append(reward)
         if terminated or truncated:
@@ -153,7 +158,8 @@ def _check_reusable(store: DemoStore, env: gym.Env, obs_mode: str, image_size: i
 
 def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=None, sim: str = "mujoco",
                   obs_mode: str = "state", control_mode: str = "ee_delta_pose", image_size: int = DEFAULT_IMAGE_SIZE,
-                  max_attempts_factor: float = 2.0, progress: bool = True, pool=None) -> DemoStore:
+                  max_attempts_factor: float = 2.0, progress: bool = True, pool=None,
+                  demo_noise: float = 0.0) -> DemoStore:
     """``num_demos`` successful oracle episodes from seeds ``seed_start, seed_start + 1, ...``.
 
     ``obs_mode`` is what the episodes record besides the slots observation: ``state``/``slots``
@@ -162,7 +168,11 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     state vector and proprioception, stored apart). Reuses a valid cached store; one
     that cannot serve the request (corrupt, an older format, without the images asked for) is
     reported, deleted and regenerated. ``pool``: a :class:`fanout.Pool` to roll seed ranges out on.
+    ``demo_noise`` > 0: DART demos, the oracle's actions executed with Gaussian noise of that std
+    (action units) and its clean actions recorded (:func:`rollout_oracle`); a store of its own.
     """
+    if not demo_noise >= 0:
+        raise ValueError(f"demo_noise={demo_noise!r} is invalid; allowed: a number >= 0 (Gaussian std, action units)")
     if obs_mode not in DEMO_OBS_MODES:
         raise ValueError(f"obs_mode={obs_mode!r} is invalid for demo collection; allowed: {', '.join(DEMO_OBS_MODES)}")
     images = obs_mode in ob.IMAGE_OBS_MODES   # rendered at image_size: cameras, or the cloud from them
@@ -174,6 +184,8 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     render = getattr(env.unwrapped, "observation_render", None)   # how the cameras draw (MuJoCo)
     if images and render is not None:
         key.append(render)
+    if demo_noise:   # noisy demos are other demos (noiseless stores keep their key)
+        key.append({"dart_noise": float(demo_noise)})
     layout = json.dumps(key, sort_keys=True)
     code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds_key = range(seed_start, seed_start + num_demos)
@@ -199,9 +211,12 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
         # streamed: image episodes are written as they come, never all held in memory
         with DemoStore.writer(path, **meta) as sink:
             if pool is None:
-                tried = ((s, rollout_oracle(env, s)) for s in range(seed_start, seed_start + attempts))
+                tried = ((s, rollout_oracle(env, s, demo_noise, record_clean=True))
+                         for s in range(seed_start, seed_start + attempts))
             else:
                 spec = dict(task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode, **make_kw)
+                if demo_noise:
+                    spec["demo_noise"] = float(demo_noise)
                 tried = _fanned_rollouts(pool, spec, range(seed_start, seed_start + attempts), num_demos)
             for seed, ep in tried:
                 if ep is not None and ep.success:
@@ -284,12 +299,12 @@ def _rollout_range(spec: dict, seeds: range) -> list:
     (nothing of them is stored, so nothing of them is shipped back)."""
     key = json.dumps(spec, sort_keys=True)
     if key not in _WORKER_ENVS:
-        kw = {k: v for k, v in spec.items() if k != "task"}
+        kw = {k: v for k, v in spec.items() if k not in ("task", "demo_noise")}
         _WORKER_ENVS[key] = gym.make(envs.env_id(spec["task"]), **kw)
     env = _WORKER_ENVS[key]
     out = []
     for seed in seeds:
-        ep = rollout_oracle(env, seed)
+        ep = rollout_oracle(env, seed, spec.get("demo_noise", 0.0), record_clean=True)
         out.append((seed, ep if ep.success else None))
     return out
 

@@ -88,7 +88,7 @@ def collect_run_demos(config: RunConfig, tasks: list[str], pool=None, **image_kw
     demo_sim = data.sim or config.sim.name
     stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
                                      obs_mode=config.obs_mode, control_mode=config.control_mode,
-                                     progress=config.progress, pool=pool, **image_kw)
+                                     progress=config.progress, pool=pool, demo_noise=data.demo_noise, **image_kw)
     return stores, demo_sim
 
 
@@ -156,7 +156,7 @@ def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, acc
                           collect=lambda new: collect_demos_for_tasks(
                               new, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
                               obs_mode=config.obs_mode, control_mode=config.control_mode, progress=config.progress,
-                              **image_kw))
+                              demo_noise=data.demo_noise, **image_kw))
         slice_samples = config.curriculum.slice_steps * tr.batch_size   # one sampler epoch per slice
     stats = train_imitation(policy, dataset, run_dir, tr.steps, tr.batch_size, tr.lr, tr.weight_decay,
                             tr.warmup_steps, tr.checkpoint_every, tr.log_every, config.seed, config.progress,
