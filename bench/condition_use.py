@@ -158,26 +158,27 @@ def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int
             "position_head_error": position, "cameras": list(c.cameras)}
 
 
-def rollout_position_error(policy, task: str, seeds: list[int], image_size: int, spread: float,
-                           max_steps: int = 200) -> dict:
+def rollout_position_error(policy, task: str, seeds: list[int], image_size: int, spread: float) -> dict:
     """The position head's error over ``spread`` on the policy's own rollouts (unseen seeds, MuJoCo),
     at each re-plan against the true places, at the first step and later with the gripper open or
     closed: does its guess hold off the demos' states? Also the episodes' success."""
     import gymnasium as gym
 
     import envs
+    from envs.core import observation as ob
     from policies.common.grounding import position_loss
     from train.demos import _SlotsRecorder
 
     env = gym.make(envs.env_id(task), obs_mode="rgb", image_size=image_size)
     errors, successes = {"first_step": [], "gripper_open": [], "gripper_closed": []}, 0
-    width = 14   # the gripper width's index in state: after qpos (7) and qvel (7), ob.PROPRIO_FIELDS
+    width = ob.slots_layout()["gripper_width"].start   # state and slots both start with the proprio fields
     for seed in seeds:
         obs, info = env.reset(seed=seed)
         truth = _SlotsRecorder(env)
         policy.reset(instruction=info["instruction"])
         open_width = obs["state"][width]
-        for t in range(max_steps):
+        t, done = 0, False
+        while not done:   # to the env's own time limit
             replan = not policy._action_queue
             with torch.no_grad():
                 action = policy.select_action(obs)
@@ -189,8 +190,7 @@ def rollout_position_error(policy, task: str, seeds: list[int], image_size: int,
                     else "gripper_closed"
                 errors[phase].append(err)
             obs, _, terminated, truncated, info = env.step(action)
-            if terminated or truncated:
-                break
+            t, done = t + 1, terminated or truncated
         successes += bool(info.get("success"))
     env.close()
     return {"task": task, "seeds": seeds, "successes": successes,

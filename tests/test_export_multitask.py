@@ -218,7 +218,12 @@ def test_a_policy_that_reads_its_position_guess_exports_like_torch(tmp_path):
     noise = np.random.default_rng(5).standard_normal((1, 8, 7), dtype=np.float32)
     hist = {"proprio": torch.from_numpy(np.stack([obs["state"][:AGENT_DIM]] * 2)[None])}
     hist.update({k: torch.from_numpy(np.stack([obs[k]] * 2)[None]) for k in ("front_rgb", "wrist_rgb")})
-    np.testing.assert_allclose(p.predict_action_chunk(obs), policy(hist, torch.from_numpy(noise))[0].numpy(), atol=1e-5)
+    chunk = p.predict_action_chunk(obs)
+    np.testing.assert_allclose(chunk, policy(hist, torch.from_numpy(noise))[0].numpy(), atol=1e-5)
+    # the guess comes from the pixels: the privileged part of state (objects, goals) is not read
+    p.reset(seed=5)
+    hidden = {**obs, "state": np.concatenate([obs["state"][:AGENT_DIM], obs["state"][AGENT_DIM:] + 1])}
+    np.testing.assert_array_equal(p.predict_action_chunk(hidden), chunk)
 
 
 def test_visuomotor_bad_observations_are_named(visual_ts, visual_ckpt, tmp_path):
