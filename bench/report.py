@@ -506,6 +506,23 @@ def oracle_tasks_rows(ot: dict) -> list[dict]:
             for sim, cells in by_sim.items()]
 
 
+def dart_paths_rows(dp: dict) -> list[dict]:
+    """How far DART demos wander from the expert's path (bench/dart_paths.py), per noise std."""
+    rows = []
+    for noise in sorted({r["noise"] for r in dp["rows"]}):
+        ours, own = (next(r for r in dp["rows"] if r["noise"] == noise and r["oracle"].startswith(k))
+                     for k in ("re-plans", "plans from its own"))
+        rows.append(row(f"DART demos, {dp['task']}, noise σ={noise}: farthest TCP from the expert's path; oracle "
+                        "re-planning from the noisy arm vs planning from its own path",
+                        ours=f"{ours['off_path_mm_mean']:.1f} mm, success {ours['successes']}/{ours['episodes']}",
+                        peer=f"{own['off_path_mm_mean']:.1f} mm, success {own['successes']}/{own['episodes']}",
+                        ratio=f"**{ours['off_path_mm_mean'] / own['off_path_mm_mean']:.1f}x** farther",
+                        source={**_machine_of(dp), **dp}, versions=_v(dp, "mujoco", "gymnasium"),
+                        note=f"seeds {dp['seeds'][0]}-{dp['seeds'][1]}, state obs; mean abs label xyz "
+                             f"{ours['label_xyz_mean']:.3f} vs {own['label_xyz_mean']:.3f}; docs/datasets.md"))
+    return rows
+
+
 def fixtures_oracle_rows(fo: dict, what: str = "container and drawer tasks") -> list[dict]:
     """Oracle success of the container, drawer (and door) tasks (bench/fixtures.py oracle)."""
     sims = sorted({r["sim"] for r in fo["rows"]})
@@ -722,6 +739,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "condition_use": condition_use_rows,
     "condition_use_vla": condition_use_rows,
     "condition_use_poscond": condition_use_rows,
+    "dart_paths": dart_paths_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
 WHEN_MISSING = {

@@ -76,6 +76,10 @@ def _finger_yaw(goal: Goal, yaw: float) -> float:
 # along the object->target line begins/ends; ``reached``: the TCP arrived at a reach goal.
 EVENT_KINDS = ("close", "open", "push_start", "push_end", "reached")
 
+# How a noisy oracle plans (``PickPlaceOracle._reanchor``); cache keys of noisy data carry it so a
+# change of plan regenerates stored noisy episodes.
+NOISY_PLAN = "reanchored-moves"
+
 
 @dataclass(frozen=True)
 class PhaseEvent:
@@ -95,7 +99,9 @@ class PickPlaceOracle:
     ``action_noise`` > 0 adds Gaussian noise of that standard deviation (in the normalized
     [-1, 1] action units) to every action, clipped back into [-1, 1]: a noisy expert for
     exploratory data (HILP), which still tends to its goals because waypoints are re-read from
-    the scene each step. ``noise_seed`` seeds that noise (same seed, same episode)."""
+    the scene each step, and plans each move from where the noise left it (``_reanchor``), so
+    the noise adds up to centimetres along a move and each step's clean action leads back from
+    there (DART demos). ``noise_seed`` seeds that noise (same seed, same episode)."""
 
     def __init__(self, env, action_noise: float = 0.0, noise_seed: int | None = None):
         if not action_noise >= 0:
@@ -151,6 +157,8 @@ class PickPlaceOracle:
         """Slide the target toward ``waypoint`` (a callable re-evaluated each step) until the real
         TCP is within ``tol`` m of it."""
         for _ in range(PHASE_TIMEOUT):
+            if self.action_noise > 0 and self.mode != "joint_pos":
+                self._reanchor(quat is not None)
             wp = waypoint()
             step = wp - self.target_pos
             n = np.linalg.norm(step)
@@ -169,6 +177,17 @@ class PickPlaceOracle:
             rot_ok = quat is None or np.linalg.norm(quat_error(quat, s.tcp_quat)) < 0.05
             if np.linalg.norm(wp - s.tcp_pos) < tol and rot_ok:
                 return
+
+    def _reanchor(self, rotation: bool) -> None:
+        """A noisy oracle plans each move from where the noise left the controller's target, not
+        from its own path: its next step, the label DART demos record, is then the way to the
+        waypoint from a state the observation shows (a TCP a few mm to cm off the path), not a
+        correction back to a path point the observation does not show. Rotation re-anchors only
+        where the move has an orientation to turn back to."""
+        c = self.env.controller
+        self.target_pos = np.array(c.target_pos, dtype=float)
+        if rotation:
+            self.target_quat = np.array(c.target_quat, dtype=float)
 
     def _gripper(self, value: float, steps: int = 6, obj: str = ""):
         if value != self.gripper:

@@ -27,6 +27,7 @@ import envs
 from envs.core import observation as ob
 from envs.core.predicates import goal_delta
 from planners import make_oracle
+from planners.oracle import NOISY_PLAN
 from train.datasets.demo_store import FORMAT_VERSION, CorruptDemoStoreError, DemoStore, Episode
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
     if images and render is not None:
         key.append(render)
     if demo_noise:   # noisy demos are other demos (noiseless stores keep their key)
-        key.append({"dart_noise": float(demo_noise)})
+        key.append({"dart_noise": float(demo_noise), "plan": NOISY_PLAN})
     layout = json.dumps(key, sort_keys=True)
     code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds_key = range(seed_start, seed_start + num_demos)
@@ -253,7 +254,7 @@ def collect_exploration(task: str, num_episodes: int, seed_start: int = 0, store
     env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode)
     n_random = int(round(num_episodes * random_fraction))
     layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM,
-                         "explore", float(action_noise), n_random])
+                         "explore", float(action_noise), n_random, NOISY_PLAN])
     code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds = range(seed_start, seed_start + num_episodes)
     root = Path(store_root or default_store_root()) / "explore"
