@@ -94,7 +94,7 @@ def run_imitation(config: RunConfig, run_dir: Path, accelerator=None) -> dict:
         with main_first(accelerator):
             store = collect_demos(config.env, data.num_demos, data.seed_start, data.store_root, sim=demo_sim,
                                   obs_mode=config.obs_mode, control_mode=config.control_mode,
-                                  progress=config.progress, pool=pool)
+                                  progress=config.progress, pool=pool, demo_noise=data.demo_noise)
         timings["demos_s"] = time.time() - t
         metrics = _train_and_evaluate(config, run_dir, store, pool, timings, accelerator)
     return {**metrics, "num_demos": len(store), "demo_sim": demo_sim, "demo_store": str(store.path),

@@ -133,13 +133,22 @@ def _num(x) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
+def _cm(rollout: dict, phase: str) -> str:
+    """' (abs 5.1 cm, rel 12.6 cm)': the guessed places' and the guessed places-minus-TCP's errors."""
+    if rollout.get(f"{phase}_abs_cm") is None:
+        return ""
+    return f" (abs {rollout[f'{phase}_abs_cm']:.1f} cm, rel {rollout[f'{phase}_rel_cm']:.1f} cm)"
+
+
 def position_note(row: dict) -> str:
     """'; position head error / spread ...' for a probed policy with a position head (also on its
     own rollouts with ``--rollouts``); '' without one."""
     err = row.get("position_head_error")
     if isinstance(err, dict):   # with --rollouts: training windows, then each task's own episodes
         return (f"; position head error / spread {err['training_windows']:.3f} on training windows, on rollouts "
-                + ", ".join(f"{r['task']}: first step {_num(r['first_step'])}, gripper open {_num(r['gripper_open'])}, "
-                            f"closed {_num(r['gripper_closed'])} ({r['successes']}/{len(r['seeds'])} succeeded)"
+                + ", ".join(f"{r['task']}{' driven by the oracle' if r.get('driver') == 'oracle' else ''}: first step "
+                            f"{_num(r['first_step'])}, gripper open {_num(r['gripper_open'])}{_cm(r, 'gripper_open')}, "
+                            f"closed {_num(r['gripper_closed'])}{_cm(r, 'gripper_closed')} "
+                            f"({r['successes']}/{len(r['seeds'])} succeeded)"
                             for r in err["rollouts"]))
     return "" if err is None else f"; position head error / spread {err:.3f}"

@@ -39,7 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0, step: int = 20,
-          rollouts: int = 0) -> dict:
+          rollouts: int = 0, drivers: tuple[str, ...] = ("policy",)) -> dict:
     from torch.utils.data import default_collate
 
     from policies import Policy
@@ -88,8 +88,8 @@ def probe(run: Path, stores: dict[str, str] | None, windows: int, seed: int = 0,
 
         spread = position_spread(batch)
         position = {"training_windows": position, "rollouts": [
-            rollout_position_error(policy, task, list(range(100000, 100000 + rollouts)), c.image_size, spread)
-            for task in stores]}
+            rollout_position_error(policy, task, list(range(100000, 100000 + rollouts)), c.image_size, spread, driver)
+            for task in stores for driver in drivers]}
     demo = batch["action"].numpy()
     start = c.n_obs_steps - 1                      # the chunk's first action is the current step's
     err = np.abs(chunk - demo[:, start:start + chunk.shape[1]]).mean((0, 1))
@@ -158,24 +158,33 @@ def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int
             "position_head_error": position, "cameras": list(c.cameras)}
 
 
-def rollout_position_error(policy, task: str, seeds: list[int], image_size: int, spread: float) -> dict:
-    """The position head's error over ``spread`` on the policy's own rollouts (unseen seeds, MuJoCo),
-    at each re-plan against the true places, at the first step and later with the gripper open or
-    closed: does its guess hold off the demos' states? Also the episodes' success."""
+def rollout_position_error(policy, task: str, seeds: list[int], image_size: int, spread: float,
+                           driver: str = "policy") -> dict:
+    """The position head's error over ``spread`` on unseen-seed episodes (MuJoCo) driven by the
+    policy itself (``driver="policy"``) or by the oracle (``"oracle"``: the demos' kind of states,
+    seeds the policy never saw), at each re-plan against the true places, at the first step and
+    later with the gripper open or closed: does its guess hold off the demos' states? Beside it,
+    per phase, the error in cm of the guessed positions (``abs_cm``) and of the guessed positions
+    relative to the TCP (``rel_cm``), over the objects present; and the episodes' success."""
     import gymnasium as gym
 
     import envs
     from envs.core import observation as ob
-    from policies.common.grounding import position_loss
+    from planners import make_oracle
+    from policies.common.grounding import AUX_OBJECTS, position_loss, position_targets
     from train.demos import _SlotsRecorder
 
     env = gym.make(envs.env_id(task), obs_mode="rgb", image_size=image_size)
-    errors, successes = {"first_step": [], "gripper_open": [], "gripper_closed": []}, 0
+    phases = ("first_step", "gripper_open", "gripper_closed")
+    errors, cm, successes = {k: [] for k in phases}, {k: [] for k in phases}, 0
     width = ob.slots_layout()["gripper_width"].start   # state and slots both start with the proprio fields
     for seed in seeds:
         obs, info = env.reset(seed=seed)
         truth = _SlotsRecorder(env)
         policy.reset(instruction=info["instruction"])
+        oracle = make_oracle(env) if driver == "oracle" else None
+        if oracle is not None:
+            oracle.reset()
         open_width = obs["state"][width]
         t, done = 0, False
         while not done:   # to the env's own time limit
@@ -183,18 +192,28 @@ def rollout_position_error(policy, task: str, seeds: list[int], image_size: int,
             with torch.no_grad():
                 action = policy.select_action(obs)
             if replan:
-                slots = torch.from_numpy(truth(obs["state"])[None, None])
-                err = position_loss(policy._positions, {"targets": {"slots": slots}}).item() / max(spread, 1e-9)
+                batch = {"targets": {"slots": torch.from_numpy(truth(obs["state"])[None, None])}}
+                err = position_loss(policy._positions, batch).item() / max(spread, 1e-9)
                 # closed: closing, holding, or shut on nothing (a missed grasp)
                 phase = "first_step" if t == 0 else "gripper_open" if obs["state"][width] > 0.9 * open_width \
                     else "gripper_closed"
                 errors[phase].append(err)
+                target, present = position_targets(batch)
+                miss = (policy._positions.reshape(-1, AUX_OBJECTS, 6) - target)[present] / 10   # m
+                cm[phase].append([100 * miss[:, :3].norm(dim=-1).mean().item(),
+                                  100 * miss[:, 3:].norm(dim=-1).mean().item()])
+            if oracle is not None:
+                action = oracle.act(obs)
             obs, _, terminated, truncated, info = env.step(action)
             t, done = t + 1, terminated or truncated
         successes += bool(info.get("success"))
     env.close()
-    return {"task": task, "seeds": seeds, "successes": successes,
-            **{k: round(float(np.mean(v)), 4) if v else None for k, v in errors.items()}}
+    out = {"task": task, "driver": driver, "seeds": seeds, "successes": successes,
+           **{k: round(float(np.mean(v)), 4) if v else None for k, v in errors.items()}}
+    for k in phases:
+        if cm[k]:
+            out[f"{k}_abs_cm"], out[f"{k}_rel_cm"] = (round(float(x), 2) for x in np.mean(cm[k], 0))
+    return out
 
 
 def main(argv=None) -> int:
@@ -205,13 +224,18 @@ def main(argv=None) -> int:
                     help="a demo store to read windows from, for runs whose metrics.json names none "
                          "(a run still training, a VLA)")
     ap.add_argument("--out", default="condition_use")
+    ap.add_argument("--drivers", default="policy", help="who drives the --rollouts episodes: policy, oracle or "
+                                                         "policy,oracle (the oracle: the demos' kind of states)")
     ap.add_argument("--rollouts", type=int, default=0, metavar="N",
                     help="also run N unseen-seed episodes (100000...) of each store's task and report the "
                          "position head's error on them (policies with a head)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     stores = dict(s.split("=", 1) for s in args.store) or None
-    rows = [probe(run, stores, args.windows, rollouts=args.rollouts) for run in args.runs]
+    drivers = tuple(args.drivers.split(","))
+    if set(drivers) - {"policy", "oracle"}:
+        ap.error(f"--drivers {args.drivers!r}: allowed: policy, oracle, or both comma-separated")
+    rows = [probe(run, stores, args.windows, rollouts=args.rollouts, drivers=drivers) for run in args.runs]
     print(f"{'run':<28} {'condition use':>13} {'fit xyz':>8} {'mean xyz':>9} {'fit grip':>9} {'mean grip':>10}")
     for r in rows:
         if "action_change" in r:   # a VLA: its actions' change when each input is shuffled

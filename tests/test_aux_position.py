@@ -95,3 +95,47 @@ def test_without_the_fusion_the_heads_guess_reads_the_instruction():
         said = p._positions.clone()
         p._condition(batch["obs"], p.embed_instructions(["stack the blue block on the red block"] * 2))
     assert said.shape == (2, 24) and not torch.allclose(said, p._positions)
+
+
+def test_position_from_tcp_takes_the_relative_part_from_the_proprio():
+    """The head says where the objects are; where they are from the gripper is that minus the TCP
+    the proprio reports, so a TCP the images never showed (off the demos' paths) cannot mislead it."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    p = DiffusionPolicy(DiffusionConfig(**CFG, aux_position_loss=1.0, position_condition=True, position_from_tcp=True))
+    p.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    batch = scene(rng, 3)
+    tcp = torch.tensor([[0.4, 0.1, 0.3], [0.5, -0.1, 0.2], [0.6, 0.0, 0.1]])
+    batch["obs"]["proprio"][:, -1, ob.slots_layout()["tcp_pos"]] = tcp
+    with torch.no_grad():
+        cond = p.eval()._condition(batch["obs"], None)
+    guess = p._positions.reshape(3, 4, 6)
+    assert p.position_head[-1].out_features == 4 * 3                       # positions only
+    torch.testing.assert_close(guess[..., 3:], guess[..., :3] - 10 * tcp[:, None])   # decimetres
+    assert torch.equal(cond[:, -24:], p._positions)
+    p.train().compute_loss(batch).backward()                               # the aux loss reaches the head
+    assert p.position_head[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="position_from_tcp=True is invalid; allowed: true or false; true only "
+                                          "with aux_position_loss > 0"):
+        DiffusionConfig(**CFG, position_from_tcp=True)
+
+
+def test_exploration_windows_teach_the_head_not_the_actions():
+    """batch['demo'] False (data.explore_episodes): the window's actions are exploration, left out
+    of the denoising loss; the position loss still learns where things are from its frames."""
+    rng = np.random.default_rng(3)
+    p = DiffusionPolicy(DiffusionConfig(**CFG, aux_position_loss=1.0))
+    p.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+    batch = {**scene(rng, 4), "demo": torch.tensor([True, True, False, False])}
+    other = {**batch, "action": batch["action"].clone()}
+    other["action"][2:] = 5.0                        # what the explorer did does not matter
+    losses = []
+    for b in (batch, other):
+        torch.manual_seed(0)
+        losses.append(p.compute_loss(b).item())
+    assert losses[0] == losses[1]
+    torch.manual_seed(0)
+    assert p.compute_loss({k: v for k, v in other.items() if k != "demo"}).item() != losses[0]   # unflagged: imitated
+    p.zero_grad()
+    p.compute_loss({**batch, "demo": torch.zeros(4, dtype=torch.bool)}).backward()   # exploration only
+    assert p.position_head.weight.grad.abs().sum() > 0 and p.model.final[-1].weight.grad.abs().sum() == 0

@@ -95,3 +95,19 @@ def test_diffusion_config_gets_its_shapes_from_the_data():
     with pytest.raises(TypeError):
         DiffusionConfig()  # the shapes have no default
     assert isinstance(RunConfig(policy=DiffusionChoice()).policy, DiffusionParams)
+
+
+def test_exploration_episodes_only_where_a_perception_loss_reads_them():
+    ok = compose("obs_mode=rgb", "policy.aux_position_loss=1.0", "data.explore_episodes=10")
+    assert ok.data.explore_episodes == 10 and ok.data.explore_fraction == 0.25
+    with pytest.raises(ConfigError, match="data.explore_episodes=10 is invalid; allowed: 0 unless policy=diffusion "
+                                          "reads cameras"):
+        compose("data.explore_episodes=10")                               # state: nothing to perceive
+    with pytest.raises(ConfigError, match="data.explore_episodes=10 is invalid"):
+        compose("obs_mode=rgb", "data.explore_episodes=10")              # cameras, but no perception loss
+    with pytest.raises(ConfigError, match="data.explore_fraction=1.0 is invalid; allowed: a number in \\[0, 1\\)"):
+        compose("data.explore_fraction=1")
+    with pytest.raises(ConfigError, match="eval.seed_start=200 is invalid; allowed: a seed range disjoint from the "
+                                          "exploration seeds 200..209"):
+        compose("obs_mode=rgb", "policy.aux_position_loss=1.0", "data.explore_episodes=10", "eval.seed_start=200",
+                "eval.episodes=5")

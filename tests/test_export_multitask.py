@@ -201,12 +201,14 @@ def test_visuomotor_runtime_reads_the_env_dict_like_torch(visual_ts, visual_ckpt
     assert not np.allclose(p.predict_action_chunk({**obs, "front_rgb": 255 - obs["front_rgb"]}), chunk, atol=1e-6)
 
 
-def test_a_policy_that_reads_its_position_guess_exports_like_torch(tmp_path):
+@pytest.mark.parametrize("from_tcp", [False, True], ids=["head_guesses_rel_pos", "rel_pos_from_proprio"])
+def test_a_policy_that_reads_its_position_guess_exports_like_torch(tmp_path, from_tcp):
     """position_condition: the position head's guess is part of the graph's condition (the head's
     targets are training-only; the exported policy needs only the cameras and the proprio)."""
     torch.manual_seed(0)
     policy = DiffusionPolicy(DiffusionConfig(**TINY, obs_dim=AGENT_DIM, obs_key="proprio", cameras=("front", "wrist"),
-                                             image_size=IMAGE_SIZE, aux_position_loss=1.0, position_condition=True))
+                                             image_size=IMAGE_SIZE, aux_position_loss=1.0, position_condition=True,
+                                             position_from_tcp=from_tcp))
     ckpt = write_run(tmp_path / "run", policy, "reach_target", "rgb")
     out = export_policy(ckpt, "torchscript", tmp_path / "exp")
     policy = DiffusionPolicy.from_pretrained(ckpt)

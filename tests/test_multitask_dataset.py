@@ -135,3 +135,38 @@ def test_maniskill_demos_record_its_slots_and_mix_with_mujoco_demos(tmp_path):
     mj = collect_demos("reach_target", 1, store_root=tmp_path, progress=False)
     data = MultiTaskDataset([mj, ms], 2, 4)
     assert data.tasks == ["reach_target"] and len(data) == len(mj.episodes[0].actions) + len(ep.actions) + 2
+
+
+def test_exploration_windows_add_states_not_actions(tmp_path):
+    """Exploratory episodes (data.explore_episodes) join their task with demo=False, get
+    explore_fraction of its samples, and stay out of the normalizers."""
+    (tmp_path / "x").mkdir()
+    demos = {"a": store(tmp_path, "a", 4), "b": store(tmp_path, "b", 4)}
+    explore = {"a": store(tmp_path / "x", "a", 2, T=30)}     # long episodes: many windows, yet a fixed share
+    plain = MultiTaskDataset(demos, 1, 2)
+    data = MultiTaskDataset(demos, 1, 2, explore_stores=explore, explore_fraction=0.25)
+    assert len(data) == len(plain) + 2 * 30 and data.tasks == ["a", "b"]
+    assert bool(data[0]["demo"]) and not bool(data[len(data) - 1]["demo"])
+    np.testing.assert_array_equal(data.stacked_actions(), plain.stacked_actions())
+    np.testing.assert_array_equal(data.stacked_obs("slots"), plain.stacked_obs("slots"))
+    draws = [data[i] for i in data.sampler(num_samples=4000, seed=0)]
+    explored = sum(not bool(d["demo"]) for d in draws)
+    a = sum(data.tasks[int(d["task_id"])] == "a" for d in draws)
+    assert abs(a / 4000 - 0.5) < 0.03 and abs(explored / 4000 - 0.125) < 0.02, (a, explored)
+    with pytest.raises(ValueError, match=r"exploration stores of \['c'\] have no demos here"):
+        MultiTaskDataset(demos, 1, 2, explore_stores=[store(tmp_path / "x", "c", 1)])
+    with pytest.raises(ValueError, match="explore_fraction=1 is invalid; allowed: a number in \\[0, 1\\)"):
+        MultiTaskDataset(demos, 1, 2, explore_stores=explore, explore_fraction=1)
+
+
+def test_camera_exploration_is_rendered_and_cached_like_demos(tmp_path):
+    from train.demos import EXPLORATION, collect_exploration
+
+    explore = collect_exploration("reach_target", 2, 500, tmp_path, obs_mode="rgb", image_size=32, progress=False,
+                                  action_noise=0.5, random_fraction=0.5)
+    assert explore.meta["actions"] == EXPLORATION and len(explore) == 2
+    assert explore.episodes[0].images["front_rgb"].shape[1:] == (32, 32, 3)
+    assert explore.episodes[0].slots is not None                        # where things are: the perception targets
+    again = collect_exploration("reach_target", 2, 500, tmp_path, obs_mode="rgb", image_size=32, progress=False,
+                                action_noise=0.5, random_fraction=0.5)
+    assert again.path == explore.path

@@ -68,11 +68,26 @@ class DataConfig:
     # DART: the oracle's actions executed with Gaussian noise of this std (action units), its clean
     # actions recorded, so the demos visit states off the expert's path with the way back (0 = off)
     demo_noise: float = 0.0
+    # cameras: exploratory episodes per task (a noisy oracle re-planning from where its noise left
+    # it, std explore_noise, and explore_random of them random actions), rendered like the demos.
+    # Their windows teach the perception losses only (where things are, seen with the arm anywhere),
+    # never the action loss; they get explore_fraction of each task's samples (0 = none)
+    explore_episodes: int = 0
+    explore_noise: float = 0.5
+    explore_random: float = 0.25
+    explore_fraction: float = 0.25
 
     def __post_init__(self):
         require(is_int(self.num_demos, 1), self, "num_demos", "an integer >= 1")
         require(isinstance(self.demo_noise, (int, float)) and 0 <= self.demo_noise <= 1, self, "demo_noise",
                 "a number in [0, 1] (Gaussian std in action units; 0 = the oracle's own actions)")
+        require(is_int(self.explore_episodes, 0), self, "explore_episodes", "an integer >= 0 (0 = none)")
+        require(is_number(self.explore_noise) and 0 <= self.explore_noise <= 2, self, "explore_noise",
+                "a number in [0, 2] (Gaussian std in action units)")
+        require(is_number(self.explore_random) and 0 <= self.explore_random <= 1, self, "explore_random",
+                "a number in [0, 1] (the share of exploratory episodes that are random actions)")
+        require(is_number(self.explore_fraction) and 0 <= self.explore_fraction < 1, self, "explore_fraction",
+                "a number in [0, 1) (the share of each task's samples drawn from its exploratory episodes)")
         require(self.sim is None or self.sim in SIMS, self, "sim", "null (the training sim), " + ", ".join(SIMS))
         require(is_int(self.seed_start, 0), self, "seed_start", "an integer >= 0")
 
@@ -257,6 +272,16 @@ class RunConfig:
             need(not self.multitask or self.obs_mode == "slots", "obs_mode", self.obs_mode,
                  f"slots for several tasks with policy={name} (one policy needs one observation space; the state "
                  f"vector is laid out per task)")
+        if self.data.explore_episodes:
+            perceives = name == "diffusion" and self.obs_mode in ("rgb", "rgbd") and bool(
+                self.policy.aux_position_loss or self.policy.fusion_pointer_loss)
+            need(perceives, "data.explore_episodes", self.data.explore_episodes,
+                 "0 unless policy=diffusion reads cameras (obs_mode=rgb|rgbd) with a perception loss "
+                 "(policy.aux_position_loss or policy.fusion_pointer_loss): exploratory windows teach those only")
+            explore = range(demo_seeds.stop, demo_seeds.stop + self.data.explore_episodes)
+            need(self.eval.seed_start >= explore.stop or self.eval.seed_start + self.eval.episodes <= explore.start,
+                 "eval.seed_start", self.eval.seed_start,
+                 f"a seed range disjoint from the exploration seeds {explore.start}..{explore.stop - 1}")
         need(self.subgoals in PROVIDERS, "subgoals", self.subgoals, ", ".join(PROVIDERS))
         need(self.subgoals == "manual" or name == "gravmad", "subgoals", self.subgoals,
              "manual (the default) unless policy=gravmad: only GravMAD reads sub-goals")

@@ -33,6 +33,8 @@ from train.datasets.demo_store import FORMAT_VERSION, CorruptDemoStoreError, Dem
 log = logging.getLogger(__name__)
 
 DEMO_OBS_MODES = ("state", "slots", "rgb", "rgbd", "pointcloud")
+# a store's meta ``actions``: its episodes' actions are exploration, not demonstrations (nothing to imitate)
+EXPLORATION = "exploration"
 DEFAULT_IMAGE_SIZE = 64  # pixels: ImageEncoderConfig's default (bench/encoders.py sizes it for a 2-core CPU)
 
 
@@ -239,37 +241,48 @@ def collect_demos(task: str, num_demos: int, seed_start: int = 0, store_root=Non
 
 def collect_exploration(task: str, num_episodes: int, seed_start: int = 0, store_root=None, sim: str = "mujoco",
                         obs_mode: str = "slots", control_mode: str = "ee_delta_pose", action_noise: float = 0.3,
-                        random_fraction: float = 0.25, progress: bool = True) -> DemoStore:
-    """Exploratory episodes for offline RL (HILP), stored and cached like demos (a ``DemoStore``
-    under ``<store_root>/explore``): the first ``round(num_episodes * random_fraction)`` seeds
-    are uniformly random actions, the rest a noisy oracle (``action_noise``, Gaussian std in
-    action units). Every episode is kept, failed ones included (``Episode.success`` says which):
-    they cover states the clean demos never visit."""
-    if obs_mode not in ("state", "slots"):
-        raise ValueError(f"obs_mode={obs_mode!r} is invalid for exploration data; allowed: state, slots")
+                        random_fraction: float = 0.25, progress: bool = True,
+                        image_size: int = DEFAULT_IMAGE_SIZE) -> DemoStore:
+    """Exploratory episodes, stored and cached like demos (a ``DemoStore`` under
+    ``<store_root>/explore``, meta ``actions="exploration"``): the first
+    ``round(num_episodes * random_fraction)`` seeds are uniformly random actions, the rest a noisy
+    oracle (``action_noise``, Gaussian std in action units). Every episode is kept, failed ones
+    included (``Episode.success`` says which): they cover states the clean demos never visit. For
+    offline RL (HILP), and in image modes (cameras at ``image_size``) for a camera policy's
+    perception losses, which need where things are and not what to do (``data.explore_episodes``)."""
+    if obs_mode not in DEMO_OBS_MODES:
+        raise ValueError(f"obs_mode={obs_mode!r} is invalid for exploration data; allowed: {', '.join(DEMO_OBS_MODES)}")
     if not (isinstance(num_episodes, int) and num_episodes >= 1):
         raise ValueError(f"num_episodes={num_episodes!r} is invalid; allowed: an integer >= 1")
     if not 0.0 <= random_fraction <= 1.0:
         raise ValueError(f"random_fraction={random_fraction!r} is invalid; allowed: a number in [0, 1]")
-    env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode)
+    images = obs_mode in ob.IMAGE_OBS_MODES
+    make_kw = {"image_size": int(image_size)} if images else {}
+    env = gym.make(envs.env_id(task), sim=sim, obs_mode=obs_mode, control_mode=control_mode, **make_kw)
     n_random = int(round(num_episodes * random_fraction))
-    layout = json.dumps([list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM,
-                         "explore", float(action_noise), n_random, NOISY_PLAN])
+    key = [list(env.unwrapped.state_layout()), list(env.action_space.shape), ob.SLOTS_DIM,
+           "explore", float(action_noise), n_random, NOISY_PLAN]
+    render = getattr(env.unwrapped, "observation_render", None)
+    if images and render is not None:
+        key.append(render)
+    layout = json.dumps(key, sort_keys=True)
     code_hash = envs.task_source_hash(task) + hashlib.sha256(layout.encode()).hexdigest()[:8]
     seeds = range(seed_start, seed_start + num_episodes)
     root = Path(store_root or default_store_root()) / "explore"
-    path = DemoStore.cache_path(root, task, sim, obs_mode, control_mode, seeds, code_hash)
+    path = DemoStore.cache_path(root, task, sim, obs_mode, control_mode, seeds, code_hash,
+                                image_size=image_size if images else None)
     if path.exists():
         try:
             store = DemoStore.open(path)
-            _check_reusable(store, env, obs_mode, None)
+            _check_reusable(store, env, obs_mode, image_size if images else None)
             env.close()
             return store
         except CorruptDemoStoreError as err:
             log.warning("exploration cache is unusable and will be regenerated: %s", err)
             path.unlink()
-    meta = dict(task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode, image_size=0, code_hash=code_hash,
-                action_noise=float(action_noise), random_episodes=n_random)
+    meta = dict(task=task, sim=sim, obs_mode=obs_mode, control_mode=control_mode,
+                image_size=int(image_size) if images else 0, code_hash=code_hash,
+                action_noise=float(action_noise), random_episodes=n_random, actions=EXPLORATION)
     try:
         with DemoStore.writer(path, **meta) as sink:
             for i, seed in enumerate(tqdm(seeds, desc=f"explore {task}", unit="ep", disable=not progress)):

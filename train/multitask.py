@@ -92,6 +92,22 @@ def collect_run_demos(config: RunConfig, tasks: list[str], pool=None, **image_kw
     return stores, demo_sim
 
 
+def collect_run_exploration(config: RunConfig, tasks: list[str], sim: str, **image_kw) -> dict:
+    """``data.explore_episodes`` exploratory episodes per task (seeds past every demo seed), for
+    the perception losses of a camera policy; {} when 0."""
+    from train.demos import collect_exploration
+    from train.hilp import exploration_seed_start
+
+    data = config.data
+    if not data.explore_episodes:
+        return {}
+    return {task: collect_exploration(task, data.explore_episodes, exploration_seed_start(data), data.store_root,
+                                      sim=sim, obs_mode=config.obs_mode, control_mode=config.control_mode,
+                                      action_noise=data.explore_noise, random_fraction=data.explore_random,
+                                      progress=config.progress, **image_kw)
+            for task in tasks}
+
+
 def run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], accelerator=None) -> dict:
     """Demos of every task -> one diffusion policy -> evaluation per task (lockstep batches,
     videos under ``videos/<task>/`` when there are several tasks); demos and evaluation on Ray
@@ -134,8 +150,9 @@ def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, acc
     # the store's slots as training targets (never inputs) when the pointer or position loss grounds the cameras in them
     targets = ("slots", "step") if inputs["cameras"] and (getattr(config.policy, "fusion_pointer_loss", 0)
                                                          or getattr(config.policy, "aux_position_loss", 0)) else ()
+    explore = collect_run_exploration(config, tasks, demo_sim, **image_kw)
     dataset = MultiTaskDataset(stores, config.policy.n_obs_steps, config.policy.horizon, obs_keys=obs_keys,
-                               target_keys=targets)
+                               target_keys=targets, explore_stores=explore, explore_fraction=data.explore_fraction)
     vectors = dataset.stacked_obs(inputs["obs_key"])
     # columns per point (xyz + rgb today; whatever features the store's clouds carry)
     inputs["pointcloud_dim"] = next(iter(stores.values())).episodes[0].images["pointcloud"].shape[-1] if pointcloud else 0
@@ -176,6 +193,7 @@ def _run_multitask(config: RunConfig, run_dir: Path, tasks: list[str], pool, acc
             + (["instruction"] if policy_config.reads_instruction else []),
             "num_demos": {task: len(store) for task, store in stores.items()}, "demo_sim": demo_sim,
             "demo_stores": {task: str(store.path) for task, store in stores.items()},
+            **({"explore_stores": {task: str(store.path) for task, store in explore.items()}} if explore else {}),
             "train": stats, "timings": timings, **({"curriculum": hook.summary()} if hook else {})}
 
 

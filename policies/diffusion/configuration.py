@@ -101,6 +101,11 @@ class DiffusionParams:
     # 24 numbers that say where things are; this hands the camera policy its own estimate of them,
     # where the raw features (rgb_aux) took 4,000 steps to become a third as useful (docs/multitask.md)
     position_condition: bool = False
+    # aux_position_loss: the head says only where the objects are; the part relative to the TCP is
+    # that guess minus the TCP the proprio reports. A head that also guessed the relative part
+    # read the TCP off the images, which holds on the demos' paths only: on the policy's own
+    # rollouts its implied TCP was 13 cm off (docs/multitask.md)
+    position_from_tcp: bool = False
     image_size: int = 64             # obs_mode=rgb|rgbd: rendered image side, pixels (the encoder's input)
     image_backbone: str = "small_cnn"  # small_cnn | resnet18 (policies/common/encoders)
     image_feature_dim: int = 64      # per-camera feature size
@@ -231,6 +236,9 @@ class DiffusionConfig(DiffusionParams, JSONConfig):
                                                                or bool(self.aux_position_loss)), self,
                 "position_condition", "true or false; true only with aux_position_loss > 0 (which trains the "
                 "head whose guesses it reads)")
+        require(isinstance(self.position_from_tcp, bool) and (not self.position_from_tcp
+                                                              or bool(self.aux_position_loss)), self,
+                "position_from_tcp", "true or false; true only with aux_position_loss > 0 (the head it shapes)")
         require(isinstance(self.fusion_skip, bool) and (not self.fusion_skip or self.obs_encoder == "transformer"
                                                         and bool(self.cameras)), self,
                 "fusion_skip", "true or false; true only with obs_encoder=transformer and cameras")

@@ -29,6 +29,9 @@ from policies.common.policy import Policy, register_policy
 from policies.diffusion.configuration import DiffusionConfig
 from policies.diffusion.unet1d import ConditionalUnet1D
 
+# where the TCP position sits in every vector observation (state, slots and proprio all start with the proprio fields)
+_TCP_POS = ob.slots_layout()["tcp_pos"]
+
 # what an instruction says of an object, and so what a readout names of its own (pointer loss, cameras)
 NAMED_FIELDS_DIM = {"rgb": 3, "kind": len(ob.SLOT_KINDS)}
 
@@ -122,12 +125,13 @@ class DiffusionPolicy(Policy):
         # patches, or the instruction) and has a hidden layer to match colours to words
         head_in = len(c.cameras) * c.image_feature_dim
         self.position_head = None
+        head_out = AUX_OBJECTS * (3 if c.position_from_tcp else 6)   # position_from_tcp: rel_pos from the proprio
         if c.position_condition:
             head_in += self.fusion.output_dim if self.fusion is not None else instruction_dim
-            self.position_head = nn.Sequential(nn.Linear(head_in, 256), nn.Mish(), nn.Linear(256, AUX_OBJECTS * 6))
+            self.position_head = nn.Sequential(nn.Linear(head_in, 256), nn.Mish(), nn.Linear(256, head_out))
             cond_dim += AUX_OBJECTS * 6
         elif c.aux_position_loss:
-            self.position_head = nn.Linear(head_in, AUX_OBJECTS * 6)
+            self.position_head = nn.Linear(head_in, head_out)
         self._camera_features = self._positions = None
         self.model = ConditionalUnet1D(c.action_dim, cond_dim, c.down_dims, c.kernel_size,
                                        c.n_groups, c.diffusion_step_embed_dim)
@@ -211,7 +215,13 @@ class DiffusionPolicy(Policy):
         noisy = self.noise_scheduler.add_noise(clean, noise, t)
         pred = self.model(noisy, t, cond)
         target = noise if c.prediction_type == "epsilon" else clean
-        loss = F.mse_loss(pred, target)
+        demo = batch.get("demo")
+        if demo is None:
+            loss = F.mse_loss(pred, target)
+        else:   # exploration windows (data.explore_episodes) teach the perception losses only
+            demo = torch.as_tensor(demo, device=pred.device, dtype=pred.dtype)
+            per_sample = (pred - target).pow(2).mean((1, 2))
+            loss = (per_sample * demo).sum() / demo.sum().clamp_min(1)
         if c.fusion_pointer_loss:
             loss = loss + c.fusion_pointer_loss * self._pointer_loss(batch)
         if c.aux_position_loss:
@@ -308,7 +318,7 @@ class DiffusionPolicy(Policy):
             images = {k: v.to(self.device) for k, v in images.items()}
         if self.fusion is not None:
             fused, readouts = self._fuse(vector, normalized, images, instruction_embedding)
-            return self._with_positions(fused, readouts)
+            return self._with_positions(fused, readouts, vector)
         parts = [normalized.flatten(1)]
         if images is not None:
             self._camera_features = self.image_encoder(images)              # (B, To, n_cameras * feature_dim)
@@ -330,7 +340,7 @@ class DiffusionPolicy(Policy):
             parts.append(self.instruction_proj(emb) if self.instruction_proj is not None else emb)
         n_instruction = parts[-1].shape[-1] if self.reads_instruction else 0
         cond = torch.cat(parts, dim=-1)
-        return self._with_positions(cond, cond[:, cond.shape[1] - n_instruction:])
+        return self._with_positions(cond, cond[:, cond.shape[1] - n_instruction:], vector)
 
     def _fuse(self, raw: torch.Tensor, normalized: torch.Tensor, images, instruction) -> tuple[torch.Tensor, torch.Tensor]:
         """obs_encoder=transformer: (B, To, obs_dim) raw and normalized vectors, the images
@@ -373,19 +383,25 @@ class DiffusionPolicy(Policy):
             fused = torch.cat([tokens["cameras"].flatten(1), fused], dim=-1)
         return fused, readouts
 
-    def _with_positions(self, cond: torch.Tensor, names: torch.Tensor) -> torch.Tensor:
+    def _with_positions(self, cond: torch.Tensor, names: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
         """The position head's guess at the current step (B, AUX_OBJECTS * 6, decimetres) from the
         camera features (+ ``names``: what tells the objects apart, with position_condition), kept
         for the aux loss and, with position_condition, appended to the condition. Not detached: the
-        denoising loss shapes the head too, while the aux loss keeps it saying where things are."""
+        denoising loss shapes the head too, while the aux loss keeps it saying where things are.
+        position_from_tcp: the head says (pos) per object and rel_pos = pos - the TCP of the raw
+        proprio ``vector`` (B, To, obs_dim) at the current step."""
         if self.position_head is None:
             return cond
         features = self._camera_features[:, -1]
-        if not self.config.position_condition:
-            self._positions = self.position_head(features)
-            return cond
-        self._positions = self.position_head(torch.cat([features, names], -1))
-        return torch.cat([cond, self._positions], -1)
+        if self.config.position_condition:
+            features = torch.cat([features, names], -1)
+        guess = self.position_head(features)
+        if self.config.position_from_tcp:
+            pos = guess.reshape(-1, AUX_OBJECTS, 3)
+            tcp = vector[:, -1, _TCP_POS].to(pos.dtype) * 10          # decimetres, as the targets
+            guess = torch.cat([pos, pos - tcp[:, None]], -1).reshape(-1, AUX_OBJECTS * 6)
+        self._positions = guess
+        return torch.cat([cond, guess], -1) if self.config.position_condition else cond
 
     @staticmethod
     def _shuffle_slots(vector: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -16,7 +16,12 @@ computed once). Camera images arrive as uint8 (depth float32 m), point clouds as
 from the store per sample.
 
 Sampling: a task's weight is the probability mass of drawing from it (not scaled by how many
-windows it has), spread evenly over its windows. :meth:`MultiTaskDataset.sampler` reads the
+windows it has), spread evenly over its windows.
+
+``explore_stores``: exploratory episodes of the same tasks (:func:`train.demos.collect_exploration`):
+states off the demos' paths with where things are, for a camera policy's perception losses.
+Their windows carry ``demo=False`` (a policy leaves them out of its action loss) and get
+``explore_fraction`` of their task's weight; normalizers are fitted on the demos alone. :meth:`MultiTaskDataset.sampler` reads the
 weights at the start of every epoch, so a DataLoader built once follows each change.
 """
 from __future__ import annotations
@@ -47,17 +52,27 @@ class MultiTaskDataset(Dataset):
 
     def __init__(self, stores: Sequence[DemoStore] | Mapping[str, DemoStore], n_obs_steps: int, horizon: int,
                  obs_keys: Sequence[str] = ("slots",), task_weights: Mapping[str, float] | None = None,
-                 target_keys: Sequence[str] = ()):
+                 target_keys: Sequence[str] = (), explore_stores: Sequence[DemoStore] | Mapping[str, DemoStore] = (),
+                 explore_fraction: float = 0.25):
         stores = list(stores.values()) if isinstance(stores, Mapping) else list(stores)
+        explore = list(explore_stores.values()) if isinstance(explore_stores, Mapping) else list(explore_stores)
         if not stores:
             raise ValueError("MultiTaskDataset needs at least one demo store")
-        self._stores, self._n_obs_steps, self._horizon = stores, n_obs_steps, horizon
-        self.obs_keys, self.target_keys = tuple(obs_keys), tuple(target_keys)
-        _check_action_spaces(stores)
-        episodes = [ep for store in stores for ep in store.episodes]
-        tasks = [ep.task or store.meta.get("task", "") for store in stores for ep in store.episodes]
+        if not 0 <= explore_fraction < 1:
+            raise ValueError(f"explore_fraction={explore_fraction!r} is invalid; allowed: a number in [0, 1)")
+        self._stores, self._explore, self._n_obs_steps, self._horizon = stores, explore, n_obs_steps, horizon
+        self.obs_keys, self.target_keys, self.explore_fraction = tuple(obs_keys), tuple(target_keys), explore_fraction
+        _check_action_spaces(stores + explore)
+        demo_tasks = {ep.task or store.meta.get("task", "") for store in stores for ep in store.episodes}
+        stray = sorted({_store_task(store) for store in explore} - demo_tasks)
+        if stray:
+            raise ValueError(f"exploration stores of {stray} have no demos here; exploration only adds states to "
+                             f"tasks with demos ({', '.join(sorted(demo_tasks))})")
+        episodes = [ep for store in stores + explore for ep in store.episodes]
+        tasks = [ep.task or store.meta.get("task", "") for store in stores + explore for ep in store.episodes]
+        is_demo = np.array([True] * sum(len(s.episodes) for s in stores) + [False] * sum(len(s.episodes) for s in explore))
         self.tasks: list[str] = list(dict.fromkeys(tasks))
-        _check_observations(stores, self.obs_keys + tuple(k for k in self.target_keys if k != STEP_TARGET))
+        _check_observations(stores + explore, self.obs_keys + tuple(k for k in self.target_keys if k != STEP_TARGET))
         self.instructions: list[str] = sorted({ep.instruction for ep in episodes})
         self.sequences = SequenceDataset(episodes, n_obs_steps, horizon, self.obs_keys, self.target_keys)
         task_id = {t: i for i, t in enumerate(self.tasks)}
@@ -66,6 +81,8 @@ class MultiTaskDataset(Dataset):
         instruction_of_episode = np.array([instruction_id[ep.instruction] for ep in episodes], dtype=np.int64)
         windows = np.array([i for i, _ in self.sequences.index], dtype=np.int64)
         self.window_task = task_of_episode[windows]            # task id of every window
+        self.window_demo = is_demo[windows]                    # False: an exploration window (no action to imitate)
+        self._demo_episodes = np.flatnonzero(is_demo)
         self._episode_instruction = instruction_of_episode
         self._weights = {t: 1.0 for t in self.tasks}
         if task_weights:
@@ -79,7 +96,7 @@ class MultiTaskDataset(Dataset):
         sample = self.sequences[k]
         i = self.sequences.index[k][0]
         instruction_id = int(self._episode_instruction[i])
-        return {**sample, "task_id": torch.tensor(self.window_task[k]),
+        return {**sample, "task_id": torch.tensor(self.window_task[k]), "demo": torch.tensor(bool(self.window_demo[k])),
                 "instruction": self.instructions[instruction_id], "instruction_id": torch.tensor(instruction_id)}
 
     @property
@@ -87,11 +104,12 @@ class MultiTaskDataset(Dataset):
         return self.sequences.actions[0].shape[1]
 
     def stacked_obs(self, key: str) -> np.ndarray:
-        """All steps of the vector observation ``key``, for fitting a normalizer."""
-        return self.sequences.stacked_obs(key)
+        """All demo steps of the vector observation ``key``, for fitting a normalizer."""
+        return self.sequences.stacked_obs(key, self._demo_episodes)
 
     def stacked_actions(self) -> np.ndarray:
-        return self.sequences.stacked_actions()
+        """All demo actions (exploration's are not what the policy should output)."""
+        return self.sequences.stacked_actions(self._demo_episodes)
 
     def windows_per_task(self) -> dict[str, int]:
         counts = np.bincount(self.window_task, minlength=len(self.tasks))
@@ -104,7 +122,7 @@ class MultiTaskDataset(Dataset):
         stores = list(stores.values()) if isinstance(stores, Mapping) else list(stores)
         before, weights = list(self.tasks), self.task_weights
         self.__init__(self._stores + stores, self._n_obs_steps, self._horizon, self.obs_keys,
-                      target_keys=self.target_keys)
+                      target_keys=self.target_keys, explore_stores=self._explore, explore_fraction=self.explore_fraction)
         self._weights.update({t: w for t, w in weights.items() if t in self._weights})
         return [t for t in self.tasks if t not in before]
 
@@ -131,10 +149,17 @@ class MultiTaskDataset(Dataset):
 
     def sample_weights(self) -> torch.Tensor:
         """(len(self),) float64: each window's draw probability (up to a constant): its task's
-        weight over its task's number of windows."""
-        counts = np.bincount(self.window_task, minlength=len(self.tasks)).astype(np.float64)
-        per_task = np.array([self._weights[t] for t in self.tasks]) / np.maximum(counts, 1)
-        return torch.from_numpy(per_task[self.window_task])
+        weight over its task's number of windows; with exploration, a task's demo windows share
+        ``1 - explore_fraction`` of its weight and its exploration windows the rest."""
+        weight = np.array([self._weights[t] for t in self.tasks])
+        counts = {demo: np.bincount(self.window_task[self.window_demo == demo], minlength=len(self.tasks))
+                  for demo in (True, False)}
+        explored = np.where(counts[False] > 0, self.explore_fraction, 0.0)   # a task without exploration: all demos
+        out = np.zeros(len(self.window_task))
+        for demo, share in ((True, 1.0 - explored), (False, explored)):
+            sel = self.window_demo == demo
+            out[sel] = (share * weight / np.maximum(counts[demo], 1))[self.window_task[sel]]
+        return torch.from_numpy(out)
 
     def sampler(self, num_samples: int | None = None, seed: int = 0) -> "TaskWeightedSampler":
         """A sampler for ``DataLoader(sampler=...)`` drawing ``num_samples`` windows per epoch

@@ -116,14 +116,15 @@ class SequenceDataset(Dataset):
                             f"stacked_actions()")
         return torch.cat(self.obs).numpy(), self.stacked_actions()
 
-    def stacked_obs(self, key: str) -> np.ndarray:
-        """All steps of the vector observation ``key`` (one of the dataset's ``obs_keys``)."""
+    def stacked_obs(self, key: str, episodes=None) -> np.ndarray:
+        """All steps of the vector observation ``key`` (one of the dataset's ``obs_keys``), of
+        every episode or of the ``episodes`` indices."""
         if self.obs_keys is None or key not in self.obs_keys or key not in VECTOR_KEYS:
             raise KeyError(f"{key!r} is not a vector observation key of this dataset (obs_keys={self.obs_keys})")
-        return torch.cat([o[key] for o in self.obs]).numpy()
+        return torch.cat([self.obs[i][key] for i in (range(len(self.obs)) if episodes is None else episodes)]).numpy()
 
-    def stacked_actions(self) -> np.ndarray:
-        return torch.cat(self.actions).numpy()
+    def stacked_actions(self, episodes=None) -> np.ndarray:
+        return torch.cat([self.actions[i] for i in (range(len(self.actions)) if episodes is None else episodes)]).numpy()
 
 
 def _as_tensor(x: np.ndarray) -> torch.Tensor:
