@@ -140,6 +140,14 @@ def _cm(rollout: dict, phase: str) -> str:
     return f" (abs {rollout[f'{phase}_abs_cm']:.1f} cm, rel {rollout[f'{phase}_rel_cm']:.1f} cm)"
 
 
+def _near(rollout: dict) -> str:
+    """'; first object 1.6 cm off with the TCP under 3 cm from it, ...' (bench/condition_use.py NEAR_BINS)."""
+    bins = {k: v for k, v in (rollout.get("first_object_abs_cm_by_tcp_distance") or {}).items() if v}
+    if not bins:
+        return ""
+    return "; first object " + ", ".join(f"{v[0]:.1f} cm off with the TCP {k} from it" for k, v in bins.items())
+
+
 def position_note(row: dict) -> str:
     """'; position head error / spread ...' for a probed policy with a position head (also on its
     own rollouts with ``--rollouts``); '' without one."""
@@ -149,6 +157,6 @@ def position_note(row: dict) -> str:
                 + ", ".join(f"{r['task']}{' driven by the oracle' if r.get('driver') == 'oracle' else ''}: first step "
                             f"{_num(r['first_step'])}, gripper open {_num(r['gripper_open'])}{_cm(r, 'gripper_open')}, "
                             f"closed {_num(r['gripper_closed'])}{_cm(r, 'gripper_closed')} "
-                            f"({r['successes']}/{len(r['seeds'])} succeeded)"
+                            f"({r['successes']}/{len(r['seeds'])} succeeded){_near(r)}"
                             for r in err["rollouts"]))
     return "" if err is None else f"; position head error / spread {err:.3f}"

@@ -158,6 +158,10 @@ def probe_vla(run: Path, policy, stores: dict[str, str], windows: int, seed: int
             "position_head_error": position, "cameras": list(c.cameras)}
 
 
+# the TCP's distance to the task's first object: where a grasp needs the guess precise, and farther
+NEAR_BINS = (("under 3 cm", 0.03), ("3-10 cm", 0.10), ("over 10 cm", float("inf")))
+
+
 def rollout_position_error(policy, task: str, seeds: list[int], image_size: int, spread: float,
                            driver: str = "policy") -> dict:
     """The position head's error over ``spread`` on unseen-seed episodes (MuJoCo) driven by the
@@ -165,7 +169,8 @@ def rollout_position_error(policy, task: str, seeds: list[int], image_size: int,
     seeds the policy never saw), at each re-plan against the true places, at the first step and
     later with the gripper open or closed: does its guess hold off the demos' states? Beside it,
     per phase, the error in cm of the guessed positions (``abs_cm``) and of the guessed positions
-    relative to the TCP (``rel_cm``), over the objects present; and the episodes' success."""
+    relative to the TCP (``rel_cm``), over the objects present; the first object's error in cm by
+    how far the TCP is from it (``NEAR_BINS``: (mean, re-plans)); and the episodes' success."""
     import gymnasium as gym
 
     import envs
@@ -177,6 +182,7 @@ def rollout_position_error(policy, task: str, seeds: list[int], image_size: int,
     env = gym.make(envs.env_id(task), obs_mode="rgb", image_size=image_size)
     phases = ("first_step", "gripper_open", "gripper_closed")
     errors, cm, successes = {k: [] for k in phases}, {k: [] for k in phases}, 0
+    first = {k: [] for k, _ in NEAR_BINS}
     width = ob.slots_layout()["gripper_width"].start   # state and slots both start with the proprio fields
     for seed in seeds:
         obs, info = env.reset(seed=seed)
@@ -202,6 +208,11 @@ def rollout_position_error(policy, task: str, seeds: list[int], image_size: int,
                 miss = (policy._positions.reshape(-1, AUX_OBJECTS, 6) - target)[present] / 10   # m
                 cm[phase].append([100 * miss[:, :3].norm(dim=-1).mean().item(),
                                   100 * miss[:, 3:].norm(dim=-1).mean().item()])
+                if present[0, 0]:   # the task's first object (stack_blocks: the block to move), by its distance to the TCP
+                    near = target[0, 0, 3:].norm().item() / 10                          # m
+                    bin_ = next(k for k, hi in NEAR_BINS if near < hi)
+                    first[bin_].append(100 * (policy._positions.reshape(-1, AUX_OBJECTS, 6)[0, 0, :3]
+                                              - target[0, 0, :3]).norm().item() / 10)
             if oracle is not None:
                 action = oracle.act(obs)
             obs, _, terminated, truncated, info = env.step(action)
@@ -210,6 +221,8 @@ def rollout_position_error(policy, task: str, seeds: list[int], image_size: int,
     env.close()
     out = {"task": task, "driver": driver, "seeds": seeds, "successes": successes,
            **{k: round(float(np.mean(v)), 4) if v else None for k, v in errors.items()}}
+    out["first_object_abs_cm_by_tcp_distance"] = {k: (round(float(np.mean(v)), 2), len(v)) if v else None
+                                                  for k, v in first.items()}
     for k in phases:
         if cm[k]:
             out[f"{k}_abs_cm"], out[f"{k}_rel_cm"] = (round(float(x), 2) for x in np.mean(cm[k], 0))
