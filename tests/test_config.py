@@ -111,3 +111,6 @@ def test_exploration_episodes_only_where_a_perception_loss_reads_them():
                                           "exploration seeds 200..209"):
         compose("obs_mode=rgb", "policy.aux_position_loss=1.0", "data.explore_episodes=10", "eval.seed_start=200",
                 "eval.episodes=5")
+    with pytest.raises(ConfigError, match="eval.seed_start=200 is invalid; allowed: a seed range disjoint from the "
+                                          "exploration seeds 200..249"):    # HILP's own 50 exploratory episodes
+        compose("policy=hilp", "obs_mode=slots", "eval.seed_start=200", "eval.episodes=5")

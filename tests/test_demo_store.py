@@ -308,24 +308,14 @@ def test_a_noisy_oracle_plans_from_where_the_noise_left_it():
     and still reach the goal: the noisy oracle re-plans each move from the noisy arm, so its
     clean action is the way on from there. Planning from its own path instead kept the arm
     within ~9 mm of it at this noise (stack_blocks, 20 seeds: median 9.1 mm vs 20.6 mm)."""
-    from planners import make_oracle
+    from bench.dart_paths import episode
+    from planners.oracle import PickPlaceOracle
 
     env = gym.make(envs.env_id("stack_blocks"))
 
-    def tcp_path(seed, noise):
-        oracle = make_oracle(env, action_noise=noise, noise_seed=seed)
-        env.reset(seed=seed)
-        oracle.reset()
-        path = []
-        while True:
-            *_, terminated, truncated, info = env.step(oracle.act())
-            path.append(env.unwrapped.scene_state().tcp_pos.copy())
-            if terminated or truncated:
-                return np.array(path), info["success"]
-
     for seed in (0, 1):
-        expert, _ = tcp_path(seed, 0.0)
-        noisy, success = tcp_path(seed, 0.2)
+        expert = episode(env, PickPlaceOracle, seed, 0.0)[0]
+        noisy, _, success = episode(env, PickPlaceOracle, seed, 0.2)
         off_path = np.linalg.norm(noisy[:, None] - expert[None], axis=-1).min(1).max()
         assert success and off_path > 0.014, (seed, success, off_path)
     env.close()

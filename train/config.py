@@ -77,6 +77,12 @@ class DataConfig:
     explore_random: float = 0.25
     explore_fraction: float = 0.25
 
+    @property
+    def exploration_seed_start(self) -> int:
+        """First seed of exploratory episodes (HILP's, ``explore_episodes``): past every seed the
+        demos may try (2x num_demos)."""
+        return self.seed_start + 2 * self.num_demos
+
     def __post_init__(self):
         require(is_int(self.num_demos, 1), self, "num_demos", "an integer >= 1")
         require(isinstance(self.demo_noise, (int, float)) and 0 <= self.demo_noise <= 1, self, "demo_noise",
@@ -247,7 +253,7 @@ class RunConfig:
         need(self.control_mode in CONTROL_MODES, "control_mode", self.control_mode, ", ".join(CONTROL_MODES))
         need(self.device in DEVICES, "device", self.device, ", ".join(DEVICES))
         need(is_int(self.seed, 0), "seed", self.seed, "an integer >= 0")
-        demo_seeds = range(self.data.seed_start, self.data.seed_start + 2 * self.data.num_demos)
+        demo_seeds = range(self.data.seed_start, self.data.exploration_seed_start)
         need(self.eval.seed_start >= demo_seeds.stop or self.eval.seed_start + self.eval.episodes <= demo_seeds.start,
              "eval.seed_start", self.eval.seed_start,
              f"a seed range disjoint from the demo seeds {demo_seeds.start}..{demo_seeds.stop - 1} "
@@ -278,10 +284,13 @@ class RunConfig:
             need(perceives, "data.explore_episodes", self.data.explore_episodes,
                  "0 unless policy=diffusion reads cameras (obs_mode=rgb|rgbd) with a perception loss "
                  "(policy.aux_position_loss or policy.fusion_pointer_loss): exploratory windows teach those only")
-            explore = range(demo_seeds.stop, demo_seeds.stop + self.data.explore_episodes)
-            need(self.eval.seed_start >= explore.stop or self.eval.seed_start + self.eval.episodes <= explore.start,
-                 "eval.seed_start", self.eval.seed_start,
-                 f"a seed range disjoint from the exploration seeds {explore.start}..{explore.stop - 1}")
+        # exploratory episodes (a camera policy's, or HILP's own count) come after the demo seeds
+        n_explore = self.data.explore_episodes or (self.policy.explore_episodes if name == "hilp" else 0)
+        explore = range(self.data.exploration_seed_start, self.data.exploration_seed_start + n_explore)
+        need(not n_explore or self.eval.seed_start >= explore.stop
+             or self.eval.seed_start + self.eval.episodes <= explore.start, "eval.seed_start", self.eval.seed_start,
+             f"a seed range disjoint from the exploration seeds {explore.start}..{explore.stop - 1} "
+             f"(evaluation must use unseen seeds)")
         need(self.subgoals in PROVIDERS, "subgoals", self.subgoals, ", ".join(PROVIDERS))
         need(self.subgoals == "manual" or name == "gravmad", "subgoals", self.subgoals,
              "manual (the default) unless policy=gravmad: only GravMAD reads sub-goals")

@@ -96,12 +96,11 @@ def collect_run_exploration(config: RunConfig, tasks: list[str], sim: str, **ima
     """``data.explore_episodes`` exploratory episodes per task (seeds past every demo seed), for
     the perception losses of a camera policy; {} when 0."""
     from train.demos import collect_exploration
-    from train.hilp import exploration_seed_start
 
     data = config.data
     if not data.explore_episodes:
         return {}
-    return {task: collect_exploration(task, data.explore_episodes, exploration_seed_start(data), data.store_root,
+    return {task: collect_exploration(task, data.explore_episodes, data.exploration_seed_start, data.store_root,
                                       sim=sim, obs_mode=config.obs_mode, control_mode=config.control_mode,
                                       action_noise=data.explore_noise, random_fraction=data.explore_random,
                                       progress=config.progress, **image_kw)

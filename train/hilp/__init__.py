@@ -17,17 +17,11 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def exploration_seed_start(data) -> int:
-    """First seed of the exploratory episodes: past every seed the demos may try (2x num_demos)."""
-    return data.seed_start + 2 * data.num_demos
-
-
 def run_hilp(config, run_dir, tasks: list[str]) -> dict:
     """Demos (+ exploration) of every task in ``tasks`` -> HILP -> goal reaching per task on the
     ``eval`` seeds (goal = the oracle's final state of that seed). Returns train.py's metrics."""
     import torch
 
-    from policies.common.config import ConfigError
     from policies.hilp import HILPConfig, HILPPolicy
     from train.demos import collect_demos_for_tasks, collect_exploration
     from train.hilp.data import GoalDataset, episodes_of
@@ -37,10 +31,7 @@ def run_hilp(config, run_dir, tasks: list[str]) -> dict:
     p, data, tr, ev = config.policy, config.data, config.train, config.eval
     run_dir = Path(run_dir)
     sim = data.sim or config.sim.name
-    explore = range(exploration_seed_start(data), exploration_seed_start(data) + p.explore_episodes)
-    if p.explore_episodes and ev.seed_start < explore.stop and explore.start < ev.seed_start + ev.episodes:
-        raise ConfigError("eval.seed_start", ev.seed_start, f"a seed range disjoint from the exploration seeds "
-                          f"{explore.start}..{explore.stop - 1} (evaluation must use unseen seeds)")
+    explore = range(data.exploration_seed_start, data.exploration_seed_start + p.explore_episodes)  # checked disjoint
     timings, t = {}, time.time()
     common = dict(sim=sim, obs_mode="slots", control_mode=config.control_mode, progress=config.progress)
     stores = collect_demos_for_tasks(tasks, data.num_demos, data.seed_start, data.store_root, **common)
