@@ -155,8 +155,7 @@ def test_pointcloud_policy_reads_the_cloud_and_proprio_only(tmp_path):
     assert np.allclose(chunk(again, obs), chunk(policy.eval(), obs), atol=1e-5)
     with pytest.raises(ValueError, match="obs_key=.* is invalid; allowed: proprio when a point cloud is read"):
         DiffusionConfig(**TINY, obs_dim=SLOTS_DIM, obs_key="slots", pointcloud_dim=6)
-    with pytest.raises(NotImplementedError, match="reads a point cloud"):
-        policy.export_spec()
+    assert policy.export_spec().input_names == ["obs_history", "pointcloud", "noise"]   # exported: test_export_multitask
 
 
 def test_pointcloud_run_trains_and_evaluates_with_a_loader_worker(tmp_path):

@@ -165,6 +165,44 @@ def test_fusion_skip_hands_the_unet_the_camera_features_beside_the_readouts():
         DiffusionConfig(**{**cfg, "cameras": (), "obs_key": "slots", "obs_dim": ob.SLOTS_DIM}, fusion_skip=True)
 
 
+def test_without_the_agent_token_the_position_head_cannot_read_the_proprio():
+    """fusion_agent=false: the proprio stays out of the fusion (whose readouts the position head
+    reads) and reaches the U-Net beside it, at the current step. A different TCP then moves only
+    the relative part of the guess (position_from_tcp), never where the head says objects are."""
+    torch.manual_seed(0)
+    cfg = {**TINY, "obs_dim": ob.AGENT_DIM, "obs_key": "proprio", "cameras": ("front", "wrist"), "image_size": 32,
+           "fusion_image_grid": 2, "image_feature_dim": 8, "fusion_skip": True, "aux_position_loss": 1.0,
+           "position_condition": True, "position_from_tcp": True, "instruction_encoder": "all-MiniLM-L6-v2"}
+    with_agent = DiffusionPolicy(DiffusionConfig(**cfg))
+    p = DiffusionPolicy(DiffusionConfig(**cfg, fusion_agent=False))
+    assert "agent" not in p.fusion.group_names and "agent" in with_agent.fusion.group_names
+    rng = np.random.default_rng(6)
+    for policy in (with_agent, p):
+        policy.fit_normalizer(rng.normal(size=(64, ob.AGENT_DIM)), rng.normal(size=(64, 7)))
+        policy.eval()
+    images = lambda b: torch.from_numpy(rng.integers(0, 256, (b, 2, 32, 32, 3), dtype=np.uint8))   # noqa: E731
+    obs = {"proprio": torch.randn(3, 2, ob.AGENT_DIM), "front_rgb": images(3), "wrist_rgb": images(3)}
+    moved = {**obs, "proprio": obs["proprio"] + torch.randn(3, 2, ob.AGENT_DIM)}
+    words = p.embed_instructions([SAID] * 3)
+    with torch.no_grad():
+        guesses = []
+        for policy in (p, with_agent):
+            policy._condition(obs, words)
+            first = policy._positions.reshape(3, 4, 6)[..., :3].clone()
+            policy._condition(moved, words)
+            guesses.append((first, policy._positions.reshape(3, 4, 6)[..., :3]))
+        cond, moved_cond = p._condition(obs, words), p._condition(moved, words)
+    torch.testing.assert_close(*guesses[0])                       # positions: the pixels and words only
+    assert not torch.allclose(*guesses[1])                        # with the token, the proprio leaks in
+    assert cond.shape[1] == with_agent._condition(obs, words).shape[1] + ob.AGENT_DIM
+    torch.testing.assert_close(cond[:, -24 - ob.AGENT_DIM:-24], p.obs_normalizer.normalize(obs["proprio"])[:, -1])
+    assert not torch.allclose(cond, moved_cond)                   # the U-Net still reads the proprio
+    assert torch.isfinite(p.train().compute_loss({"obs": obs, "action": torch.randn(3, 8, 7), "instruction": [SAID] * 3,
+                                                   "targets": {"slots": torch.zeros(3, 2, ob.SLOTS_DIM)}}))
+    with pytest.raises(ConfigError, match="fusion_agent=False is invalid; allowed: true or false; false only with"):
+        DiffusionConfig(**{**cfg, "obs_encoder": "flat", "fusion_skip": False}, fusion_agent=False)
+
+
 def test_a_pointer_hands_over_the_pointed_objects_own_features():
     """fusion_pointer: each readout returns its attention-weighted mix of the object tokens' inputs;
     with one object in the scene that is exactly that object's normalized slot history."""

@@ -7,6 +7,8 @@ Inputs, in this order (the ones a policy does not read are absent):
   (``state``, ``slots`` or ``proprio``), oldest first;
 - one per camera image key, e.g. ``front_rgb`` (batch, n_obs_steps, H, W, 3) uint8 and
   ``front_depth`` (batch, n_obs_steps, H, W, 1) float32 metres: the env's images as they come;
+- one per other observation key the policy reads (:class:`ObsInput`), e.g. ``pointcloud``
+  (batch, n_obs_steps, N, 6) or, without a history axis, GravMAD's current ``subgoal`` (batch, 4);
 - ``instruction_embedding`` (batch, dim) float32: the episode's instruction, embedded by the text
   model named in ``instruction["encoder"]``;
 - ``noise`` (batch, *noise_shape) float32, standard normal: only for stochastic policies
@@ -37,6 +39,19 @@ class ImageInput:
     dtype: str                      # numpy dtype name: uint8 (rgb), float32 (depth, metres)
 
 
+@dataclass(frozen=True)
+class ObsInput:
+    """One more float32 observation input of the graph (a point cloud, a sub-goal): ``name`` is
+    the observation key. ``history`` False: the graph reads only the newest one, (batch, *shape)."""
+
+    name: str
+    shape: tuple[int, ...]                # per observation
+    history: bool = True
+    low: tuple[float, ...] = ()           # example inputs (trace, export check): uniform per last-axis
+    high: tuple[float, ...] = ()          # column in [low, high], where the real ones lie; else N(0, 1)
+    manifest: dict = field(default_factory=dict)   # its manifest entry: meaning, units, fields, source
+
+
 @dataclass
 class ExportSpec:
     module: nn.Module                    # forward(*inputs in ``input_names`` order) -> action_chunk, normalizers inside
@@ -50,9 +65,11 @@ class ExportSpec:
     obs_key: str = "state"               # which vector observation ``obs_history`` holds: state | slots | proprio
     images: tuple[ImageInput, ...] = ()  # camera inputs, in graph order
     image_processing: dict = field(default_factory=dict)  # manifest: what the graph does to images (crop, scaling)
+    observations: tuple[ObsInput, ...] = ()   # other observation inputs, in graph order after the cameras
     instruction: dict | None = None      # {"encoder": name, "dim": n}: the graph reads an instruction embedding
 
     @property
     def input_names(self) -> list[str]:
-        return ([OBS_INPUT] + [i.name for i in self.images] + ([INSTRUCTION_INPUT] if self.instruction else [])
+        return ([OBS_INPUT] + [i.name for i in self.images] + [o.name for o in self.observations]
+                + ([INSTRUCTION_INPUT] if self.instruction else [])
                 + ([NOISE_INPUT] if self.noise_shape is not None else []))

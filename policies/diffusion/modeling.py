@@ -21,6 +21,7 @@ from torch import nn
 
 from envs.core import observation as ob
 from envs.core import text_embedding
+from envs.core.robot import WORKSPACE
 from policies.common.encoders import (FusionConfig, ImageEncoder, ImageEncoderConfig, MiniLMInstructionEncoder,
                                       PointCloudEncoder, PointCloudEncoderConfig, TokenFusion, images_from_obs)
 from policies.common.grounding import AUX_OBJECTS, position_loss, present_objects, target_objects
@@ -92,7 +93,7 @@ class DiffusionPolicy(Policy):
             # camera's feature and image patch per step (positions: which camera, step and cell);
             # each word piece (ordered). The condition is the readouts alone (they attend to all).
             slots = c.obs_key == "slots"
-            groups = {"agent": (c.n_obs_steps * (ob.AGENT_DIM if slots else c.obs_dim), 0)}
+            groups = {"agent": (c.n_obs_steps * (ob.AGENT_DIM if slots else c.obs_dim), 0)} if c.fusion_agent else {}
             if slots:
                 groups["objects"] = (c.n_obs_steps * ob.SLOT_DIM, 0)
             if self.image_encoder is not None:
@@ -107,6 +108,7 @@ class DiffusionPolicy(Policy):
                                                    pointer=("objects" if slots else "patches") if c.fusion_pointer
                                                    else ""), groups)
             skip = c.n_obs_steps * len(c.cameras) * c.image_feature_dim if c.fusion_skip else 0
+            skip += 0 if c.fusion_agent else c.obs_dim      # the proprio's current step, beside the fusion
             cond_dim = self.fusion.output_dim + skip
             # cameras + pointer loss: each readout also names its object's colour and kind (the words
             # say them). Without it the pointer sits at chance between the scene's objects: its query
@@ -350,7 +352,7 @@ class DiffusionPolicy(Policy):
         step) are masked out."""
         c = self.config
         b, t = normalized.shape[:2]
-        tokens, masks = {"agent": normalized.reshape(b, 1, -1)}, {}
+        tokens, masks = ({"agent": normalized.reshape(b, 1, -1)} if c.fusion_agent else {}), {}
         if c.obs_key == "slots":
             agent, objects = ob.split_slots(normalized)                       # (B, To, A), (B, To, M, S)
             tokens["agent"] = agent.reshape(b, 1, t * ob.AGENT_DIM)
@@ -381,6 +383,8 @@ class DiffusionPolicy(Policy):
         readouts = fused
         if c.fusion_skip:   # the cameras' global features, not the proprio (a shortcut: see the config)
             fused = torch.cat([tokens["cameras"].flatten(1), fused], dim=-1)
+        if not c.fusion_agent:   # the proprio beside the readouts, not in them (the position head reads them)
+            fused = torch.cat([fused, normalized[:, -1]], dim=-1)
         return fused, readouts
 
     def _with_positions(self, cond: torch.Tensor, names: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
@@ -494,13 +498,15 @@ class DiffusionPolicy(Policy):
         ``num_inference_steps`` DDIM steps -> unnormalize, with the initial noise as an input (see
         :mod:`policies.export`). Images enter as the env gives them (uint8 HWC, depth in metres);
         the instruction as its embedding (the text model is exported beside the graph)."""
-        from policies.common.export_spec import ExportSpec, ImageInput
+        from policies.common.export_spec import ExportSpec, ImageInput, ObsInput
 
         c = self.config
-        if c.pointcloud_dim:
-            raise NotImplementedError("this diffusion policy reads a point cloud; policies.export supports state, "
-                                      "slots, camera and language diffusion policies so far")
-        images, image_processing = (), {}
+        images, image_processing, observations = (), {}, ()
+        if c.pointcloud_dim:   # example inputs: xyz in the robot's workspace, the other columns (rgb) in [0, 1]
+            lo, hi = WORKSPACE
+            observations = (ObsInput("pointcloud", (ob.POINTCLOUD_POINTS, c.pointcloud_dim),
+                                     low=(*lo, *[0.0] * (c.pointcloud_dim - 3)), high=(*hi, *[1.0] * (c.pointcloud_dim - 3)),
+                                     manifest=_pointcloud_manifest(c)),)
         if c.cameras:
             size = c.image_size
             images = tuple(ImageInput(key, key.rsplit("_", 1)[0], (size, size, 3) if key.endswith("_rgb") else
@@ -522,11 +528,12 @@ class DiffusionPolicy(Policy):
                                   f"(last hidden states, [CLS] first), zero rows after its last piece",
                 example=lambda batch, seed: _example_word_pieces(batch, n, seed),
                 reference=lambda texts: self.instruction_encoder.encode_tokens(list(texts), n)[0])
-        module = self if not (images or instruction) else _ExportGraph(self, [i.name for i in images])
+        keys = [i.name for i in images] + [o.name for o in observations]
+        module = self if not (keys or instruction) else ExportGraph(self, keys)
         minmax = lambda n: {"low": n.low.tolist(), "high": n.high.tolist()}  # noqa: E731
         return ExportSpec(
             module=module, obs_key=c.obs_key, images=images, image_processing=image_processing,
-            instruction=instruction, obs_dim=c.obs_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
+            observations=observations, instruction=instruction, obs_dim=c.obs_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
             n_action_steps=c.n_action_steps, noise_shape=(c.horizon, c.action_dim),
             normalization={"baked_into_graph": True,
                            "method": "per-dimension min/max of the training data -> [-1, 1]; a dimension "
@@ -644,24 +651,46 @@ class DiffusionPolicy(Policy):
             raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (batch, {', '.join(map(str, tail))})")
 
 
-class _ExportGraph(nn.Module):
+class ExportGraph(nn.Module):
     """The policy's ``forward`` with flat positional inputs, as an export graph takes them
-    (:mod:`policies.common.export_spec`): obs_history, one tensor per camera image key, the
-    instruction embedding (if read), noise."""
+    (:mod:`policies.common.export_spec`): obs_history, one tensor per observation key (camera
+    images, then e.g. the point cloud), the instruction embedding (if read), noise. The keys in
+    ``current_only`` come without a history axis (the graph reads the newest one, e.g. GravMAD's
+    sub-goal) and are repeated over the policy's window."""
 
-    def __init__(self, policy: DiffusionPolicy, image_keys: list[str]):
+    def __init__(self, policy: DiffusionPolicy, keys: list[str], current_only: tuple[str, ...] = ()):
         super().__init__()
         self.policy = policy
-        self.image_keys = list(image_keys)
+        self.keys = list(keys)
+        self.current_only = tuple(current_only)
 
     def forward(self, obs_history: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         c = self.policy.config
-        n = len(self.image_keys)
-        obs = {c.obs_key: obs_history, **dict(zip(self.image_keys, rest[:n]))} if n else obs_history
+        n = len(self.keys)
+        obs = {c.obs_key: obs_history, **dict(zip(self.keys, rest[:n]))} if n else obs_history
+        for key in self.current_only:
+            obs[key] = obs[key].unsqueeze(1).expand(-1, c.n_obs_steps, *obs[key].shape[1:])
         instruction = rest[n] if c.reads_instruction else None
         if instruction is not None and c.fuses_tokens:   # word pieces: a zero row is padding
             instruction = (instruction, instruction.abs().sum(-1) > 0)
         return self.policy(obs, rest[-1], instruction_embedding=instruction)
+
+
+def _pointcloud_manifest(c: DiffusionConfig) -> dict:
+    """The manifest's point-cloud key: its columns and which of its points the graph reads."""
+    if not c.pointcloud_points:
+        picked = "every point"
+    elif c.pointcloud_table_z is None:
+        picked = f"{c.pointcloud_points} evenly spaced points"
+    else:
+        picked = (f"{c.pointcloud_points} points, those above z = {c.pointcloud_table_z} m (the table top) first, "
+                  f"in a fixed spread over the cloud")
+    return {"meaning": "the env's point cloud (obs_mode=pointcloud): the front and wrist depth images unprojected, "
+                       "as the env gives it", "units": "xyz m (robot base frame), rgb [0, 1]",
+            "fields": [{"name": "xyz", "slice": [0, 3], "units": "m", "meaning": "point position, robot base frame"}]
+            + ([{"name": "rgb", "slice": [3, c.pointcloud_dim], "units": "[0, 1]", "meaning": "point colour"}]
+               if c.pointcloud_dim > 3 else []),
+            "processing": f"inside the graph: it reads {picked}; PointNet encoder"}
 
 
 def _example_word_pieces(batch: int, n: int, seed: int) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Command line: export a checkpoint.
 
-    python -m policies.export CHECKPOINT --format onnx|torchscript --out DIR [--env TASK ...]
+    python -m policies.export CHECKPOINT_OR_RUN --format onnx|torchscript --out DIR [--env TASK ...]
 
 ``python -m policies.export verify DIR --checkpoint CHECKPOINT ...`` is kept as an alias of
 ``python -m train.verify_export DIR --checkpoint CHECKPOINT ...``. It is run with ``runpy`` by
@@ -22,7 +22,7 @@ def _export_main(argv: list[str]) -> int:
                                  description="Export a saved policy to ONNX or TorchScript with manifest.json "
                                              "(use `python -m train.verify_export -h` to check an export).")
     ap.add_argument("checkpoint", help="saved policy directory (config.json + model.safetensors), e.g. "
-                                       "outputs/<date>/<time>/checkpoints/last")
+                                       "outputs/<date>/<time>/checkpoints/last, or the run directory holding it")
     ap.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
     ap.add_argument("--out", required=True, help="export directory to write (a previous export there is replaced; anything else is refused)")
     ap.add_argument("--env", help="task(s) the policy was trained on: a task, a,b, builtin or library "
@@ -50,10 +50,14 @@ def _export_main(argv: list[str]) -> int:
     tasks = m["task"].get("tasks") or [m["task"]["name"]]
     print(f"exported {m['policy']['type']} policy for {', '.join(tasks)} -> {out}/{m['model']['file']} "
           f"({m['model']['format']}); max |torch - exported| = {m['export_check']['max_abs_diff']:.2e}")
-    keys = " ".join(f"{k['name']}{k['shape']}" for k in m["observation"]["keys"])
+    keys = " ".join(f"{k['name']}{k['shape']}" + (" (current only)" if k.get("history") is False else "")
+                    for k in m["observation"]["keys"])
     print(f"  obs {keys} x{m['control']['n_obs_steps']} history, action "
           f"{m['action']['shape']} {m['action']['control_mode']} x{m['control']['n_action_steps']} per call, "
           f"{m['control']['frequency_hz']} Hz")
+    for k in m["observation"]["keys"]:
+        if k.get("source"):   # a key the env itself lacks (GravMAD's sub-goal): say what to feed
+            print(f"  {k['name']}{k['shape']}: {k['units']}, {k['frame']}; {k['source']}")
     lang = m.get("language")
     if lang:
         how = ("an instruction string (text_encoder.onnx + tokenizer.json here) or its embedding"

@@ -33,6 +33,7 @@ from policies.export.runtime import MANIFEST, MANIFEST_FORMAT
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 ONNX_OPSET = 18
 RUNTIME_COPY = "roboforge_runtime.py"   # runtime.py, copied so an export dir works on its own
+RUN_CHECKPOINTS = ("checkpoints/last", "checkpoints")   # a run dir's policy: imitation, RL
 log = logging.getLogger(__name__)
 
 
@@ -69,6 +70,14 @@ def checkpoint_hash(ckpt: Path) -> tuple[str, dict[str, str]]:
     return total.hexdigest(), files
 
 
+def resolve_checkpoint(path: Path) -> Path:
+    """``path`` itself when it is a saved policy directory, else the one its run saved where
+    train.py puts it (``checkpoints/last``; RL runs: ``checkpoints``), else ``path`` (refused later)."""
+    if (path / CONFIG_FILE).exists():
+        return path
+    return next((path / sub for sub in RUN_CHECKPOINTS if (path / sub / CONFIG_FILE).exists()), path)
+
+
 def load_checkpoint(ckpt: str | os.PathLike):
     """The torch policy in ``ckpt`` with clear errors for what an export needs."""
     ckpt = Path(ckpt)
@@ -87,13 +96,21 @@ def load_checkpoint(ckpt: str | os.PathLike):
 
 def trace_inputs(spec: ExportSpec, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Example inputs of the export signature, in ``spec.input_names`` order: observations and
-    noise ~ N(0, 1), images uniform (uint8 0-255, depth 0-2 m), unit instruction embeddings."""
+    noise ~ N(0, 1), images uniform (uint8 0-255, depth 0-2 m), other observation inputs uniform in
+    their ``low``-``high`` box (else N(0, 1)), unit instruction embeddings."""
     g = torch.Generator().manual_seed(seed)
     xs = [torch.randn(batch, spec.n_obs_steps, spec.obs_dim, generator=g)]
     for img in spec.images:
         shape = (batch, spec.n_obs_steps, *img.shape)
         xs.append(torch.randint(0, 256, shape, generator=g, dtype=torch.uint8) if img.dtype == "uint8"
                   else 2 * torch.rand(shape, generator=g))
+    for o in spec.observations:
+        shape = (batch, *((spec.n_obs_steps,) if o.history else ()), *o.shape)
+        if o.low:   # where real ones lie (a sub-goal far outside the GravMap's box exercises nothing)
+            lo, hi = torch.tensor(o.low), torch.tensor(o.high)
+            xs.append(lo + (hi - lo) * torch.rand(shape, generator=g))
+        else:
+            xs.append(torch.randn(shape, generator=g))
     if spec.instruction and "example" in spec.instruction:   # a policy's own instruction input (VLA prompt ids)
         xs.append(torch.as_tensor(spec.instruction["example"](batch, seed)))
     elif spec.instruction:
@@ -172,13 +189,14 @@ def fidelity(spec: ExportSpec, run_exported, batches=(1, 3), seed: int = 1) -> f
 def export_policy(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, *, env: str | None = None,
                   sim: str | None = None, obs_mode: str | None = None, control_mode: str | None = None,
                   library: str | None = None, text_encoder: bool = True) -> Path:
-    """Export the policy saved in ``checkpoint`` to directory ``out`` (model file, manifest.json,
-    roboforge_runtime.py; for a policy reading instructions, text_encoder.onnx + tokenizer.json
-    unless ``text_encoder`` is off, when the runtime takes only embeddings). The task(s) and modes
+    """Export the policy saved in ``checkpoint`` (or by the run directory ``checkpoint``) to
+    directory ``out`` (model file, manifest.json, roboforge_runtime.py; for a policy reading
+    instructions, text_encoder.onnx + tokenizer.json unless ``text_encoder`` is off, when the
+    runtime takes only embeddings). The task(s) and modes
     come from the run's ``config.yaml`` (found next to or above the checkpoint) or the policy
     config; the keyword arguments override them (``env``: a task, ``a,b``, builtin or library)."""
     check_format(fmt)
-    ckpt, out = Path(checkpoint).resolve(), Path(out)
+    ckpt, out = resolve_checkpoint(Path(checkpoint).resolve()), Path(out)
     policy = load_checkpoint(ckpt)
     try:
         spec = policy.export_spec()

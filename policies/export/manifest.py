@@ -19,7 +19,8 @@ from gymnasium import spaces as gym_spaces
 from envs.core import observation as ob
 from envs.core import robot
 from envs.core.observation import CAMERAS, IMAGE_OBS_MODES
-from policies.common.export_spec import ACTION_OUTPUT, INSTRUCTION_INPUT, NOISE_INPUT, OBS_INPUT, ExportSpec
+from policies.common.export_spec import (ACTION_OUTPUT, INSTRUCTION_INPUT, NOISE_INPUT, OBS_INPUT, ExportSpec,
+                                         ObsInput)
 from policies.export.errors import ExportError
 from policies.export.runtime import MANIFEST_FORMAT, MANIFEST_VERSION
 
@@ -173,6 +174,8 @@ def _observation(env, spec: ExportSpec, obs_mode: str) -> dict:
         keys.append({"name": img.name, "input": img.name, "shape": list(img.shape), "dtype": img.dtype,
                      "camera": img.camera, "units": "RGB 0-255, rows top to bottom" if img.dtype == "uint8"
                      else "depth along the optical axis, m"})
+    for o in spec.observations:
+        keys.append(_observation_input(o, space, task, obs_mode))
     out = {"keys": keys, "history": spec.n_obs_steps,
            "history_order": "oldest first; the runtime keeps it (after reset the first observation fills it)",
            "dict_observations": "the env's dict observation is read key by key; "
@@ -186,6 +189,22 @@ def _observation(env, spec: ExportSpec, obs_mode: str) -> dict:
             "slot_fields": [{"name": k, "size": size, **_field_info("." + k)} for k, size in ob.SLOT_FIELDS],
             "kinds": list(ob.SLOT_KINDS)}
     return out
+
+
+def _observation_input(o: ObsInput, space, task: str, obs_mode: str) -> dict:
+    """A point cloud, a sub-goal: checked against the env's key; a key the env lacks (the sub-goal,
+    added by a wrapper) must say in its ``source`` where it comes from."""
+    spaces = space.spaces if isinstance(space, gym_spaces.Dict) else {}
+    if o.name in spaces and tuple(spaces[o.name].shape) != o.shape:
+        raise ExportError(f"the policy reads {o.name} {list(o.shape)} but task {task!r} with obs_mode={obs_mode} "
+                          f"gives {list(spaces[o.name].shape)}; pass the --obs-mode it was trained with")
+    if o.name not in spaces and "source" not in o.manifest:
+        raise ExportError(f"the policy reads {o.name} {list(o.shape)} but task {task!r} with obs_mode={obs_mode} "
+                          f"gives no such key; pass the --obs-mode it was trained with")
+    entry = {"name": o.name, "input": o.name, "shape": list(o.shape), "dtype": "float32", **o.manifest}
+    if not o.history:   # the runtime feeds the newest one, not a history
+        entry["history"] = False
+    return entry
 
 
 def _action(env, control_mode: str) -> dict:
@@ -258,6 +277,10 @@ def _inputs(spec: ExportSpec) -> list[dict]:
     for img in spec.images:
         inputs.append({"name": img.name, "shape": ["batch", spec.n_obs_steps, *img.shape], "dtype": img.dtype,
                        "meaning": f"{img.camera} camera, as the env gives it, oldest first"})
+    for o in spec.observations:
+        inputs.append({"name": o.name, "shape": ["batch", *([spec.n_obs_steps] if o.history else []), *o.shape],
+                       "dtype": "float32", "meaning": o.manifest.get("meaning", f"the env's {o.name}")
+                       + (", oldest first" if o.history else ", the newest one only")})
     if spec.instruction:
         shape = ["batch", *([spec.instruction["tokens"]] if "tokens" in spec.instruction else []), spec.instruction["dim"]]
         inputs.append({"name": INSTRUCTION_INPUT, "shape": shape, "dtype": "float32",

@@ -14,6 +14,10 @@ encoder exported beside the graph: ``tokenizer.json`` through the ``tokenizers``
 ``text_encoder.onnx``) or ``policy.reset(instruction_embedding=vec)``; ``policy.instruction_input``
 says which it was given.
 
+A GravMAD policy also reads the current sub-goal, ``obs["subgoal"]`` (4,): x, y, z (m, robot base
+frame) and gripper openness in [0, 1], as ``planners.subgoals.SubGoalObservation`` puts it into the
+env's observation (on a robot: your sub-goal planner's current target); the graph builds its GravMap.
+
 The names are the training policy's (``select_action``, ``predict_action_chunk``, ``reset``);
 ``policy(obs_history, noise)`` runs the exported graph once, like the torch policy's ``forward``.
 
@@ -35,7 +39,8 @@ import numpy as np
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "roboforge-export"
-MANIFEST_VERSION = 2   # 2: camera, instruction and slots inputs (1: one flat observation)
+MANIFEST_VERSION = 3   # 3: point cloud and sub-goal inputs, inputs without history; 2: camera, instruction
+                       # and slots inputs; 1: one flat observation
 OBS_INPUT, NOISE_INPUT, ACTION_OUTPUT = "obs_history", "noise", "action_chunk"
 INSTRUCTION_INPUT = "instruction_embedding"
 
@@ -211,6 +216,10 @@ class ExportedPolicy:
         self._key_inputs = {k["name"]: k.get("input", OBS_INPUT) for k in obs["keys"]}
         self._vector_key = next(k for k, i in self._key_inputs.items() if i == OBS_INPUT)
         self._vector_from = next(k.get("from") for k in obs["keys"] if k["name"] == self._vector_key)
+        # inputs the graph reads without a history axis (the current sub-goal): the newest one is fed
+        self._newest_only = {k["input"] for k in obs["keys"] if k.get("history") is False}
+        # where a key the env itself lacks comes from (the sub-goal: a wrapper), for the missing-key error
+        self._key_sources = {k["name"]: k["source"] for k in obs["keys"] if k.get("source")}
         self.obs_dim = int(self._input_specs[OBS_INPUT][0][1])
         self.n_obs_steps = int(obs["history"])
         self.action_dim = int(m["action"]["shape"][0])
@@ -299,7 +308,8 @@ class ExportedPolicy:
         observation history, first action to apply now; a batch -> (B, n_action_steps,
         action_dim). ``obs`` joins the history; the queue ``select_action`` executes is left alone."""
         single = self._observe(obs)
-        inputs = {name: np.stack([h[name] for h in self._history], axis=1) for name in self._history[-1]}
+        inputs = {name: self._history[-1][name] if name in self._newest_only
+                  else np.stack([h[name] for h in self._history], axis=1) for name in self._history[-1]}
         if self.reads_instruction:
             if self._instruction is None:
                 raise ValueError("this policy reads an instruction: call reset(instruction=...) or "
@@ -316,8 +326,9 @@ class ExportedPolicy:
 
     def __call__(self, obs_history: np.ndarray, noise: np.ndarray | None = None, **inputs: np.ndarray) -> np.ndarray:
         """One call of the exported graph: raw obs history (B, n_obs_steps, obs_dim), oldest first,
-        the other inputs by name (camera histories (B, n_obs_steps, H, W, C), the instruction
-        embedding (B, dim)) [, noise (B, *noise_shape)] -> raw actions (B, n_action_steps, action_dim)."""
+        the other inputs by name (camera histories (B, n_obs_steps, H, W, C), a point-cloud history,
+        the current sub-goal (B, 4), the instruction embedding (B, dim)) [, noise (B, *noise_shape)]
+        -> raw actions (B, n_action_steps, action_dim)."""
         feeds = {OBS_INPUT: obs_history, **inputs}
         want = [n for n in self.input_names if n != NOISE_INPUT]
         if sorted(feeds) != sorted(want):
@@ -384,7 +395,7 @@ class ExportedPolicy:
             if name == OBS_INPUT:
                 continue
             shape, dtype = self._input_specs[name]
-            shape = shape[1:]  # without the history axis
+            shape = shape if name in self._newest_only else shape[1:]  # without the history axis
             image = np.asarray(obs[key])
             if dtype == np.uint8 and image.dtype != np.uint8:
                 raise ObservationError(f"{key} has dtype {image.dtype}; expected uint8 (0-255), as the env gives it")
@@ -402,8 +413,9 @@ class ExportedPolicy:
         missing = [k for k in self.obs_keys if k not in obs and not (k == self._vector_key and self._vector_from
                                                                       and self._vector_from["key"] in obs)]
         if missing:
+            hints = "".join(f"; {k}: {self._key_sources[k]}" for k in missing if k in self._key_sources)
             raise ObservationError(f"observation dict lacks {missing}; this policy reads keys {self.obs_keys} "
-                                   f"(got {sorted(obs)})")
+                                   f"(got {sorted(obs)}){hints}")
         if self._vector_key in obs:
             return np.array(obs[self._vector_key], dtype=np.float32)
         lo, hi = self._vector_from["slice"]  # e.g. proprio = the first numbers of state

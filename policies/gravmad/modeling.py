@@ -26,7 +26,7 @@ from torch import nn
 
 from envs.core import text_embedding
 from policies.common.policy import register_policy
-from policies.diffusion.modeling import DiffusionPolicy
+from policies.diffusion.modeling import DiffusionPolicy, ExportGraph
 from policies.diffusion.unet1d import ConditionalUnet1D
 from policies.gravmad.configuration import (GRIPPER_DIMS, POSITION_DIMS, ROTATION_DIMS, SUBGOAL_KEY, GravMADConfig)
 from policies.gravmad.gravmap import GravMapEncoder
@@ -122,8 +122,46 @@ class GravMADPolicy(DiffusionPolicy):
         return n, single
 
     def export_spec(self):
-        raise NotImplementedError("GravMAD reads a point cloud and a sub-goal; policies.export supports state, slots, "
-                                  "camera and language diffusion policies so far")
+        """The diffusion policy's graph (:meth:`DiffusionPolicy.export_spec`: normalizers inside, DDIM
+        unrolled, noise an input, the point cloud an input) plus the *current* sub-goal (4,). The
+        GravMap (voxel grid, cost and gripper maps, the points kept) is built and encoded inside
+        the graph: it is torch ops, so the robot side feeds only the sub-goal."""
+        from policies.common.export_spec import ObsInput
+
+        c = self.config
+        if c.cameras:
+            raise NotImplementedError("this GravMAD policy also reads cameras; policies.export supports GravMAD on the "
+                                      "point cloud, proprio and sub-goal (+ instruction)")
+        spec = super().export_spec()
+        g = c.gravmap_config()
+        lo, hi = g.bounds
+        spec.observations += (ObsInput(SUBGOAL_KEY, (4,), history=False, low=(*lo, 0.0), high=(*hi, 1.0),
+                                       manifest=SUBGOAL_MANIFEST),)
+        spec.module = ExportGraph(self, [o.name for o in spec.observations], current_only=(SUBGOAL_KEY,))
+        spec.normalization["method"] += "; point cloud and sub-goal raw"
+        spec.extra["gravmap"] = {
+            "inside_graph": True, "input": SUBGOAL_KEY, "bounds_m": [list(lo), list(hi)],
+            "resolution": g.resolution, "cost_radius_m": g.cost_radius, "gripper_radius_m": g.gripper_radius,
+            "num_points": g.num_points, "default_open": 1.0,
+            "guides": "the position and gripper action dims; the rotation dims never read it",
+            "what": "cost map min(|x - pos| / cost_radius, 1) and gripper map (gripper_open within "
+                    "max(gripper_radius, half a voxel diagonal) of pos, else 1) over the voxel grid of bounds_m; "
+                    "the num_points voxels with cost < 1 kept, encoded to one token"}
+        return spec
+
+
+# the manifest's sub-goal key: what a real-robot integrator feeds (SubGoalObservation's in sim)
+SUBGOAL_MANIFEST = {
+    "meaning": "the current sub-goal: where the tool centre point should go next and the gripper openness there",
+    "units": "x, y, z in m; gripper_open in [0, 1] (0 closed, 1 open)",
+    "frame": "robot base frame (the world frame in sim: Panda base at the origin, z up, table top at z = 0)",
+    "fields": [{"name": "pos", "slice": [0, 3], "units": "m", "meaning": "sub-goal TCP position, robot base frame"},
+               {"name": "gripper_open", "slice": [3, 4], "units": "[0, 1]",
+                "meaning": "gripper openness at the sub-goal (clipped to [0, 1] in the graph)"}],
+    "source": "in sim, wrap the env in planners.subgoals.SubGoalObservation(env, 'manual' | 'offline' | 'llm'), "
+              "which puts the current sub-goal into the observation as obs['subgoal'] (4,) float32; on a robot, "
+              "your sub-goal planner's current target, updated when it switches (at keyposes)",
+    "gravmap": "built from this input inside the graph (policy.gravmap)"}
 
 
 def infonce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
