@@ -75,7 +75,8 @@ def observation_histories(exported: ExportedPolicy, make_envs: list, n: int) -> 
         obs = env_observations(make_env, k + steps)
         inputs = [exported.graph_inputs(o)[0] for o, _ in obs]
         for i in range(k):   # consecutive steps, oldest first
-            hists.append({name: np.concatenate([x[name] for x in inputs[i:i + steps]])[None] for name in inputs[0]})
+            hists.append({name: inputs[i + steps - 1][name] if name in exported.newest_only   # e.g. the sub-goal
+                          else np.concatenate([x[name] for x in inputs[i:i + steps]])[None] for name in inputs[0]})
             texts.append(obs[i + steps - 1][1])
     return {name: np.concatenate([h[name] for h in hists]) for name in hists[0]}, texts
 
@@ -124,11 +125,19 @@ def _success(ev: dict, seeds: range, wall_s: float) -> dict:
             "num_episodes": ev["num_episodes"], "seeds": f"{seeds.start}..{seeds.stop - 1}", "wall_s": round(wall_s, 1)}
 
 
+def _with_subgoals(make_env, provider: str, **kw):
+    from planners.subgoals import SubGoalObservation
+
+    return SubGoalObservation(make_env(**kw), provider)
+
+
 def verify_export(export_dir: str | Path, checkpoint: str | Path, episodes: int = 50, seed_start: int = 100_000,
-                  threads: int | None = None, progress: bool = True, write: bool = True) -> dict:
+                  threads: int | None = None, progress: bool = True, write: bool = True,
+                  subgoals: str = "manual") -> dict:
     """Check the export in ``export_dir`` against the checkpoint it came from (see the module
     docstring); the result dict is also written to ``export_dir/verify.json`` unless ``write`` is off.
-    A multitask export is checked on every task it was trained on (``episodes`` per task)."""
+    A multitask export is checked on every task it was trained on (``episodes`` per task). A
+    policy that reads a sub-goal (GravMAD) gets it from ``SubGoalObservation(env, subgoals)``."""
     export_dir, ckpt = Path(export_dir), Path(checkpoint).resolve()
     exported = ExportedPolicy(export_dir, seed=0, threads=threads)
     m = exported.manifest
@@ -145,8 +154,12 @@ def verify_export(export_dir: str | Path, checkpoint: str | Path, episodes: int 
     run = {"env": tasks, "tasks": tasks, "sim": m["task"]["sim"], "obs_mode": m["obs_mode"],
            "control_mode": m["action"]["control_mode"], "library": m["task"].get("library"), "image_size": image_size}
     make_envs = {task: partial(mf.make_run_env, run, task) for task in tasks}
+    reads_subgoal = any(k["name"] == "subgoal" for k in m["observation"]["keys"])   # GravMAD
+    if reads_subgoal:
+        make_envs = {task: partial(_with_subgoals, make, subgoals) for task, make in make_envs.items()}
     result = {"export_dir": str(export_dir), "checkpoint": str(ckpt), "format": m["model"]["format"],
               "task": m["task"]["name"], "tasks": tasks, "sim": run["sim"],
+              **({"subgoals": subgoals} if reads_subgoal else {}),
               "fidelity": fidelity_check(policy, exported, list(make_envs.values()))}
     if episodes > 0:
         seeds = range(seed_start, seed_start + episodes)
@@ -213,10 +226,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.verify_expo
     ap.add_argument("--episodes", type=int, default=50, help="sim episodes per policy (0: numeric check only)")
     ap.add_argument("--seed-start", type=int, default=100_000, help="first evaluation seed (unseen in training)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime")
+    ap.add_argument("--subgoals", default="manual", choices=("manual", "offline", "llm"),
+                    help="GravMAD exports: the sub-goal provider the sim episodes run with")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        r = verify_export(a.export_dir, a.checkpoint, episodes=a.episodes, seed_start=a.seed_start, threads=a.threads)
+        r = verify_export(a.export_dir, a.checkpoint, episodes=a.episodes, seed_start=a.seed_start, threads=a.threads,
+                          subgoals=a.subgoals)
     except (ValueError, FileNotFoundError) as e:  # ExportError, UnknownTaskError, bad manifests
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -217,7 +217,7 @@ class ExportedPolicy:
         self._vector_key = next(k for k, i in self._key_inputs.items() if i == OBS_INPUT)
         self._vector_from = next(k.get("from") for k in obs["keys"] if k["name"] == self._vector_key)
         # inputs the graph reads without a history axis (the current sub-goal): the newest one is fed
-        self._newest_only = {k["input"] for k in obs["keys"] if k.get("history") is False}
+        self.newest_only = {k["input"] for k in obs["keys"] if k.get("history") is False}
         # where a key the env itself lacks comes from (the sub-goal: a wrapper), for the missing-key error
         self._key_sources = {k["name"]: k["source"] for k in obs["keys"] if k.get("source")}
         self.obs_dim = int(self._input_specs[OBS_INPUT][0][1])
@@ -308,7 +308,7 @@ class ExportedPolicy:
         observation history, first action to apply now; a batch -> (B, n_action_steps,
         action_dim). ``obs`` joins the history; the queue ``select_action`` executes is left alone."""
         single = self._observe(obs)
-        inputs = {name: self._history[-1][name] if name in self._newest_only
+        inputs = {name: self._history[-1][name] if name in self.newest_only
                   else np.stack([h[name] for h in self._history], axis=1) for name in self._history[-1]}
         if self.reads_instruction:
             if self._instruction is None:
@@ -395,7 +395,7 @@ class ExportedPolicy:
             if name == OBS_INPUT:
                 continue
             shape, dtype = self._input_specs[name]
-            shape = shape if name in self._newest_only else shape[1:]  # without the history axis
+            shape = shape if name in self.newest_only else shape[1:]  # without the history axis
             image = np.asarray(obs[key])
             if dtype == np.uint8 and image.dtype != np.uint8:
                 raise ObservationError(f"{key} has dtype {image.dtype}; expected uint8 (0-255), as the env gives it")
