@@ -201,6 +201,23 @@ def test_visuomotor_runtime_reads_the_env_dict_like_torch(visual_ts, visual_ckpt
     assert not np.allclose(p.predict_action_chunk({**obs, "front_rgb": 255 - obs["front_rgb"]}), chunk, atol=1e-6)
 
 
+def exported_matches_torch(out: Path, ckpt: Path, task: str, obs_mode: str, keys: tuple[str, ...]):
+    """The runtime's chunk on one reset observation of ``task`` (its history: that observation
+    twice) equals the torch checkpoint's with the same noise; -> (runtime, obs, chunk)."""
+    policy = DiffusionPolicy.from_pretrained(ckpt)
+    env = gym.make(envs.env_id(task), obs_mode=obs_mode, image_size=IMAGE_SIZE)
+    obs, _ = env.reset(seed=2)
+    env.close()
+    p = ExportedPolicy(out)
+    p.reset(seed=5)
+    noise = np.random.default_rng(5).standard_normal((1, 8, 7), dtype=np.float32)
+    hist = {k: torch.from_numpy(np.stack([obs[k]] * 2)[None]) for k in keys}
+    hist["proprio"] = torch.from_numpy(np.stack([obs["state"][:AGENT_DIM]] * 2)[None])
+    chunk = p.predict_action_chunk(obs)
+    np.testing.assert_allclose(chunk, policy(hist, torch.from_numpy(noise))[0].numpy(), atol=1e-5)
+    return p, obs, chunk
+
+
 @pytest.mark.parametrize("from_tcp", [False, True], ids=["head_guesses_rel_pos", "rel_pos_from_proprio"])
 def test_a_policy_that_reads_its_position_guess_exports_like_torch(tmp_path, from_tcp):
     """position_condition: the position head's guess is part of the graph's condition (the head's
@@ -211,17 +228,7 @@ def test_a_policy_that_reads_its_position_guess_exports_like_torch(tmp_path, fro
                                              position_from_tcp=from_tcp))
     ckpt = write_run(tmp_path / "run", policy, "reach_target", "rgb")
     out = export_policy(ckpt, "torchscript", tmp_path / "exp")
-    policy = DiffusionPolicy.from_pretrained(ckpt)
-    env = gym.make(envs.env_id("reach_target"), obs_mode="rgb", image_size=IMAGE_SIZE)
-    obs, _ = env.reset(seed=2)
-    env.close()
-    p = ExportedPolicy(out)
-    p.reset(seed=5)
-    noise = np.random.default_rng(5).standard_normal((1, 8, 7), dtype=np.float32)
-    hist = {"proprio": torch.from_numpy(np.stack([obs["state"][:AGENT_DIM]] * 2)[None])}
-    hist.update({k: torch.from_numpy(np.stack([obs[k]] * 2)[None]) for k in ("front_rgb", "wrist_rgb")})
-    chunk = p.predict_action_chunk(obs)
-    np.testing.assert_allclose(chunk, policy(hist, torch.from_numpy(noise))[0].numpy(), atol=1e-5)
+    p, obs, chunk = exported_matches_torch(out, ckpt, "reach_target", "rgb", ("front_rgb", "wrist_rgb"))
     # the guess comes from the pixels: the privileged part of state (objects, goals) is not read
     p.reset(seed=5)
     hidden = {**obs, "state": np.concatenate([obs["state"][:AGENT_DIM], obs["state"][AGENT_DIM:] + 1])}
@@ -240,17 +247,7 @@ def test_a_pointcloud_policy_exports_like_torch(tmp_path):
     assert [i["name"] for i in m["model"]["inputs"]] == ["obs_history", "pointcloud", "noise"]
     cloud = {k["name"]: k for k in m["observation"]["keys"]}["pointcloud"]
     assert [f["name"] for f in cloud["fields"]] == ["xyz", "rgb"] and "64 evenly spaced" in cloud["processing"]
-    policy = DiffusionPolicy.from_pretrained(ckpt)
-    env = gym.make(envs.env_id("stack_blocks"), obs_mode="pointcloud", image_size=IMAGE_SIZE)
-    obs, _ = env.reset(seed=2)
-    env.close()
-    p = ExportedPolicy(out)
-    p.reset(seed=5)
-    noise = np.random.default_rng(5).standard_normal((1, 8, 7), dtype=np.float32)
-    hist = {"proprio": torch.from_numpy(np.stack([obs["state"][:AGENT_DIM]] * 2)[None]),
-            "pointcloud": torch.from_numpy(np.stack([obs["pointcloud"]] * 2)[None])}
-    chunk = p.predict_action_chunk(obs)
-    np.testing.assert_allclose(chunk, policy(hist, torch.from_numpy(noise))[0].numpy(), atol=1e-5)
+    p, obs, chunk = exported_matches_torch(out, ckpt, "stack_blocks", "pointcloud", ("pointcloud",))
     p.reset(seed=5)
     moved = obs["pointcloud"].copy()
     moved[:, 2] += 0.1
