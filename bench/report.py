@@ -741,6 +741,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[dict]]] = {
     "condition_use_poscond": condition_use_rows,
     "condition_use_explore": condition_use_rows,
     "condition_use_vla_aux": condition_use_rows,
+    "condition_use_noagent": condition_use_rows,
     "dart_paths": dart_paths_rows,
 }
 # rows that say how to get a missing result, instead of leaving it out
