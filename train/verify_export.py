@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from planners.subgoals import SUBGOAL_KEY, SubGoalObservation
+from planners.subgoals.providers import PROVIDERS
 from policies.export import manifest as mf
 from policies.export.errors import ExportError
 from policies.export.exporter import checkpoint_hash, load_checkpoint
@@ -126,8 +128,6 @@ def _success(ev: dict, seeds: range, wall_s: float) -> dict:
 
 
 def _with_subgoals(make_env, provider: str, **kw):
-    from planners.subgoals import SubGoalObservation
-
     return SubGoalObservation(make_env(**kw), provider)
 
 
@@ -154,7 +154,7 @@ def verify_export(export_dir: str | Path, checkpoint: str | Path, episodes: int 
     run = {"env": tasks, "tasks": tasks, "sim": m["task"]["sim"], "obs_mode": m["obs_mode"],
            "control_mode": m["action"]["control_mode"], "library": m["task"].get("library"), "image_size": image_size}
     make_envs = {task: partial(mf.make_run_env, run, task) for task in tasks}
-    reads_subgoal = any(k["name"] == "subgoal" for k in m["observation"]["keys"])   # GravMAD
+    reads_subgoal = any(k["name"] == SUBGOAL_KEY for k in m["observation"]["keys"])   # GravMAD
     if reads_subgoal:
         make_envs = {task: partial(_with_subgoals, make, subgoals) for task, make in make_envs.items()}
     result = {"export_dir": str(export_dir), "checkpoint": str(ckpt), "format": m["model"]["format"],
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.verify_expo
     ap.add_argument("--episodes", type=int, default=50, help="sim episodes per policy (0: numeric check only)")
     ap.add_argument("--seed-start", type=int, default=100_000, help="first evaluation seed (unseen in training)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime")
-    ap.add_argument("--subgoals", default="manual", choices=("manual", "offline", "llm"),
+    ap.add_argument("--subgoals", default="manual", choices=PROVIDERS,
                     help="GravMAD exports: the sub-goal provider the sim episodes run with")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

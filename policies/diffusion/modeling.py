@@ -504,9 +504,9 @@ class DiffusionPolicy(Policy):
         images, image_processing, observations = (), {}, ()
         if c.pointcloud_dim:   # example inputs: xyz in the robot's workspace, the other columns (rgb) in [0, 1]
             lo, hi = WORKSPACE
-            observations = (ObsInput("pointcloud", (ob.POINTCLOUD_POINTS, c.pointcloud_dim),
-                                     low=(*lo, *[0.0] * (c.pointcloud_dim - 3)), high=(*hi, *[1.0] * (c.pointcloud_dim - 3)),
-                                     manifest=_pointcloud_manifest(c)),)
+            rest = c.pointcloud_dim - 3
+            observations = (ObsInput("pointcloud", (ob.POINTCLOUD_POINTS, c.pointcloud_dim), low=(*lo, *[0.0] * rest),
+                                     high=(*hi, *[1.0] * rest), manifest=_pointcloud_manifest(c)),)
         if c.cameras:
             size = c.image_size
             images = tuple(ImageInput(key, key.rsplit("_", 1)[0], (size, size, 3) if key.endswith("_rgb") else
@@ -533,7 +533,8 @@ class DiffusionPolicy(Policy):
         minmax = lambda n: {"low": n.low.tolist(), "high": n.high.tolist()}  # noqa: E731
         return ExportSpec(
             module=module, obs_key=c.obs_key, images=images, image_processing=image_processing,
-            observations=observations, instruction=instruction, obs_dim=c.obs_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
+            observations=observations, instruction=instruction, obs_dim=c.obs_dim, action_dim=c.action_dim,
+            n_obs_steps=c.n_obs_steps,
             n_action_steps=c.n_action_steps, noise_shape=(c.horizon, c.action_dim),
             normalization={"baked_into_graph": True,
                            "method": "per-dimension min/max of the training data -> [-1, 1]; a dimension "

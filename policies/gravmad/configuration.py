@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Optional
 
+from planners.subgoals.observation import SUBGOAL_KEY  # noqa: F401  (re-exported: the observation key of the sub-goal)
 from policies.common.config import is_int, is_number, require
 from policies.diffusion.configuration import DiffusionConfig, DiffusionParams
 from policies.gravmad.gravmap import GravMapConfig
 
-SUBGOAL_KEY = "subgoal"   # the observation key of the current sub-goal: (4,) x, y, z (m, world), gripper openness
 # ee_delta_pose actions: dx, dy, dz (position), droll, dpitch, dyaw (rotation), gripper
 POSITION_DIMS, ROTATION_DIMS, GRIPPER_DIMS = (0, 1, 2), (3, 4, 5), (6,)
 
